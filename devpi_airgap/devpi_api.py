@@ -1,0 +1,281 @@
+"""Minimal synchronous client for devpi-server's HTTP API.
+
+Protocol (checked against devpi-server 6.20 / devpi-client 7.3 sources):
+
+* ``POST /+login`` with JSON ``{"user", "password"}`` answers
+  ``{"result": {"password": <token>, "expiration": <seconds>}}``; later requests
+  authenticate with ``X-Devpi-Auth: base64("<user>:<token>")``.
+* ``PUT /<user>`` with JSON ``{"password": ...}`` creates a user (409 if it exists).
+* ``PUT /<user>/<index>`` with JSON index config creates an index (409 if it
+  exists); ``PATCH`` with the full config modifies it; ``GET`` with
+  ``Accept: application/json`` and ``?no_projects`` reads the config.
+* Uploads are PyPI-style multipart ``POST /<user>/<index>/`` with
+  ``:action=file_upload``, ``name``, ``version`` (must appear in the filename),
+  the core metadata fields, and the file as ``content``.  The server registers
+  the release metadata itself on ``file_upload``; no separate ``submit`` step is
+  needed.  A different file under an existing name on a non-volatile index gets
+  409; an identical one gets 200.
+* File listing: ``GET /<user>/<index>/+simple/`` and ``.../+simple/<project>/``
+  as PEP 691 JSON (``application/vnd.pypi.simple.v1+json``), which carries
+  ``hashes.sha256`` for every file.  There is no single-request listing of all
+  files with hashes, so the per-project pages are fetched concurrently.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zipfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from email.parser import HeaderParser
+from pathlib import Path
+from typing import Callable, Iterable
+
+import httpx
+
+JSON = "application/json"
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+
+# METADATA header -> devpi-server form field, where they differ from
+# ``header.lower().replace("-", "_")`` (devpi-server's PrivateStage.metadata_keys).
+_FIELD_NAMES = {
+    "classifier": "classifiers",
+    "project_url": "project_urls",
+    "provides_extra": "provides_extras",
+}
+
+
+class DevpiError(Exception):
+    """A devpi-server request failed; ``status`` is the HTTP status (or None)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class UploadResult:
+    uploaded: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    conflicts: list[tuple[str, str]] = field(default_factory=list)
+    bytes_uploaded: int = 0
+
+
+def _server_message(response: httpx.Response) -> str:
+    # API errors: JSON {"message": ...}; upload errors (pyramid HTTPException):
+    # the text is in "title" (JSON) and in the HTTP reason phrase.
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    for candidate in (body.get("message"), body.get("title"), response.reason_phrase, response.text[:200]):
+        if isinstance(candidate, str) and candidate.strip():
+            return candidate.strip()
+    return "(no message)"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def wheel_metadata(path: Path) -> dict[str, str | list[str]]:
+    """Form fields for ``file_upload`` from the wheel's ``*.dist-info/METADATA``."""
+    with zipfile.ZipFile(path) as zf:
+        names = [
+            n for n in zf.namelist()
+            if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+        ]
+        if len(names) != 1:
+            raise DevpiError(f"{path.name}: no unique .dist-info/METADATA in wheel")
+        msg = HeaderParser().parsestr(zf.read(names[0]).decode("utf-8"))
+    fields: dict[str, str | list[str]] = {}
+    for header, value in msg.items():
+        key = header.lower().replace("-", "_")
+        key = _FIELD_NAMES.get(key, key)
+        if key in fields:
+            previous = fields[key]
+            fields[key] = (previous if isinstance(previous, list) else [previous]) + [value]
+        else:
+            fields[key] = value
+    body = msg.get_payload()
+    if body and "description" not in fields:
+        fields["description"] = body
+    if "name" not in fields or "version" not in fields:
+        raise DevpiError(f"{path.name}: METADATA lacks Name or Version")
+    return fields
+
+
+class DevpiClient:
+    def __init__(self, base_url: str, *, timeout: float = 60.0):
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout,
+            headers={"Accept": JSON},
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> DevpiClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _request(self, what: str, method: str, url: str, *, ok=(200,), **kwargs) -> httpx.Response:
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except httpx.HTTPError as e:
+            raise DevpiError(f"{what}: {type(e).__name__}: {e}") from None
+        if response.status_code not in ok:
+            raise DevpiError(
+                f"{what}: HTTP {response.status_code}: {_server_message(response)}",
+                response.status_code,
+            )
+        return response
+
+    def status(self) -> dict:
+        """Server status from ``/+status``; raises DevpiError if this isn't devpi-server."""
+        response = self._request("status", "GET", "/+status")
+        try:
+            result = response.json()["result"]
+            result["versioninfo"]["devpi-server"]
+        except (ValueError, KeyError, TypeError):
+            raise DevpiError(f"status: {self.base_url} does not look like devpi-server") from None
+        return result
+
+    def login(self, user: str, password: str) -> None:
+        response = self._request(
+            f"login as {user!r}", "POST", "/+login",
+            json={"user": user, "password": password},
+        )
+        token = response.json()["result"]["password"]
+        self._http.headers["X-Devpi-Auth"] = base64.b64encode(
+            f"{user}:{token}".encode()
+        ).decode("ascii")
+
+    def ensure_user(self, user: str, password: str) -> bool:
+        """Create ``user``; False if it already exists (left unchanged)."""
+        response = self._request(
+            f"create user {user!r}", "PUT", f"/{user}",
+            json={"password": password}, ok=(201, 409),
+        )
+        return response.status_code == 201
+
+    def ensure_index(
+        self, user: str, index: str, *, bases: Iterable[str] = (), volatile: bool = False
+    ) -> bool:
+        """Create or reconfigure a stage index; True if something changed."""
+        wanted = {"bases": list(bases), "volatile": volatile}
+        name = f"{user}/{index}"
+        response = self._request(
+            f"read index {name}", "GET", f"/{name}", params={"no_projects": ""}, ok=(200, 404)
+        )
+        if response.status_code == 404:
+            self._request(
+                f"create index {name}", "PUT", f"/{name}", json={"type": "stage", **wanted}
+            )
+            return True
+        config = response.json()["result"]
+        if config.get("type") != "stage":
+            raise DevpiError(f"index {name} exists with type {config.get('type')!r}, not 'stage'")
+        if list(config.get("bases", ())) == wanted["bases"] and config.get("volatile") == volatile:
+            return False
+        self._request(f"modify index {name}", "PATCH", f"/{name}", json={**config, **wanted})
+        return True
+
+    def index_files(self, user: str, index: str, *, workers: int = 8) -> dict[str, str]:
+        """filename -> sha256 of every file on the index (its own files, not its bases')."""
+        name = f"{user}/{index}"
+        headers = {"Accept": SIMPLE_JSON}
+        projects = self._request(
+            f"list projects of {name}", "GET", f"/{name}/+simple/", headers=headers
+        ).json()["projects"]
+
+        def files_of(project: str) -> dict[str, str]:
+            page = self._request(
+                f"list files of {project} on {name}", "GET",
+                f"/{name}/+simple/{project}/", headers=headers,
+            ).json()
+            return {f["filename"]: f["hashes"].get("sha256", "") for f in page["files"]}
+
+        result: dict[str, str] = {}
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for files in pool.map(files_of, [p["name"] for p in projects]):
+                result.update(files)
+        return result
+
+    def upload_file(self, user: str, index: str, path: str | Path) -> None:
+        """Upload one wheel like ``devpi upload`` does (metadata is registered with it)."""
+        path = Path(path)
+        if path.suffix != ".whl":
+            raise DevpiError(f"upload {path.name}: only wheels are supported")
+        data = {":action": "file_upload", "protocol_version": "1", **wheel_metadata(path)}
+        with open(path, "rb") as f:
+            self._request(
+                f"upload {path.name} to {user}/{index}", "POST", f"/{user}/{index}/",
+                data=data, files={"content": (path.name, f, "application/octet-stream")},
+            )
+
+
+def upload_missing(
+    client: DevpiClient,
+    user: str,
+    index: str,
+    paths: Iterable[str | Path],
+    *,
+    progress: Callable[[str, int], None] | None = None,
+    workers: int = 4,
+) -> UploadResult:
+    """Upload the files whose name+sha256 isn't on the index yet.
+
+    A file whose name is on the index with another sha256, or that the server
+    refuses with 409, is reported in ``conflicts``; the others still upload.
+    ``progress(filename, nbytes)`` is called after each upload or skip.
+    """
+    result = UploadResult()
+    remote = client.index_files(user, index)
+    todo: list[Path] = []
+    for path in map(Path, paths):
+        remote_sha = remote.get(path.name)
+        if remote_sha is None:
+            todo.append(path)
+            continue
+        if remote_sha == _sha256(path):
+            result.skipped.append(path.name)
+        else:
+            result.conflicts.append(
+                (path.name, f"already on {user}/{index} with sha256 {remote_sha}")
+            )
+        if progress:
+            progress(path.name, 0)
+
+    def upload(path: Path) -> int:
+        client.upload_file(user, index, path)
+        return path.stat().st_size
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(upload, path): path for path in todo}
+        for future in as_completed(futures):
+            name = futures[future].name
+            try:
+                nbytes = future.result()
+            except DevpiError as e:
+                if e.status != 409:
+                    raise
+                result.conflicts.append((name, str(e)))
+                continue
+            result.uploaded.append(name)
+            result.bytes_uploaded += nbytes
+            if progress:
+                progress(name, nbytes)
+    return result
