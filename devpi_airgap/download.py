@@ -1,0 +1,145 @@
+"""`inv download`: resolve every target, fetch what is missing, build pure sdists, lock, link."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from . import __version__
+from .build import build_pure_wheel
+from .console import byte_progress
+from .fetch import fetch_all
+from .inventory import Inventory, Target
+from .platforms import TargetPlatform, target_platform
+from .resolve import FileRef, Pin, resolution_sets, resolve_set
+from .wheelhouse import LockedFile, Wheelhouse, read_lock, write_lock
+
+RESOLVE_WORKERS = 4
+
+
+@dataclass
+class TargetReport:
+    name: str
+    packages: int = 0
+    files: int = 0
+    new_files: int = 0
+    new_bytes: int = 0
+    seconds: float = 0.0
+    lock_changed: bool = False
+    filenames: list[str] = field(default_factory=list)
+
+
+def _pins_from_lock(inventory: Inventory, target: Target) -> list[Pin]:
+    _, files = read_lock(inventory.lock_path(target))
+    pins = []
+    for f in files:
+        source = f.built_from or {"filename": f.filename, "url": f.url, "sha256": f.sha256, "size": f.size}
+        pins.append(Pin(f.name, f.version, FileRef(source["filename"], source["url"], source["sha256"], source.get("size"))))
+    return pins
+
+
+def _resolve_all(inventory: Inventory, platforms: dict[str, TargetPlatform],
+                 on_resolved: Callable[[str], None]) -> dict[str, list[Pin]]:
+    """Resolve every set of every target concurrently: uv mostly waits on the network."""
+    jobs = [(name, s) for name, p in platforms.items() for s in resolution_sets(p.target)]
+    pins: dict[str, dict[tuple, Pin]] = {name: {} for name in platforms}
+    remaining = {name: sum(1 for n, _ in jobs if n == name) for name in platforms}
+    with ThreadPoolExecutor(max_workers=RESOLVE_WORKERS) as pool:
+        futures = [(name, pool.submit(resolve_set, s, platforms[name], inventory.index_url)) for name, s in jobs]
+        for name, future in futures:
+            for pin in future.result():
+                pins[name].setdefault((pin.name, pin.version, pin.file.filename), pin)
+            remaining[name] -= 1
+            if not remaining[name]:
+                on_resolved(name)
+    return {name: list(found.values()) for name, found in pins.items()}
+
+
+def _built_before(inventory: Inventory, targets: list[Target]) -> dict[str, LockedFile]:
+    """Wheels earlier runs built, by the sha256 of their sdist, so a re-run need not build again."""
+    built = {}
+    for target in targets:
+        if inventory.lock_path(target).exists():
+            _, files = read_lock(inventory.lock_path(target))
+            built.update({f.built_from["sha256"]: f for f in files if f.built_from})
+    return built
+
+
+def download(inventory: Inventory, targets: list[Target], *, locked: bool = False) -> list[TargetReport]:
+    start = time.monotonic()
+    wheelhouse = Wheelhouse(inventory.wheelhouse)
+    platforms = {t.name: target_platform(t) for t in targets}
+    reports = {t.name: TargetReport(t.name) for t in targets}
+    finished: dict[str, float] = {}
+
+    if locked:
+        pins = {t.name: _pins_from_lock(inventory, t) for t in targets}
+        finished.update({t.name: time.monotonic() for t in targets})
+    else:
+        pins = _resolve_all(inventory, platforms, lambda name: finished.__setitem__(name, time.monotonic()))
+
+    # One download per distinct file, whichever targets share it.
+    wanted: dict[str, FileRef] = {}
+    users: dict[str, set[str]] = {}
+    for name, target_pins in pins.items():
+        for pin in target_pins:
+            wanted[pin.file.filename] = pin.file
+            users.setdefault(pin.file.filename, set()).add(name)
+    directory = {fn: (wheelhouse.pool if ref.is_wheel else wheelhouse.sdists) for fn, ref in wanted.items()}
+    missing = [ref for fn, ref in wanted.items() if not wheelhouse.has(directory[fn], fn, ref.sha256)]
+
+    def done(ref: FileRef) -> None:
+        now = time.monotonic()
+        for name in users[ref.filename]:
+            finished[name] = max(finished[name], now)
+
+    with byte_progress() as progress:
+        task = progress.add_task(f"downloading {len(missing)} files", total=sum(r.size or 0 for r in missing))
+        wheels = [r for r in missing if r.is_wheel]
+        sdists = [r for r in missing if not r.is_wheel]
+        advance = lambda n: progress.advance(task, n)  # noqa: E731
+        fetch_all(wheels, wheelhouse.pool, on_bytes=advance, on_done=done)
+        fetch_all(sdists, wheelhouse.sdists, on_bytes=advance, on_done=done)
+
+    built = _built_before(inventory, targets)
+    for target in targets:
+        name = target.name
+        files: list[LockedFile] = []
+        for pin in pins[name]:
+            ref = pin.file
+            if ref.is_wheel:
+                files.append(LockedFile(pin.name, pin.version, ref.filename, ref.url, ref.sha256, ref.size or 0))
+            else:
+                files.append(_built_wheel(inventory, wheelhouse, platforms[name], pin, built))
+        report = reports[name]
+        report.packages = len({f.name for f in files})
+        report.files = len(files)
+        report.filenames = [f.filename for f in files]
+        added = set(wheelhouse.link(name, report.filenames))
+        report.new_files = len(added)
+        report.new_bytes = sum(f.size for f in files if f.filename in added)
+        header = {
+            "target": name, "platform": list(target.platforms), "python": target.python,
+            "implementation": target.implementation, "uv_platform": platforms[name].uv_platform,
+            "index_url": inventory.index_url, "tool": f"devpi-airgap {__version__}",
+        }
+        report.lock_changed = write_lock(inventory.lock_path(target), header, files)
+        report.seconds = (time.monotonic() if added else finished[name]) - start
+    wheelhouse.save()
+    return list(reports.values())
+
+
+def _built_wheel(inventory: Inventory, wheelhouse: Wheelhouse, platform: TargetPlatform, pin: Pin,
+                 built: dict[str, LockedFile]) -> LockedFile:
+    """The pure wheel for an sdist-only pin, built at most once per sdist across targets and runs."""
+    sdist = pin.file
+    earlier = built.get(sdist.sha256)
+    if earlier is None or not wheelhouse.has(wheelhouse.pool, earlier.filename, earlier.sha256):
+        wheel = build_pure_wheel(wheelhouse.sdists / sdist.filename, pin, platform, inventory.index_url, wheelhouse.pool)
+        built_from = {"filename": sdist.filename, "url": sdist.url, "sha256": sdist.sha256, "size": sdist.size}
+        earlier = LockedFile(pin.name, pin.version, wheel.name, "", wheelhouse.sha256(wheel), wheel.stat().st_size,
+                             built_from)
+        built[sdist.sha256] = earlier
+    return earlier

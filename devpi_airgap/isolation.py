@@ -1,0 +1,45 @@
+"""Run pip and uv blind to the user's own configuration.
+
+A user's pip.conf or uv.toml may carry find-links, extra indexes or
+constraints. Any of them leaking into a wheelhouse would make it depend on the
+machine that built it, so every pip/uv we start sees only what we pass.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+# Knobs that change where files are cached or how long to wait, never what is chosen.
+_UV_KEEP = {"UV_CACHE_DIR", "UV_HTTP_TIMEOUT", "UV_CONCURRENT_DOWNLOADS", "UV_CONCURRENT_BUILDS"}
+
+
+def isolated_env(**extra: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PIP_") and not (key.startswith("UV_") and key not in _UV_KEEP)
+    }
+    env.update(
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        UV_NO_CONFIG="1",
+        # Never let uv fetch an interpreter: resolution needs none of the target's version.
+        UV_PYTHON_DOWNLOADS="never",
+    )
+    env.update(extra)
+    return env
+
+
+def uv_binary() -> str:
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if not found:
+            from .errors import AirgapError
+
+            raise AirgapError("uv is not installed; run `pip install -e .` in the project's venv") from None
+        return found

@@ -1,0 +1,266 @@
+"""Resolve a target's requirements for the target's markers and tags, never the host's.
+
+uv does the resolving (`uv pip compile --python-platform --python-version`),
+and writes a PEP 751 lock listing, per package, only the files compatible with
+the target. From it we pick one file per package: the best wheel for the
+target's tags, or else the sdist, which the caller builds into a pure wheel.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import httpx
+from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from .errors import ResolutionError
+from .inventory import DEVPI_REQUIREMENTS, Target
+from .isolation import isolated_env, uv_binary
+from .platforms import TargetPlatform
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# A project that publishes binary wheels anywhere has a compiled sdist; it is never built here.
+MAX_ROUNDS = 4
+
+# Options that would let a requirements file add sources behind the inventory's back.
+_SOURCE_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--no-index", "--trusted-host")
+
+
+@dataclass(frozen=True)
+class RequirementLine:
+    text: str
+    origin: str  # file:line, for error messages
+    name: str
+
+
+@dataclass(frozen=True)
+class ResolutionSet:
+    """Requirements that must be installable together in one environment."""
+
+    label: str
+    lines: tuple[str, ...]
+    constraints: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class FileRef:
+    filename: str
+    url: str
+    sha256: str
+    size: int | None
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.filename.endswith(".whl")
+
+
+@dataclass(frozen=True)
+class Pin:
+    name: str
+    version: str
+    file: FileRef  # a wheel, or an sdist to build into a pure wheel
+
+
+def read_requirements(path: Path, _seen: frozenset[Path] = frozenset()) -> tuple[list[RequirementLine], list[Path]]:
+    """Requirement lines and constraint files of a requirements file, following -r."""
+    path = path.resolve()
+    if path in _seen:
+        raise ResolutionError(f"{path}: includes itself through -r")
+    lines: list[RequirementLine] = []
+    constraints: list[Path] = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        text = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+        if not text:
+            continue
+        origin = f"{path}:{number}"
+        option, _, argument = text.partition(" ")
+        option, _, inline = option.partition("=")
+        argument = (inline or argument).strip()
+        if option in ("-r", "--requirement"):
+            more, more_constraints = read_requirements(path.parent / argument, _seen | {path})
+            lines += more
+            constraints += more_constraints
+        elif option in ("-c", "--constraint"):
+            constraints.append((path.parent / argument).resolve())
+        elif option in _SOURCE_OPTIONS:
+            raise ResolutionError(
+                f"{origin}: {option!s} is not allowed in a requirements file: downloads come only from "
+                "the inventory's index_url; set index_url there instead"
+            )
+        elif text.startswith("-"):
+            raise ResolutionError(f"{origin}: option {option!r} is not supported in requirements files")
+        else:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement as exc:
+                raise ResolutionError(f"{origin}: invalid requirement {text!r}: {exc}") from None
+            if req.url:
+                raise ResolutionError(f"{origin}: {text!r} points at a URL; name a package from the index instead")
+            lines.append(RequirementLine(text=text, origin=origin, name=canonicalize_name(req.name)))
+    return lines, constraints
+
+
+def resolution_sets(target: Target) -> list[ResolutionSet]:
+    """Each file resolves on its own, and so does every extra specifier of a package named twice.
+
+    Resolved together, `setuptools<82` and `setuptools<80` collapse into one
+    version; a user who lists both wants both on the offline index.
+    """
+    sets: list[ResolutionSet] = []
+    for path in target.requirements:
+        lines, constraints = read_requirements(path)
+        sets.append(ResolutionSet(path.name, tuple(line.text for line in lines), tuple(constraints)))
+        by_name: dict[str, list[RequirementLine]] = {}
+        for line in lines:
+            by_name.setdefault(line.name, []).append(line)
+        for name, named in by_name.items():
+            if len({line.text for line in named}) > 1:
+                sets += [ResolutionSet(f"{path.name}: {line.text}", (line.text,), tuple(constraints)) for line in named]
+    if target.serves_devpi:
+        sets.append(ResolutionSet("devpi server", DEVPI_REQUIREMENTS))
+    return sets
+
+
+def _filename(entry: dict) -> str:
+    return entry.get("name") or unquote(urlsplit(entry["url"]).path.rsplit("/", 1)[-1])
+
+
+def _file_ref(entry: dict) -> FileRef:
+    sha256 = (entry.get("hashes") or {}).get("sha256")
+    if not sha256:
+        raise ResolutionError(f"the index gave no sha256 for {entry.get('url')}; use an index that publishes hashes")
+    return FileRef(filename=_filename(entry), url=entry["url"], sha256=sha256, size=entry.get("size"))
+
+
+def choose_file(package: dict, platform: TargetPlatform) -> FileRef | None:
+    """The best wheel for the target's tags, else the sdist, else None."""
+    priority = {tag: rank for rank, tag in enumerate(platform.tags())}
+    best: tuple[int, FileRef] | None = None
+    for entry in package.get("wheels", []):
+        ref = _file_ref(entry)
+        _, _, _, wheel_tags = parse_wheel_filename(ref.filename)
+        ranks = [priority[tag] for tag in wheel_tags if tag in priority]
+        if ranks and (best is None or min(ranks) < best[0]):
+            best = (min(ranks), ref)
+    if best:
+        return best[1]
+    if package.get("sdist"):
+        return _file_ref(package["sdist"])
+    return None
+
+
+def uv_compile(resolution: ResolutionSet, platform: TargetPlatform, index_url: str | None, workdir: Path,
+               extra_args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run `uv pip compile` for one resolution set; the caller reads workdir/pylock.toml."""
+    (workdir / "requirements.in").write_text("\n".join(resolution.lines) + "\n", encoding="utf-8")
+    target = platform.target
+    command = [
+        uv_binary(), "pip", "compile", "--no-config", "--quiet", "--no-header",
+        "--python", sys.executable,
+        "--python-platform", platform.uv_platform,
+        "--python-version", target.python,
+        "-o", str(workdir / "pylock.toml"),
+        str(workdir / "requirements.in"),
+    ]
+    for constraint in resolution.constraints:
+        command += ["-c", str(constraint)]
+    if index_url:
+        command += ["--index-url", index_url]
+    command += list(extra_args)
+    return subprocess.run(command, capture_output=True, text=True, env=isolated_env(**dict(platform.uv_env)))
+
+
+def _uv_failure(what: str, target: Target, resolution: ResolutionSet, result: subprocess.CompletedProcess) -> str:
+    detail = "\n".join(line for line in result.stderr.strip().splitlines() if line.strip())
+    return f"{what} for target {target.name!r} ({resolution.label}) failed:\n{detail}"
+
+
+def default_index_url() -> str:
+    # The public index pip would use; asked of pip so that the URL lives in one place.
+    from pip._internal.models.index import PyPI
+
+    return PyPI.simple_url
+
+
+def index_listing(index_url: str | None, name: str) -> list[str]:
+    """File names the index offers for a project, for error messages; empty if it cannot say."""
+    url = f"{(index_url or default_index_url()).rstrip('/')}/{name}/"
+    headers = {"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"}
+    try:
+        response = httpx.get(url, headers=headers, timeout=30, follow_redirects=True)
+        response.raise_for_status()
+    except httpx.HTTPError:
+        return []
+    if "json" in response.headers.get("content-type", ""):
+        return [f["filename"] for f in response.json().get("files", [])]
+    return re.findall(r">\s*([^<>]+?\.(?:whl|tar\.gz|zip))\s*</a>", response.text)
+
+
+def _has_binary_wheels(listing: list[str]) -> bool:
+    return any(not f.endswith(("-none-any.whl",)) for f in listing if f.endswith(".whl"))
+
+
+def resolve_set(resolution: ResolutionSet, platform: TargetPlatform, index_url: str | None) -> list[Pin]:
+    """Pins for one set; a compiled project never resolves to its sdist.
+
+    uv happily picks the newest release even when only its sdist fits the
+    target (its wheels being for other platforms). Such an sdist would build a
+    wheel for this machine, not the target, so the project is re-resolved with
+    --only-binary until uv settles on a release with a fitting wheel.
+    """
+    no_build: set[str] = set()
+    for _ in range(MAX_ROUNDS):
+        pins = _resolve_once(resolution, platform, index_url, no_build)
+        compiled = {
+            pin.name for pin in pins
+            if not pin.file.is_wheel and pin.name not in no_build and _has_binary_wheels(index_listing(index_url, pin.name))
+        }
+        if not compiled:
+            return pins
+        no_build |= compiled
+    raise ResolutionError(f"target {platform.target.name!r} ({resolution.label}): resolution did not settle "
+                          f"after {MAX_ROUNDS} rounds excluding sdists of {', '.join(sorted(no_build))}")
+
+
+def _resolve_once(resolution: ResolutionSet, platform: TargetPlatform, index_url: str | None,
+                  no_build: set[str]) -> list[Pin]:
+    target = platform.target
+    extra = tuple(arg for name in sorted(no_build) for arg in ("--only-binary", name))
+    with tempfile.TemporaryDirectory(prefix="airgap-resolve-") as tmp:
+        result = uv_compile(resolution, platform, index_url, Path(tmp), extra)
+        if result.returncode != 0:
+            hint = (f" Packages whose sdists would not build for this target: {', '.join(sorted(no_build))}."
+                    if no_build else "")
+            raise ResolutionError(
+                _uv_failure("resolving", target, resolution, result)
+                + f"\nRemedy: fix or relax the requirement named above so that it has releases for "
+                f"{', '.join(target.platforms)} / Python {target.python}, or change the target.{hint}"
+            )
+        lock = tomllib.loads((Path(tmp) / "pylock.toml").read_text(encoding="utf-8"))
+    env = dict(platform.marker_env)
+    pins = []
+    for package in lock.get("packages", []):
+        marker = package.get("marker")
+        if marker and not Marker(marker).evaluate(env):
+            continue
+        ref = choose_file(package, platform)
+        if ref is None:
+            raise ResolutionError(
+                f"{package['name']} {package['version']} has no file for target {target.name!r} "
+                f"({', '.join(target.platforms)}, Python {target.python}) on the index. "
+                "Remedy: pin a version that publishes wheels for this target."
+            )
+        pins.append(Pin(name=canonicalize_name(package["name"]), version=str(package["version"]), file=ref))
+    return pins

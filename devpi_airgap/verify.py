@@ -1,0 +1,106 @@
+"""`inv verify`: prove a target's wheelhouse installs its requirements with no network.
+
+Every resolution set is resolved again by uv against the target's directory
+alone (`--offline --no-index --find-links`), for the target's markers. Where
+this machine can run the target, a real `pip install --no-index` into a
+throwaway venv follows. That install is slow, so it is skipped when the same
+lock and requirements were installed successfully before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .inventory import Inventory, Target
+from .isolation import isolated_env, uv_binary
+from .platforms import target_platform
+from .resolve import ResolutionSet, resolution_sets, uv_compile
+
+_STAMPS = ".verified"
+
+
+@dataclass
+class VerifyReport:
+    name: str
+    sets: int = 0
+    native: str = "not this machine"  # installed | cached | not this machine | no pythonX.Y here
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _find_python(version: str) -> str | None:
+    result = subprocess.run([uv_binary(), "python", "find", "--no-config", "--system", version],
+                            capture_output=True, text=True, env=isolated_env())
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def _pip_install(python: str, directory: Path, resolution: ResolutionSet) -> str | None:
+    """Install one set into a fresh venv from the directory alone; returns pip's complaint, if any."""
+    with tempfile.TemporaryDirectory(prefix="airgap-verify-") as tmp:
+        venv = Path(tmp) / "venv"
+        created = subprocess.run([python, "-m", "venv", str(venv)], capture_output=True, text=True)
+        if created.returncode != 0:
+            return f"could not create a venv with {python}: {created.stderr.strip()}"
+        requirements = Path(tmp) / "requirements.txt"
+        requirements.write_text("\n".join(resolution.lines) + "\n", encoding="utf-8")
+        command = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index",
+                   "--find-links", str(directory), "-r", str(requirements)]
+        for constraint in resolution.constraints:
+            command += ["-c", str(constraint)]
+        result = subprocess.run(command, capture_output=True, text=True, env=isolated_env())
+        if result.returncode != 0:
+            return "pip install --no-index failed:\n" + "\n".join(result.stderr.strip().splitlines()[-15:])
+    return None
+
+
+def _stamp(inventory: Inventory, target: Target, sets: list[ResolutionSet]) -> str:
+    digest = hashlib.sha256(inventory.lock_path(target).read_bytes() if inventory.lock_path(target).exists() else b"")
+    digest.update(json.dumps([[s.label, s.lines, [str(c) for c in s.constraints]] for s in sets]).encode())
+    return digest.hexdigest()
+
+
+def verify_target(inventory: Inventory, target: Target) -> VerifyReport:
+    report = VerifyReport(target.name)
+    platform = target_platform(target)
+    directory = inventory.target_dir(target)
+    if not directory.is_dir():
+        report.problems.append(f"{directory} does not exist; run `inv download --target {target.name}` first")
+        return report
+    sets = resolution_sets(target)
+    offline = ("--offline", "--no-index", "--find-links", str(directory), "--only-binary", ":all:")
+    for resolution in sets:
+        report.sets += 1
+        with tempfile.TemporaryDirectory(prefix="airgap-verify-") as tmp:
+            result = uv_compile(resolution, platform, None, Path(tmp), offline)
+        if result.returncode != 0:
+            detail = "\n".join(line for line in result.stderr.strip().splitlines() if line.strip())
+            report.problems.append(f"{resolution.label}: not installable from {directory} alone:\n{detail}")
+    if report.problems or not platform.runs_natively():
+        return report
+
+    stamp_file = inventory.wheelhouse / _STAMPS / f"{target.name}.sha256"
+    stamp = _stamp(inventory, target, sets)
+    if stamp_file.exists() and stamp_file.read_text() == stamp:
+        report.native = "cached"
+        return report
+    python = _find_python(target.python)
+    if python is None:
+        report.native = f"no python{target.python} here"
+        return report
+    for resolution in sets:
+        problem = _pip_install(python, directory, resolution)
+        if problem:
+            report.problems.append(f"{resolution.label}: {problem}")
+    if report.ok:
+        report.native = "installed"
+        stamp_file.parent.mkdir(parents=True, exist_ok=True)
+        stamp_file.write_text(stamp)
+    return report

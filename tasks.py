@@ -1,0 +1,54 @@
+"""Online-side tasks: build target-correct wheelhouses to carry into a closed network.
+
+Run `inv --list` for the tasks and `inv --help TASK` for their options.
+"""
+
+import time
+
+from invoke import task
+
+from devpi_airgap.console import user_errors
+from devpi_airgap.download import download as download_targets
+from devpi_airgap.inventory import load_inventory
+from devpi_airgap.summary import print_download, print_verify
+from devpi_airgap.verify import verify_target
+
+INVENTORY_HELP = "inventory file (default: inventory.yaml in the current directory)"
+TARGET_HELP = "a target name from the inventory, several joined by commas, or 'all' (default)"
+
+
+@task(help={
+    "target": TARGET_HELP,
+    "inventory": INVENTORY_HELP,
+    "locked": "download exactly what the targets' lock files list, without resolving again",
+    "verify": "prove offline installability at the end (default: on; --no-verify skips it)",
+})
+def download(c, target="all", inventory="inventory.yaml", locked=False, verify=True):
+    """Download each target's complete dependency closure into wheelhouse/TARGET/.
+
+    Resolves for the target's OS, CPU and Python (never this machine's),
+    fetches only missing files from the inventory's index_url, checks each
+    against the index's sha256, builds sdist-only pure packages into wheels,
+    writes locks/TARGET.lock.json, and ends by running `inv verify`.
+    """
+    with user_errors():
+        start = time.monotonic()
+        inv = load_inventory(inventory)
+        targets = inv.select_targets(target)
+        reports = download_targets(inv, targets, locked=locked)
+        print_download(reports, time.monotonic() - start)
+        if verify:
+            print_verify([verify_target(inv, t) for t in targets])
+
+
+@task(help={"target": TARGET_HELP, "inventory": INVENTORY_HELP})
+def verify(c, target="all", inventory="inventory.yaml"):
+    """Prove each target's wheelhouse installs its requirements with no network.
+
+    Resolves offline against wheelhouse/TARGET/ alone for the target's markers;
+    where this machine can run the target, also pip-installs into a throwaway
+    venv with --no-index. Exits 4 listing what is missing or incompatible.
+    """
+    with user_errors():
+        inv = load_inventory(inventory)
+        print_verify([verify_target(inv, t) for t in inv.select_targets(target)])
