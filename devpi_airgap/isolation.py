@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from functools import lru_cache
 
 # Knobs that change where files are cached or how long to wait, never what is chosen.
 _UV_KEEP = {"UV_CACHE_DIR", "UV_HTTP_TIMEOUT", "UV_CONCURRENT_DOWNLOADS", "UV_CONCURRENT_BUILDS"}
@@ -31,6 +32,7 @@ def isolated_env(**extra: str) -> dict[str, str]:
     return env
 
 
+@lru_cache(maxsize=1)
 def uv_binary() -> str:
     try:
         from uv import find_uv_bin

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,12 +47,13 @@ def _pip_install(python: str, directory: Path, resolution: ResolutionSet) -> str
     """Install one set into a fresh venv from the directory alone; returns pip's complaint, if any."""
     with tempfile.TemporaryDirectory(prefix="airgap-verify-") as tmp:
         venv = Path(tmp) / "venv"
-        created = subprocess.run([python, "-m", "venv", str(venv)], capture_output=True, text=True)
+        # Without pip the venv takes a fraction of a second; our own pip installs into it via --python.
+        created = subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], capture_output=True, text=True)
         if created.returncode != 0:
             return f"could not create a venv with {python}: {created.stderr.strip()}"
         requirements = Path(tmp) / "requirements.txt"
         requirements.write_text("\n".join(resolution.lines) + "\n", encoding="utf-8")
-        command = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index",
+        command = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-index",
                    "--find-links", str(directory), "-r", str(requirements)]
         for constraint in resolution.constraints:
             command += ["-c", str(constraint)]

@@ -1,0 +1,232 @@
+"""`inv download` and `inv verify` against a deterministic index on loopback.
+
+The index serves generated wheels whose metadata carries platform and Python
+markers, compiled packages with per-platform wheels, and sdist-only packages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_task
+from tests.fakeindex import Dist, add_release, build_index, serve_index, sha256_file
+
+DISTS = [
+    Dist("app", "1.0", requires=[
+        'winonly; sys_platform == "win32"',
+        'posixonly; sys_platform != "win32"',
+        'macdep; sys_platform == "darwin"',
+        'newpy; python_version >= "3.13"',
+        'oldpy; python_version < "3.12"',
+        "natext",
+        "sdistonly",
+    ]),
+    Dist("winonly", "1.0"),
+    Dist("posixonly", "1.0"),
+    Dist("macdep", "1.0"),
+    Dist("newpy", "1.0"),
+    Dist("oldpy", "1.0"),
+    Dist("natext", "1.0", tags=["cp313-cp313-win_amd64", "cp312-cp312-macosx_11_0_arm64",
+                                "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"]),
+    Dist("sdistonly", "1.0", sdist=True, wheel=False),
+    Dist("lib", "1.0"), Dist("lib", "2.0"), Dist("lib", "3.0"),
+    # The newest release of a compiled project has only a compiled sdist and a wheel for another
+    # Python; the target must get the older release's wheel, never a build for this machine.
+    Dist("compiled", "1.0", tags=["cp313-cp313-win_amd64", "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"]),
+    Dist("compiled", "2.0", tags=["cp314-cp314-win_amd64"], sdist=True, pure_build=False),
+    Dist("impure", "1.0", sdist=True, wheel=False, pure_build=False),
+    Dist("elsewhere", "1.0", tags=["cp39-cp39-win32"]),
+]
+
+TARGETS = """
+targets:
+  win313: {platform: win_amd64, python: "3.13", requirements: [requirements.txt]}
+  mac312: {platform: macosx_11_0_arm64, python: "3.12", requirements: [requirements.txt]}
+  lin311: {platform: [manylinux_2_28_x86_64, manylinux2014_x86_64], python: "3.11", requirements: [requirements.txt]}
+"""
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    root = build_index(tmp_path_factory.mktemp("index"), DISTS)
+    with serve_index(root) as url:
+        yield url
+
+
+def make_project(tmp_path: Path, index_url: str, requirements: str, targets: str = TARGETS) -> Path:
+    (tmp_path / "requirements.txt").write_text(requirements)
+    (tmp_path / "inventory.yaml").write_text(f"index_url: {index_url}\n{targets}")
+    return tmp_path
+
+
+def clean_env(tmp_path: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+    env["UV_CACHE_DIR"] = str(tmp_path / "uv-cache")
+    return env
+
+
+def files(project: Path, target: str) -> set[str]:
+    return {p.name for p in (project / "wheelhouse" / target).iterdir()}
+
+
+def names(project: Path, target: str) -> set[str]:
+    return {f.split("-")[0] for f in files(project, target)}
+
+
+def download(project: Path, *args: str, env: dict | None = None, check=True):
+    return run_task("download", "--inventory", str(project / "inventory.yaml"), *args,
+                    env=env or clean_env(project), check=check)
+
+
+@pytest.fixture(scope="module")
+def downloaded(index, tmp_path_factory):
+    project = make_project(tmp_path_factory.mktemp("project"), index, "app\nlib<3\nlib<2\n")
+    index.clear()
+    result = download(project)
+    return project, result, index.file_requests()
+
+
+def test_each_target_gets_its_own_closure(downloaded):
+    project, *_ = downloaded
+    assert names(project, "win313") == {"app", "winonly", "newpy", "natext", "sdistonly", "lib"}
+    assert names(project, "mac312") == {"app", "posixonly", "macdep", "natext", "sdistonly", "lib"}
+    assert names(project, "lin311") == {"app", "posixonly", "oldpy", "natext", "sdistonly", "lib"}
+    assert "natext-1.0-cp313-cp313-win_amd64.whl" in files(project, "win313")
+    assert "natext-1.0-cp312-cp312-macosx_11_0_arm64.whl" in files(project, "mac312")
+    assert "natext-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl" in files(project, "lin311")
+
+
+def test_sdist_only_pure_package_is_built_once_into_a_wheel(downloaded):
+    project, *_ = downloaded
+    for target in ("win313", "mac312", "lin311"):
+        assert "sdistonly-1.0-py3-none-any.whl" in files(project, target)
+    lock = json.loads((project / "locks" / "win313.lock.json").read_text())
+    built = [p for p in lock["packages"] if p["name"] == "sdistonly"]
+    assert built[0]["built_from"]["filename"] == "sdistonly-1.0.tar.gz"
+    pooled = project / "wheelhouse" / ".pool" / "sdistonly-1.0-py3-none-any.whl"
+    assert pooled.stat().st_nlink == 4  # the pool plus three targets, one copy on disk
+
+
+def test_several_specifiers_of_one_package_all_land(downloaded):
+    project, *_ = downloaded
+    assert {"lib-1.0-py3-none-any.whl", "lib-2.0-py3-none-any.whl"} <= files(project, "win313")
+    assert "lib-3.0-py3-none-any.whl" not in files(project, "win313")
+
+
+def test_lock_records_exact_files_and_their_sha256(downloaded):
+    project, *_ = downloaded
+    lock = json.loads((project / "locks" / "lin311.lock.json").read_text())
+    assert lock["python"] == "3.11" and lock["platform"] == ["manylinux_2_28_x86_64", "manylinux2014_x86_64"]
+    for entry in lock["packages"]:
+        assert sha256_file(project / "wheelhouse" / "lin311" / entry["filename"]) == entry["sha256"]
+    assert {(p["name"], p["version"]) for p in lock["packages"]} >= {("lib", "1.0"), ("lib", "2.0"), ("natext", "1.0")}
+
+
+def test_shared_files_are_downloaded_once_and_verified(downloaded):
+    project, result, fetched = downloaded
+    wheels = [f for f in fetched if f.endswith(".whl")]  # uv itself reads sdists for their metadata
+    assert sorted(wheels) == sorted(set(wheels))
+    assert "/files/app-1.0-py3-none-any.whl" in fetched
+    verified = result.stdout.split("verified offline", 1)[1]
+    rows = {line.split()[1]: line for line in verified.splitlines() if line.startswith("│")}
+    assert set(rows) >= {"win313", "mac312", "lin311"}
+    assert all(" ok " in row for row in rows.values())
+    assert "not this machine" in rows["win313"]
+    # This machine runs manylinux x86_64, so lin311 gets a real pip install where a python3.11 exists.
+    assert "installed" in rows["lin311"] or "no python3.11" in rows["lin311"]
+
+
+def test_rerun_changes_nothing_and_downloads_nothing(downloaded, index):
+    project, *_ = downloaded
+    lock_before = (project / "locks" / "win313.lock.json").read_text()
+    index.clear()
+    result = download(project)
+    assert index.file_requests() == []
+    assert "no changes" in result.stdout
+    assert (project / "locks" / "win313.lock.json").read_text() == lock_before
+
+
+def test_compiled_project_never_resolves_to_its_sdist(index, tmp_path):
+    project = make_project(tmp_path, index, "compiled\n")
+    download(project, "--target", "win313,lin311")
+    assert files(project, "win313") == {"compiled-1.0-cp313-cp313-win_amd64.whl"}
+    assert files(project, "lin311") == {"compiled-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"}
+
+
+def test_impure_sdist_is_a_clear_error(index, tmp_path):
+    project = make_project(tmp_path, index, "impure\n")
+    result = download(project, "--target", "win313", check=False)
+    assert result.returncode == 3
+    message = " ".join(result.stderr.split())
+    assert "impure 1.0 has no wheel for target 'win313'" in message
+    assert "platform-specific wheel" in message and "Remedy:" in message
+
+
+def test_package_without_any_fitting_file_names_package_and_target(index, tmp_path):
+    project = make_project(tmp_path, index, "elsewhere\n")
+    result = download(project, "--target", "win313", check=False)
+    assert result.returncode == 3
+    message = " ".join(result.stderr.split())
+    assert "elsewhere" in message and "'win313'" in message and "Remedy:" in message
+
+
+def test_locked_redownloads_exactly_the_lock_without_resolving(downloaded, index, tmp_path):
+    project, *_ = downloaded
+    copy = make_project(tmp_path, index, "app\nlib<3\nlib<2\n")
+    (copy / "locks").mkdir()
+    for lock in (project / "locks").glob("*.json"):
+        (copy / "locks" / lock.name).write_text(lock.read_text())
+    add_release(index.root, Dist("lib", "1.5"))
+    index.clear()
+    download(copy, "--locked")
+    assert not [p for p in index.paths() if p.startswith("/simple/")]
+    for target in ("win313", "mac312", "lin311"):
+        assert files(copy, target) == files(project, target)
+
+
+def test_tampered_pool_file_is_fetched_again(index, tmp_path):
+    project = make_project(tmp_path, index, "natext\n")
+    download(project, "--target", "win313")
+    pooled = project / "wheelhouse" / ".pool" / "natext-1.0-cp313-cp313-win_amd64.whl"
+    good = sha256_file(pooled)
+    pooled.unlink()
+    pooled.write_bytes(b"tampered")
+    index.clear()
+    download(project, "--target", "win313")
+    assert index.file_requests() == ["/files/natext-1.0-cp313-cp313-win_amd64.whl"]
+    assert sha256_file(project / "wheelhouse" / "win313" / pooled.name) == good
+
+
+def test_verify_names_what_is_missing(index, tmp_path):
+    project = make_project(tmp_path, index, "app\n")
+    download(project, "--target", "win313")
+    (project / "wheelhouse" / "win313" / "winonly-1.0-py3-none-any.whl").unlink()
+    result = run_task("verify", "--inventory", str(project / "inventory.yaml"), "--target", "win313",
+                      env=clean_env(project))
+    assert result.returncode == 4
+    assert "winonly" in result.stderr and "win313" in result.stderr
+
+
+def test_users_pip_and_uv_config_never_leak_in(index, tmp_path):
+    decoy = build_index(tmp_path / "decoy", [Dist("winonly", "9.0"), Dist("lib", "9.0")])
+    project = make_project(tmp_path, index, "app\nlib\n")
+    env = clean_env(project)
+    (tmp_path / "pip.conf").write_text(f"[global]\nfind-links = {decoy / 'files'}\n")
+    (tmp_path / "uv.toml").write_text(f'find-links = ["{decoy / "files"}"]\n')
+    env.update(PIP_FIND_LINKS=str(decoy / "files"), PIP_EXTRA_INDEX_URL=f"file://{decoy / 'simple'}",
+               PIP_CONFIG_FILE=str(tmp_path / "pip.conf"), UV_FIND_LINKS=str(decoy / "files"),
+               UV_EXTRA_INDEX_URL=f"file://{decoy / 'simple'}", UV_CONFIG_FILE=str(tmp_path / "uv.toml"))
+    download(project, "--target", "win313", env=env)
+    assert "lib-3.0-py3-none-any.whl" in files(project, "win313")
+    assert not [f for f in files(project, "win313") if "9.0" in f]
+
+
+def test_requirements_cannot_add_sources(index, tmp_path):
+    project = make_project(tmp_path, index, "--extra-index-url http://127.0.0.1:9/simple\napp\n")
+    result = download(project, "--target", "win313", check=False)
+    assert result.returncode == 3
+    assert "--extra-index-url is not allowed" in result.stderr
