@@ -1,0 +1,104 @@
+"""Every class of inventory mistake gets a message naming file, key path, value and expectation."""
+
+from __future__ import annotations
+
+import pytest
+
+from devpi_airgap.inventory import InventoryError, UnknownTarget, load_inventory
+from tests.conftest import run_task
+
+GOOD = """
+targets:
+  win313:
+    platform: win_amd64
+    python: "3.13"
+    requirements: [req.txt]
+  server:
+    platform: [manylinux_2_28_x86_64, manylinux2014_x86_64]
+    python: "3.11"
+    requirements: req.txt
+servers:
+  devpi-host: {target: server}
+"""
+
+
+@pytest.fixture
+def write(tmp_path):
+    (tmp_path / "req.txt").write_text("packaging\n")
+
+    def write(text: str):
+        path = tmp_path / "inventory.yaml"
+        path.write_text(text)
+        return path
+
+    return write
+
+
+def test_good_inventory_with_defaults(write, tmp_path):
+    inv = load_inventory(write(GOOD))
+    assert inv.wheelhouse == tmp_path / "wheelhouse"
+    assert inv.targets["win313"].implementation == "cp"
+    assert inv.targets["server"].serves_devpi and not inv.targets["win313"].serves_devpi
+    assert inv.targets["server"].requirements == (tmp_path / "req.txt",)
+    server = inv.server("devpi-host")
+    assert (server.port, server.user, server.index) == (3141, "myuser", "myindex")
+    assert [t.name for t in inv.select_targets("all")] == ["win313", "server"]
+
+
+@pytest.mark.parametrize("text, fragments", [
+    ("targets: [oops\n", ["malformed YAML", "line 2"]),
+    ("- a\n- b\n", ["(top level)", "expected a mapping"]),
+    (GOOD + "extra: 1\n", ["extra", "no such key"]),
+    (GOOD.replace('python: "3.13"', "python: 3.10"), ["targets.win313.python", "quoted version"]),
+    (GOOD.replace('python: "3.13"', 'python: "three"'), ["targets.win313.python", "'three'", '"3.13"']),
+    (GOOD.replace("platform: win_amd64", "platform: Windows 11"), ["targets.win313.platform[0]", "'Windows 11'"]),
+    (GOOD.replace("requirements: [req.txt]", "requirements: [nope.txt]"),
+     ["targets.win313.requirements[0]", "'nope.txt'", "an existing file"]),
+    (GOOD.replace("requirements: [req.txt]", "requirements: []"), ["targets.win313.requirements", "non-empty"]),
+    (GOOD.replace("    python: \"3.13\"\n", "", 1), ["targets.win313.python", "this key to be set"]),
+    (GOOD.replace("requirements: [req.txt]", "requirements: [req.txt]\n    implementation: pp"),
+     ["targets.win313.implementation", "'pp'", "one of cp"]),
+    (GOOD.replace("{target: server}", "{target: nosuch}"), ["servers.devpi-host.target", "'nosuch'", "win313, server"]),
+    (GOOD.replace("{target: server}", "{target: server, port: 99999}"), ["servers.devpi-host.port", "99999"]),
+    (GOOD.replace("{target: server}", "{target: server, role: x}"), ["servers.devpi-host.role", "no such key"]),
+    (GOOD + "index_url: ftp://x\n", ["index_url", "'ftp://x'", "URL"]),
+])
+def test_errors_name_file_key_value_and_expectation(write, text, fragments):
+    path = write(text)
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(path)
+    message = str(caught.value)
+    assert message.startswith(str(path))
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_missing_inventory_says_how_to_point_at_one(tmp_path):
+    with pytest.raises(InventoryError, match="--inventory PATH"):
+        load_inventory(tmp_path / "inventory.yaml")
+
+
+def test_unknown_target_lists_known_ones(write):
+    inv = load_inventory(write(GOOD))
+    with pytest.raises(UnknownTarget, match="'win312'.*known targets: win313, server, or 'all'"):
+        inv.select_targets("win312")
+
+
+def test_task_exits_2_with_one_clear_line(write, tmp_path):
+    result = run_task("download", "--inventory", str(write(GOOD)), "--target", "nope")
+    assert result.returncode == 2
+    assert "unknown target 'nope'" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "wheelhouse").exists()
+    malformed = run_task("verify", "--inventory", str(write("targets: [\n")))
+    assert malformed.returncode == 2 and "malformed YAML" in malformed.stderr
+
+
+def test_mixed_platforms_in_one_target_are_refused(write):
+    from devpi_airgap.platforms import PlatformError, target_platform
+
+    inv = load_inventory(write(GOOD.replace("platform: win_amd64", "platform: [win_amd64, macosx_11_0_arm64]")))
+    with pytest.raises(PlatformError, match="one target per OS and CPU"):
+        target_platform(inv.targets["win313"])
+    inv = load_inventory(write(GOOD.replace("platform: win_amd64", "platform: beos_x86")))
+    with pytest.raises(PlatformError, match="unknown platform tag 'beos_x86'"):
+        target_platform(inv.targets["win313"])
