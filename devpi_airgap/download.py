@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import __version__
 from .build import build_pure_wheel
@@ -32,31 +32,32 @@ class TargetReport:
     filenames: list[str] = field(default_factory=list)
 
 
-def _pins_from_lock(inventory: Inventory, target: Target) -> list[Pin]:
+def _pins_from_lock(inventory: Inventory, target: Target) -> dict[Pin, set[str]]:
     _, files = read_lock(inventory.lock_path(target))
-    pins = []
+    pins = {}
     for f in files:
         source = f.built_from or {"filename": f.filename, "url": f.url, "sha256": f.sha256, "size": f.size}
-        pins.append(Pin(f.name, f.version, FileRef(source["filename"], source["url"], source["sha256"], source.get("size"))))
+        ref = FileRef(source["filename"], source["url"], source["sha256"], source.get("size"))
+        pins[Pin(f.name, f.version, ref)] = set(f.sets)
     return pins
 
 
 def _resolve_all(inventory: Inventory, platforms: dict[str, TargetPlatform],
-                 on_resolved: Callable[[str], None]) -> dict[str, list[Pin]]:
+                 on_resolved: Callable[[str], None]) -> dict[str, dict[Pin, set[str]]]:
     """Resolve every set of every target concurrently: uv mostly waits on the network."""
     jobs = [(name, s) for name, p in platforms.items() for s in resolution_sets(p.target)]
     uv_binary()  # locate uv once, here: sysconfig's first use is not thread-safe
-    pins: dict[str, dict[tuple, Pin]] = {name: {} for name in platforms}
+    pins: dict[str, dict[Pin, set[str]]] = {name: {} for name in platforms}
     remaining = {name: sum(1 for n, _ in jobs if n == name) for name in platforms}
     with ThreadPoolExecutor(max_workers=RESOLVE_WORKERS) as pool:
-        futures = [(name, pool.submit(resolve_set, s, platforms[name], inventory.index_url)) for name, s in jobs]
-        for name, future in futures:
+        futures = [(name, s, pool.submit(resolve_set, s, platforms[name], inventory.index_url)) for name, s in jobs]
+        for name, resolution, future in futures:
             for pin in future.result():
-                pins[name].setdefault((pin.name, pin.version, pin.file.filename), pin)
+                pins[name].setdefault(pin, set()).add(resolution.label)
             remaining[name] -= 1
             if not remaining[name]:
                 on_resolved(name)
-    return {name: list(found.values()) for name, found in pins.items()}
+    return pins
 
 
 def _built_before(inventory: Inventory, targets: list[Target]) -> dict[str, LockedFile]:
@@ -109,12 +110,13 @@ def download(inventory: Inventory, targets: list[Target], *, locked: bool = Fals
     for target in targets:
         name = target.name
         files: list[LockedFile] = []
-        for pin in pins[name]:
+        for pin, labels in pins[name].items():
             ref = pin.file
             if ref.is_wheel:
-                files.append(LockedFile(pin.name, pin.version, ref.filename, ref.url, ref.sha256, ref.size or 0))
+                locked = LockedFile(pin.name, pin.version, ref.filename, ref.url, ref.sha256, ref.size or 0)
             else:
-                files.append(_built_wheel(inventory, wheelhouse, platforms[name], pin, built))
+                locked = _built_wheel(inventory, wheelhouse, platforms[name], pin, built)
+            files.append(replace(locked, sets=tuple(sorted(labels))))
         report = reports[name]
         report.packages = len({f.name for f in files})
         report.files = len(files)

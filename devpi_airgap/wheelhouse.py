@@ -105,6 +105,7 @@ class LockedFile:
     sha256: str
     size: int
     built_from: dict | None = None  # the sdist (filename, url, sha256) a pure wheel was built from
+    sets: tuple[str, ...] = ()  # the resolution sets that need this file, e.g. "devpi server"
 
 
 def write_lock(path: Path, header: dict, files: list[LockedFile]) -> bool:
@@ -123,7 +124,7 @@ def write_lock(path: Path, header: dict, files: list[LockedFile]) -> bool:
 def read_lock(path: Path) -> tuple[dict, list[LockedFile]]:
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
-        files = [LockedFile(**entry) for entry in body.pop("packages")]
+        files = [LockedFile(**dict(entry, sets=tuple(entry.get("sets", ())))) for entry in body.pop("packages")]
     except FileNotFoundError:
         raise AirgapError(f"{path}: no lock file; run `inv download` without --locked first to create it") from None
     except (ValueError, TypeError, KeyError) as exc:
