@@ -1,0 +1,298 @@
+"""`fab deploy`: devpi-server as a hardened systemd service, its index, and the uploads.
+
+Every step reads the server's current state first and acts only on the
+difference (pyinfra style), so a second run reports "no changes". Passwords
+reach the server only through ssh's stdin or the tunnelled HTTP API.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .console import byte_progress, err, human_bytes, out
+from .credentials import Credentials
+from .devpi_api import DevpiClient, DevpiError, upload_missing
+from .errors import AirgapError
+from .inventory import Inventory, Server, Target
+from .platforms import target_platform
+from .remote import Host, RemoteError
+from .resolve import resolution_sets, uv_compile
+from .systemd_unit import UNIT_NAME, render_unit
+from .wheelhouse import read_lock, sha256_file
+
+PREFIX = "/opt/devpi-airgap"
+VENV = f"{PREFIX}/venv"
+WHEELS = f"{PREFIX}/wheels"
+SERVERDIR = "/var/lib/devpi/server"
+SECRETFILE = "/etc/devpi-airgap/secret"
+UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
+SERVICE_USER = "devpi"
+DEVPI_SET = "devpi server"
+HEALTH_TIMEOUT = 90
+
+_FACTS = r"""
+import json, os, platform, sys
+print(json.dumps({
+    "python": "%d.%d" % sys.version_info[:2],
+    "machine": platform.machine(),
+    "libc": platform.libc_ver(),
+    "ensurepip": __import__("importlib.util").util.find_spec("ensurepip") is not None,
+    "systemd": os.path.isdir("/run/systemd/system"),
+}))
+"""
+
+
+@dataclass
+class Report:
+    host: str
+    steps: list[tuple[str, str]] = field(default_factory=list)  # (step, what changed or "")
+
+    def note(self, step: str, change: str = "") -> None:
+        self.steps.append((step, change))
+        mark = "[yellow]changed[/]" if change else "[green]ok[/]"
+        err.print(f"  {mark} {step}{': ' + change if change else ''}")
+
+    @property
+    def changed(self) -> bool:
+        return any(change for _, change in self.steps)
+
+
+def devpi_wheels(inventory: Inventory, target: Target) -> list[Path]:
+    """The wheels that install devpi itself, as the target's lock records them."""
+    directory = inventory.target_dir(target)
+    if not directory.is_dir():
+        raise AirgapError(f"no wheelhouse for target {target.name!r} at {directory}; "
+                          f"run `inv download --target {target.name}` on the online side and carry it over")
+    _, files = read_lock(inventory.lock_path(target))
+    wheels = [directory / f.filename for f in files if DEVPI_SET in f.sets]
+    missing = [w.name for w in wheels if not w.is_file()]
+    if not wheels or missing:
+        raise AirgapError(f"the wheelhouse for target {target.name!r} lacks the devpi-server wheels "
+                          f"({', '.join(missing[:5]) or 'none locked'}); run `inv download --target {target.name}`")
+    return wheels
+
+
+def _devpi_server_version(wheels: list[Path]) -> str:
+    return next(w.name.split("-")[1] for w in wheels if w.name.startswith("devpi_server-"))
+
+
+def check_facts(host: Host, target: Target) -> None:
+    """Refuse a server whose CPU, Python or libc cannot run the target's wheels, before installing anything."""
+    facts = json.loads(host.run(f"python3 -c {shlex.quote(_FACTS)}", step="inspect server").stdout)
+    platform = target_platform(target)
+    markers = dict(platform.marker_env)
+    where = f"{host.name} runs Python {facts['python']} on {facts['machine']}"
+    if markers["sys_platform"] != "linux":
+        raise RemoteError(f"inspect server: target {target.name!r} is for {markers['platform_system']}, but the "
+                          f"server is Linux; give servers.{host.name}.target a Linux target")
+    if facts["python"] != target.python or facts["machine"] != markers["platform_machine"]:
+        raise RemoteError(f"inspect server: {where}, but target {target.name!r} is for Python {target.python} on "
+                          f"{markers['platform_machine']}; point the server at a target with python: "
+                          f"\"{facts['python']}\" and a {facts['machine']} platform, then `inv download` it")
+    libc, version = facts["libc"]
+    manylinux = [t for t in platform.platform_tags if t.startswith("manylinux_")]
+    if libc == "glibc" and manylinux:
+        needed = tuple(int(x) for x in manylinux[0].split("_")[1:3])
+        if tuple(int(x) for x in version.split(".")[:2]) < needed:
+            raise RemoteError(f"inspect server: {host.name} has glibc {version}, older than the target's "
+                              f"{manylinux[0]}; use an older manylinux platform for target {target.name!r}")
+    if not facts["ensurepip"]:
+        raise RemoteError(f"inspect server: {host.name} lacks Python's venv support; install python3-venv there")
+    if not facts["systemd"]:
+        raise RemoteError(f"inspect server: {host.name} is not running systemd, which the service needs")
+
+
+def _service_active(host: Host) -> bool:
+    return host.run(f"systemctl is-active --quiet {UNIT_NAME}", step="service state", check=False).ok
+
+
+def check_port(host: Host, port: int) -> None:
+    if _service_active(host):
+        return
+    probe = f"import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', {port}))"
+    if not host.run(f"python3 -c {shlex.quote(probe)}", step="port check", check=False).ok:
+        holder = host.run(f"ss -Hltnp 'sport = :{port}' 2>/dev/null", step="port check", check=False).stdout.strip()
+        raise RemoteError(f"port check: port {port} on {host.name} is already taken{' by ' + holder if holder else ''}; "
+                          f"stop that service or set servers.{host.name}.port to a free port")
+
+
+def sync_wheels(host: Host, wheels: list[Path], report: Report) -> None:
+    listing = host.run(f"mkdir -p {WHEELS} && cd {WHEELS} && find . -maxdepth 1 -name '*.whl' -exec sha256sum {{}} +",
+                       step="copy wheels").stdout
+    present = {line.split()[1][2:]: line.split()[0] for line in listing.splitlines() if line.strip()}
+    missing = [w for w in wheels if present.get(w.name) != sha256_file(w)]
+    for wheel in missing:
+        host.put(wheel, f"{WHEELS}/{wheel.name}", step="copy wheels")
+    report.note("copy wheels", f"{len(missing)} copied" if missing else "")
+
+
+def ensure_service_user(host: Host, report: Report) -> None:
+    if host.run(f"id -u {SERVICE_USER}", step="system user", check=False).ok:
+        return report.note("system user")
+    host.run(f"useradd --system --user-group --home-dir /var/lib/devpi --shell /usr/sbin/nologin {SERVICE_USER}",
+             step="system user")
+    report.note("system user", f"created {SERVICE_USER}")
+
+
+def ensure_venv(host: Host, version: str, report: Report) -> bool:
+    current = host.run(f"{VENV}/bin/devpi-server --version", step="venv", check=False)
+    if current.ok and current.stdout.strip() == version:
+        report.note("venv")
+        return False
+    pip = (f"PIP_CONFIG_FILE=/dev/null PIP_NO_INPUT=1 {VENV}/bin/pip install --quiet --no-index "
+           f"--find-links {WHEELS} devpi-server=={version} devpi-web devpi-client")
+    host.run(f"set -e; rm -rf {VENV}; python3 -m venv {VENV}; {pip}", step="venv")
+    report.note("venv", f"devpi-server {version} installed in {VENV}")
+    return True
+
+
+def ensure_secret(host: Host, report: Report) -> None:
+    state = host.run(f"stat -c '%U %a' {SECRETFILE}", step="secret file", check=False)
+    if state.ok and state.stdout.strip() == f"{SERVICE_USER} 600":
+        return report.note("secret file")
+    host.run(f"set -e; install -d -o root -g root -m 0755 {Path(SECRETFILE).parent}; "
+             f"test -s {SECRETFILE} || {VENV}/bin/devpi-gen-secret --secretfile {SECRETFILE}; "
+             f"chown {SERVICE_USER}:{SERVICE_USER} {SECRETFILE}; chmod 0600 {SECRETFILE}", step="secret file")
+    report.note("secret file", f"{SECRETFILE} (0600)")
+
+
+def ensure_initialized(host: Host, credentials: Credentials, report: Report) -> None:
+    if host.run(f"test -e {SERVERDIR}/.nodeinfo", step="devpi-init", check=False).ok:
+        return report.note("devpi-init")
+    # The root password arrives on stdin and lives only in devpi-init's environment, never in an argv.
+    host.run(f"set -e; install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 /var/lib/devpi {SERVERDIR}; "
+             "IFS= read -r DEVPISERVER_ROOT_PASSWD; export DEVPISERVER_ROOT_PASSWD; "
+             f"runuser -u {SERVICE_USER} -- {VENV}/bin/devpi-init --serverdir {SERVERDIR} --no-root-pypi",
+             step="devpi-init", stdin=credentials.root_password + "\n")
+    report.note("devpi-init", f"{SERVERDIR} initialised, root password set")
+
+
+def ensure_unit(host: Host, server: Server, restart: bool, report: Report) -> None:
+    unit = render_unit(venv=VENV, serverdir=SERVERDIR, secretfile=SECRETFILE, host="0.0.0.0", port=server.port)
+    current = host.run(f"cat {UNIT_PATH}", step="systemd unit", check=False)
+    changes = []
+    if not current.ok or current.stdout != unit:
+        host.run(f"cat > {UNIT_PATH}.tmp && mv -f {UNIT_PATH}.tmp {UNIT_PATH} && systemctl daemon-reload",
+                 step="systemd unit", stdin=unit)
+        changes.append(f"{UNIT_PATH} written")
+        restart = True
+    if not host.run(f"systemctl is-enabled --quiet {UNIT_NAME}", step="systemd unit", check=False).ok:
+        host.run(f"systemctl enable {UNIT_NAME}", step="systemd unit")
+        changes.append("enabled")
+    if not _service_active(host):
+        host.run(f"systemctl start {UNIT_NAME}", step="start service", check=False)
+        changes.append("started")
+    elif restart:
+        host.run(f"systemctl restart {UNIT_NAME}", step="start service", check=False)
+        changes.append("restarted")
+    report.note("systemd unit", ", ".join(changes))
+
+
+def journal(host: Host) -> str:
+    return host.run(f"journalctl --no-pager -n 25 -u {UNIT_NAME}", step="journal", check=False).stdout
+
+
+def wait_healthy(host: Host, client: DevpiClient) -> dict:
+    deadline = time.monotonic() + HEALTH_TIMEOUT
+    while True:
+        try:
+            return client.status()
+        except DevpiError as exc:
+            failed = host.run(f"systemctl is-failed --quiet {UNIT_NAME}", step="health", check=False).ok
+            if failed or time.monotonic() > deadline:
+                raise RemoteError(f"health: devpi-server on {host.name} did not answer /+status ({exc}). "
+                                  f"Its journal:\n{journal(host)}\nFix the cause above and re-run deploy.") from None
+            time.sleep(0.5)
+
+
+def ensure_index(client: DevpiClient, server: Server, credentials: Credentials, report: Report) -> None:
+    client.login("root", credentials.root_password)
+    user_created = client.ensure_user(server.user, credentials.user_password)
+    index_changed = client.ensure_index(server.user, server.index, bases=(), volatile=False)
+    changes = [c for c, done in ((f"user {server.user} created", user_created),
+                                 (f"index {server.user}/{server.index} set to bases= volatile=False", index_changed)) if done]
+    report.note("user and index", ", ".join(changes))
+
+
+def target_files(inventory: Inventory) -> list[Path]:
+    """Every file of every target's wheelhouse, once per name."""
+    files: dict[str, Path] = {}
+    for target in inventory.targets.values():
+        directory = inventory.target_dir(target)
+        if directory.is_dir():
+            for path in sorted(directory.glob("*.whl")):
+                files.setdefault(path.name, path)
+    return list(files.values())
+
+
+def upload(client: DevpiClient, server: Server, credentials: Credentials, inventory: Inventory, report: Report) -> list:
+    client.login(server.user, credentials.user_password)
+    files = target_files(inventory)
+    with byte_progress() as progress:
+        task = progress.add_task(f"uploading to {server.user}/{server.index}", total=sum(f.stat().st_size for f in files))
+        result = upload_missing(client, server.user, server.index, files,
+                                progress=lambda name, nbytes: progress.advance(task, nbytes))
+    for name, reason in result.conflicts:
+        err.print(f"  [red]conflict[/] {name}: {reason}")
+    change = f"{len(result.uploaded)} files, {human_bytes(result.bytes_uploaded)}" if result.uploaded else ""
+    report.note("upload", change + (f"; {len(result.conflicts)} conflicts" if result.conflicts else ""))
+    return result.conflicts
+
+
+def check_targets(base_url: str, inventory: Inventory, server: Server) -> list[str]:
+    """Resolve every target's requirements from the live index alone; returns the problems."""
+    index_url = f"{base_url}/{server.user}/{server.index}/+simple"
+    jobs = [(t, s) for t in inventory.targets.values() for s in resolution_sets(t)]
+
+    def check(job) -> str | None:
+        target, resolution = job
+        with tempfile.TemporaryDirectory(prefix="airgap-check-") as tmp:
+            result = uv_compile(resolution, target_platform(target), index_url, Path(tmp),
+                                ("--only-binary", ":all:"))
+        if result.returncode:
+            return f"{target.name} ({resolution.label}): " + " ".join(result.stderr.split())[-600:]
+        return None
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return [problem for problem in pool.map(check, jobs) if problem]
+
+
+def user_url(host: Host, server: Server) -> str:
+    return f"http://{host.address}:{server.port}/{server.user}/{server.index}/+simple/"
+
+
+def deploy(host: Host, inventory: Inventory, server: Server, credentials: Credentials) -> Report:
+    target = inventory.targets[server.target]
+    wheels = devpi_wheels(inventory, target)
+    report = Report(host.name)
+    err.print(f"deploying devpi to {host.name} ({host.address}) from target {target.name!r}")
+    host.become_root()
+    check_facts(host, target)
+    check_port(host, server.port)
+    sync_wheels(host, wheels, report)
+    ensure_service_user(host, report)
+    venv_changed = ensure_venv(host, _devpi_server_version(wheels), report)
+    ensure_secret(host, report)
+    ensure_initialized(host, credentials, report)
+    ensure_unit(host, server, venv_changed, report)
+    with host.http(server.port) as base_url, DevpiClient(base_url) as client:
+        wait_healthy(host, client)
+        ensure_index(client, server, credentials, report)
+        conflicts = upload(client, server, credentials, inventory, report)
+        problems = check_targets(base_url, inventory, server)
+    if problems:
+        raise AirgapError("the index cannot serve every target yet:\n" + "\n".join(f"  - {p}" for p in problems))
+    report.note("every target resolves from the index alone")
+    out.print("no changes" if not report.changed else
+              f"{sum(1 for _, c in report.steps if c)} steps changed something")
+    out.print(f"users install with: pip install --index-url {user_url(host, server)} --trusted-host {host.address} PACKAGE")
+    if conflicts:
+        raise AirgapError(f"{len(conflicts)} files conflict with different files of the same name on the index "
+                          "(listed above); the index keeps its copies. Remove the stale files from the wheelhouse.")
+    return report

@@ -1,0 +1,129 @@
+"""Run commands as root on the devpi server, over SSH (Fabric) or on this machine.
+
+`fab -H devpi-host deploy` hands us a Fabric Connection; `fab deploy` on the
+server itself hands us a plain Invoke Context. Both become a `Host` whose
+`run()` executes as root (through `sudo -n` where we are not root), never
+prompts, and turns every failure into one message naming the step.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shlex
+import shutil
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+
+from invoke.exceptions import UnexpectedExit
+
+from .errors import AirgapError
+
+CONNECT_TIMEOUT = 15
+
+
+class RemoteError(AirgapError):
+    exit_code = 6
+
+
+def _connection_class():
+    from fabric import Connection
+
+    return Connection
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Host:
+    def __init__(self, c):
+        self.c = c
+        self.is_remote = isinstance(c, _connection_class())
+        self.name = c.original_host if self.is_remote else socket.gethostname()
+        self.address = c.host if self.is_remote else socket.getfqdn()
+        self._prefix: str | None = None
+        if self.is_remote and c.connect_timeout is None:
+            c.connect_timeout = CONNECT_TIMEOUT
+
+    def _raw(self, command: str, stdin: str | None):
+        try:
+            return self.c.run(command, hide=True, warn=True, pty=False,
+                              in_stream=io.StringIO(stdin) if stdin is not None else False)
+        except UnexpectedExit as exc:  # pragma: no cover - warn=True returns instead
+            return exc.result
+        except Exception as exc:
+            raise self._connection_error(exc) from None
+
+    def _connection_error(self, exc: Exception) -> AirgapError:
+        import paramiko
+
+        where = f"{self.name} ({self.address})" if self.is_remote else "this machine"
+        if isinstance(exc, paramiko.AuthenticationException):
+            return RemoteError(f"connect: {where} rejected our SSH key ({exc}); add the key to the server's "
+                               "authorized_keys, or point ssh_config's IdentityFile at the right key")
+        if isinstance(exc, (OSError, paramiko.SSHException, EOFError)):
+            return RemoteError(f"connect: cannot reach {where}: {exc}; check the address in ssh_config "
+                               "or the inventory, and that sshd runs and the network path is open")
+        return RemoteError(f"running a command on {where} failed: {exc}")
+
+    def become_root(self) -> None:
+        """Work out how to be root: directly, or with passwordless sudo. Fails before any change."""
+        uid = self._raw("id -u", None)
+        if uid.ok and uid.stdout.strip() == "0":
+            self._prefix = ""
+            return
+        if self._raw("sudo -n true", None).ok:
+            self._prefix = "sudo -n "
+            return
+        user = self._raw("id -un", None).stdout.strip() or "this user"
+        raise RemoteError(f"privileges: {user} on {self.name} is not root and has no passwordless sudo; "
+                          f"grant it (e.g. '{user} ALL=(ALL) NOPASSWD: ALL' in /etc/sudoers.d/devpi-airgap) "
+                          "or connect as root")
+
+    def run(self, command: str, *, step: str, stdin: str | None = None, check: bool = True):
+        """Run a shell command as root; stdin carries anything secret, never argv."""
+        if self._prefix is None:
+            self.become_root()
+        wrapped = f"{self._prefix}sh -c {shlex.quote(command)}" if self._prefix else command
+        result = self._raw(wrapped, stdin)
+        if check and not result.ok:
+            detail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-20:])
+            raise RemoteError(f"{step}: failed on {self.name} (exit {result.exited}):\n{detail}")
+        return result
+
+    def put(self, local: Path, remote: str, *, step: str) -> None:
+        """Copy one file to a root-owned path, through a private temporary name so a cut leaves no half file."""
+        if self.is_remote and self._prefix == "":
+            self.c.put(str(local), f"{remote}.part")
+            self.run(f"mv -f {shlex.quote(remote)}.part {shlex.quote(remote)}", step=step)
+        elif self.is_remote:
+            staging = self.run("mktemp", step=step).stdout.strip()
+            self.c.put(str(local), staging)
+            self.run(f"install -m 0644 {shlex.quote(staging)} {shlex.quote(remote)} && rm -f {shlex.quote(staging)}",
+                     step=step)
+        elif self._prefix == "":
+            shutil.copyfile(local, f"{remote}.part")
+            os.replace(f"{remote}.part", remote)
+        else:
+            self.run(f"install -m 0644 {shlex.quote(str(local))} {shlex.quote(remote)}", step=step)
+
+    @contextmanager
+    def http(self, port: int):
+        """A base URL on this machine that reaches the server's port on its loopback."""
+        if not self.is_remote:
+            yield f"http://127.0.0.1:{port}"
+            return
+        local = _free_port()
+        forward = self.c.forward_local(local_port=local, remote_port=port, remote_host="127.0.0.1")
+        try:
+            forward.__enter__()
+        except Exception as exc:
+            raise self._connection_error(exc) from None
+        try:
+            yield f"http://127.0.0.1:{local}"
+        finally:
+            forward.__exit__(None, None, None)

@@ -1,0 +1,47 @@
+"""Offline-side tasks: devpi-server as a hardened systemd service, its index, and uploads.
+
+    fab -H devpi-host deploy      # over SSH; devpi-host resolves through ssh_config
+    fab deploy                    # on the server itself (sudo when not root)
+
+The host name given to -H is matched against the inventory's `servers:`.
+Passwords come from DEVPI_AIRGAP_ROOT_PASSWORD / DEVPI_AIRGAP_USER_PASSWORD, a
+0600 secrets file (DEVPI_AIRGAP_SECRETS, default
+~/.config/devpi-airgap/secrets.yaml), or a prompt when interactive.
+"""
+
+from fabric import task
+
+from devpi_airgap.console import user_errors
+from devpi_airgap.credentials import load_credentials
+from devpi_airgap.deploy import deploy as deploy_server
+from devpi_airgap.inventory import load_inventory
+from devpi_airgap.remote import Host
+
+HELP = {
+    "inventory": "inventory file (default: inventory.yaml in the current directory)",
+    "server": "the inventory's servers: entry to use (default: the -H name, or the only entry)",
+}
+
+
+def _server(inventory, host: Host, name: str | None):
+    if name:
+        return inventory.server(name)
+    if host.is_remote or len(inventory.servers) != 1:
+        return inventory.server(host.name)
+    return next(iter(inventory.servers.values()))
+
+
+@task(help=HELP)
+def deploy(c, inventory="inventory.yaml", server=None):
+    """Install or update devpi-server on the host, create the user and index, upload missing wheels.
+
+    Safe to re-run: every step acts only on what differs, and a run with
+    nothing to do prints "no changes". Ends by resolving every target from
+    the live index alone and printing the URL users need.
+    """
+    with user_errors():
+        inv = load_inventory(inventory)
+        host = Host(c)
+        entry = _server(inv, host, server)
+        credentials = load_credentials(entry.name)
+        deploy_server(host, inv, entry, credentials)
