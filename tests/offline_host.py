@@ -378,7 +378,8 @@ class OfflineHost:
             text = self.console_log.read_text(errors="replace")
         except OSError:
             return "<no console log>"
-        return "\n".join(text.splitlines()[-lines:])
+        text = text.replace("\r", "")
+        return "\n".join([l for l in text.splitlines() if l.strip()][-lines:])
 
     def _fail(self, msg: str) -> None:
         raise OfflineHostError(
@@ -495,6 +496,35 @@ class OfflineHost:
               f"{self.ssh_alias}:{dest}"])
 
 
+def cleanup_stale(base: Path | None = None) -> list[str]:
+    """Remove netns/overlays/dirs left by killed runs (no live nspawn uses them).
+
+    Not called automatically: a parallel session could be between creating its
+    netns and starting nspawn. Run `python -m tests.offline_host --cleanup`.
+    """
+    base = Path(base or cache_dir().parent)
+    live = set()
+    for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            args = Path(cmdline).read_bytes().split(b"\0")
+            if args and args[0].endswith(b"systemd-nspawn"):
+                live.update(a.decode().rsplit("/", 1)[-1] for a in args
+                            if a.startswith(b"--network-namespace-path="))
+    removed = []
+    for ns in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
+        if ns.startswith("dah-") and ns not in live:
+            subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
+            removed.append(ns)
+    for d in base.glob("dah-*-*"):
+        if d.name.split("-")[0] + "-" + d.name.split("-")[1] in live:
+            continue
+        if os.path.ismount(d / "rootfs"):
+            subprocess.run(["umount", "-l", str(d / "rootfs")])
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(str(d))
+    return removed
+
+
 # --------------------------------------------------------------------------
 # isolation check
 # --------------------------------------------------------------------------
@@ -583,6 +613,9 @@ if pytest is not None:
 
 
 if __name__ == "__main__":  # manual use: boot, print the ssh config, wait
+    if "--cleanup" in sys.argv:
+        print("\n".join(cleanup_stale()) or "nothing stale")
+        sys.exit(0)
     with OfflineHost() as h:
         print(h.ssh_config_path.read_text())
         print(f"ssh -F {h.ssh_config_path} {h.ssh_alias}   (Ctrl-C to stop)")
