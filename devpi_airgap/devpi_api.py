@@ -240,17 +240,25 @@ def upload_missing(
 
     A file whose name is on the index with another sha256, or that the server
     refuses with 409, is reported in ``conflicts``; the others still upload.
-    ``progress(filename, nbytes)`` is called after each upload or skip.
+    ``progress(filename, nbytes)`` is called once per file: with the bytes
+    uploaded, or with 0 for a skipped or conflicting file.
     """
     result = UploadResult()
-    remote = client.index_files(user, index)
+    paths = [Path(p) for p in paths]
     todo: list[Path] = []
-    for path in map(Path, paths):
+    # hash local files while the index is being listed; drop unneeded hashes after
+    with ThreadPoolExecutor(max_workers=2) as hasher:
+        local = {path: hasher.submit(_sha256, path) for path in paths}
+        remote = client.index_files(user, index)
+        for path in paths:
+            if path.name not in remote:
+                local[path].cancel()
+    for path in paths:
         remote_sha = remote.get(path.name)
         if remote_sha is None:
             todo.append(path)
             continue
-        if remote_sha == _sha256(path):
+        if remote_sha == local[path].result():
             result.skipped.append(path.name)
         else:
             result.conflicts.append(
@@ -273,9 +281,10 @@ def upload_missing(
                 if e.status != 409:
                     raise
                 result.conflicts.append((name, str(e)))
-                continue
-            result.uploaded.append(name)
-            result.bytes_uploaded += nbytes
+                nbytes = 0
+            else:
+                result.uploaded.append(name)
+                result.bytes_uploaded += nbytes
             if progress:
                 progress(name, nbytes)
     return result
