@@ -345,9 +345,10 @@ def main(argv=None) -> int:
             split(ours_warm)),
         row("3 targets vs 1, cold", ours_three, "ours, 1 target", ours_cold, GOAL_THREE,
             f"<= {GOAL_THREE}x one target",
-            f"mac312 = {args.mac_platform}; pool {ours_three.files} files / {ours_three.megabytes} MB for 3 targets; "
-            f"{split(ours_three)} (lin311 matches this machine, so verify also pip-installs it natively)"
-            + ("" if ours_three.ok else f"; FAILED: {first_error(ours_three)}")),
+            f"mac312 = {args.mac_platform}; "
+            + (f"pool {ours_three.files} files / {ours_three.megabytes} MB for 3 targets; {split(ours_three)} "
+               "(lin311 matches this machine, so verify also pip-installs it natively)"
+               if ours_three.ok else f"FAILED: {first_error(ours_three)}")),
     ]
 
     print("\ncorrectness checks (offline)", flush=True)
