@@ -36,6 +36,9 @@ import httpx
 
 JSON = "application/json"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+# concurrent per-project listing requests; measured on 138 projects: 1 -> 1.35s,
+# 4 -> 0.75s, 8 -> 0.74s, 16 -> 0.71s (the server is the limit)
+LIST_WORKERS = 8
 
 # METADATA header -> devpi-server form field, where they differ from
 # ``header.lower().replace("-", "_")`` (devpi-server's PrivateStage.metadata_keys).
@@ -85,7 +88,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def wheel_metadata(path: Path) -> dict[str, str | list[str]]:
+def _wheel_metadata(path: Path) -> dict[str, str | list[str]]:
     """Form fields for ``file_upload`` from the wheel's ``*.dist-info/METADATA``."""
     with zipfile.ZipFile(path) as zf:
         names = [
@@ -193,7 +196,7 @@ class DevpiClient:
         self._request(f"modify index {name}", "PATCH", f"/{name}", json={**config, **wanted})
         return True
 
-    def index_files(self, user: str, index: str, *, workers: int = 8) -> dict[str, str]:
+    def index_files(self, user: str, index: str) -> dict[str, str]:
         """filename -> sha256 of every file on the index (its own files, not its bases')."""
         name = f"{user}/{index}"
         headers = {"Accept": SIMPLE_JSON}
@@ -209,7 +212,7 @@ class DevpiClient:
             return {f["filename"]: f["hashes"].get("sha256", "") for f in page["files"]}
 
         result: dict[str, str] = {}
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with ThreadPoolExecutor(max_workers=LIST_WORKERS) as pool:
             for files in pool.map(files_of, [p["name"] for p in projects]):
                 result.update(files)
         return result
@@ -219,7 +222,7 @@ class DevpiClient:
         path = Path(path)
         if path.suffix != ".whl":
             raise DevpiError(f"upload {path.name}: only wheels are supported")
-        data = {":action": "file_upload", "protocol_version": "1", **wheel_metadata(path)}
+        data = {":action": "file_upload", "protocol_version": "1", **_wheel_metadata(path)}
         with open(path, "rb") as f:
             self._request(
                 f"upload {path.name} to {user}/{index}", "POST", f"/{user}/{index}/",
@@ -234,14 +237,16 @@ def upload_missing(
     paths: Iterable[str | Path],
     *,
     progress: Callable[[str, int], None] | None = None,
-    workers: int = 4,
+    workers: int = 4,  # measured: 1 -> 14.4s, 4 -> 12.1s, 8 -> 11.6s for 138 wheels (server-bound)
 ) -> UploadResult:
     """Upload the files whose name+sha256 isn't on the index yet.
 
     A file whose name is on the index with another sha256, or that the server
     refuses with 409, is reported in ``conflicts``; the others still upload.
-    ``progress(filename, nbytes)`` is called once per file: with the bytes
-    uploaded, or with 0 for a skipped or conflicting file.
+    ``progress(filename, nbytes)`` is called once per file, from the calling
+    thread, with the file's size whether it was uploaded, skipped or in
+    conflict, so a byte progress bar over all ``paths`` reaches its total;
+    the bytes actually sent are in ``UploadResult.bytes_uploaded``.
     """
     result = UploadResult()
     paths = [Path(p) for p in paths]
@@ -265,26 +270,22 @@ def upload_missing(
                 (path.name, f"already on {user}/{index} with sha256 {remote_sha}")
             )
         if progress:
-            progress(path.name, 0)
-
-    def upload(path: Path) -> int:
-        client.upload_file(user, index, path)
-        return path.stat().st_size
+            progress(path.name, path.stat().st_size)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(upload, path): path for path in todo}
+        futures = {pool.submit(client.upload_file, user, index, path): path for path in todo}
         for future in as_completed(futures):
-            name = futures[future].name
+            path = futures[future]
+            nbytes = path.stat().st_size
             try:
-                nbytes = future.result()
+                future.result()
             except DevpiError as e:
                 if e.status != 409:
                     raise
-                result.conflicts.append((name, str(e)))
-                nbytes = 0
+                result.conflicts.append((path.name, str(e)))
             else:
-                result.uploaded.append(name)
+                result.uploaded.append(path.name)
                 result.bytes_uploaded += nbytes
             if progress:
-                progress(name, nbytes)
+                progress(path.name, nbytes)
     return result

@@ -113,10 +113,13 @@ def test_upload_index_files_and_resync(client, tmp_path):
 
     assert client.index_files(USER, "sync") == {w.name: sha256(w) for w in wheels}
 
-    again = upload_missing(client, USER, "sync", wheels)
+    seen.clear()
+    again = upload_missing(client, USER, "sync", wheels, progress=lambda f, n: seen.append((f, n)))
     assert again.uploaded == [] and again.conflicts == []
     assert sorted(again.skipped) == sorted(w.name for w in wheels)
     assert again.bytes_uploaded == 0
+    # the progress callback still covers every file, so a byte bar completes
+    assert sorted(seen) == sorted((w.name, w.stat().st_size) for w in wheels)
 
 
 def test_conflict_reported_others_still_upload(client, tmp_path):
