@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 
 from invoke.exceptions import Exit
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
-from rich.markup import escape
 from rich.table import Table
 
 from .errors import AirgapError
@@ -54,7 +54,8 @@ def user_errors():
     try:
         yield
     except AirgapError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        # Plain print: a message must reach logs whole, never re-wrapped or read as markup.
+        print(f"error: {exc}", file=sys.stderr, flush=True)
         raise Exit(code=exc.exit_code) from None
     except KeyboardInterrupt:
         err.print("interrupted; files already complete are kept, a re-run continues from there")

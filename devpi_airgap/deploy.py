@@ -17,9 +17,10 @@ from pathlib import Path
 
 from .console import byte_progress, err, human_bytes, out
 from .credentials import Credentials
-from .devpi_api import DevpiClient, DevpiError, upload_missing
+from .devpi_api import DevpiClient, upload_missing
 from .errors import AirgapError
 from .inventory import Inventory, Server, Target
+from .isolation import uv_binary
 from .platforms import target_platform
 from .remote import Host, RemoteError
 from .resolve import resolution_sets, uv_compile
@@ -186,7 +187,8 @@ def ensure_unit(host: Host, server: Server, restart: bool, report: Report) -> No
         host.run(f"systemctl enable {UNIT_NAME}", step="systemd unit")
         changes.append("enabled")
     if not _service_active(host):
-        host.run(f"systemctl start {UNIT_NAME}", step="start service", check=False)
+        # A unit that hit its start limit refuses `start` until its failure is reset.
+        host.run(f"systemctl reset-failed {UNIT_NAME}; systemctl start {UNIT_NAME}", step="start service", check=False)
         changes.append("started")
     elif restart:
         host.run(f"systemctl restart {UNIT_NAME}", step="start service", check=False)
@@ -198,17 +200,29 @@ def journal(host: Host) -> str:
     return host.run(f"journalctl --no-pager -n 25 -u {UNIT_NAME}", step="journal", check=False).stdout
 
 
-def wait_healthy(host: Host, client: DevpiClient) -> dict:
-    deadline = time.monotonic() + HEALTH_TIMEOUT
-    while True:
-        try:
-            return client.status()
-        except DevpiError as exc:
-            failed = host.run(f"systemctl is-failed --quiet {UNIT_NAME}", step="health", check=False).ok
-            if failed or time.monotonic() > deadline:
-                raise RemoteError(f"health: devpi-server on {host.name} did not answer /+status ({exc}). "
-                                  f"Its journal:\n{journal(host)}\nFix the cause above and re-run deploy.") from None
-            time.sleep(0.5)
+_HEALTH_PROBE = """
+import subprocess, sys, time, urllib.request
+deadline = time.monotonic() + {timeout}
+while True:
+    try:
+        urllib.request.urlopen("http://127.0.0.1:{port}/+status", timeout=5).read()
+        sys.exit(0)
+    except Exception as exc:
+        failed = subprocess.run(["systemctl", "is-failed", "--quiet", "{unit}"]).returncode == 0
+        if failed or time.monotonic() > deadline:
+            sys.exit(f"{{exc}}")
+        time.sleep(0.5)
+"""
+
+
+def wait_healthy(host: Host, port: int) -> None:
+    """Poll /+status on the server itself: a tunnel to a port nobody listens on yet fails noisily."""
+    probe = _HEALTH_PROBE.format(timeout=HEALTH_TIMEOUT, port=port, unit=UNIT_NAME)
+    result = host.run(f"python3 -c {shlex.quote(probe)}", step="health", check=False)
+    if not result.ok:
+        raise RemoteError(f"health: devpi-server on {host.name} did not answer /+status "
+                          f"({result.stderr.strip()[-200:]}). Its journal:\n{journal(host)}\n"
+                          "Fix the cause above and re-run deploy.")
 
 
 def ensure_index(client: DevpiClient, server: Server, credentials: Credentials, report: Report) -> None:
@@ -248,7 +262,10 @@ def upload(client: DevpiClient, server: Server, credentials: Credentials, invent
 def check_targets(base_url: str, inventory: Inventory, server: Server) -> list[str]:
     """Resolve every target's requirements from the live index alone; returns the problems."""
     index_url = f"{base_url}/{server.user}/{server.index}/+simple"
-    jobs = [(t, s) for t in inventory.targets.values() for s in resolution_sets(t)]
+    # Only what this machine carries was uploaded; a target never downloaded here is not ours to check.
+    carried = [t for t in inventory.targets.values() if inventory.lock_path(t).exists() and inventory.target_dir(t).is_dir()]
+    jobs = [(t, s) for t in carried for s in resolution_sets(t)]
+    uv_binary()  # locate uv once, here: sysconfig's first use is not thread-safe
 
     def check(job) -> str | None:
         target, resolution = job
@@ -281,8 +298,8 @@ def deploy(host: Host, inventory: Inventory, server: Server, credentials: Creden
     ensure_secret(host, report)
     ensure_initialized(host, credentials, report)
     ensure_unit(host, server, venv_changed, report)
+    wait_healthy(host, server.port)
     with host.http(server.port) as base_url, DevpiClient(base_url) as client:
-        wait_healthy(host, client)
         ensure_index(client, server, credentials, report)
         conflicts = upload(client, server, credentials, inventory, report)
         problems = check_targets(base_url, inventory, server)

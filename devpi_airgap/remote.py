@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import io
 import os
+import select
 import shlex
 import shutil
 import socket
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -117,13 +119,61 @@ class Host:
         if not self.is_remote:
             yield f"http://127.0.0.1:{port}"
             return
-        local = _free_port()
-        forward = self.c.forward_local(local_port=local, remote_port=port, remote_host="127.0.0.1")
         try:
-            forward.__enter__()
+            self.c.open()
         except Exception as exc:
             raise self._connection_error(exc) from None
-        try:
+        with _Tunnel(self.c.transport, port) as local:
             yield f"http://127.0.0.1:{local}"
-        finally:
-            forward.__exit__(None, None, None)
+
+
+class _Tunnel:
+    """Forward a local port to the server's loopback over the SSH connection.
+
+    Fabric's forward_local re-raises any client hang-up (a broken pipe when a
+    client closes early) at exit; here each connection's end is its own business.
+    """
+
+    def __init__(self, transport, remote_port: int):
+        self.transport = transport
+        self.remote_port = remote_port
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.closed = threading.Event()
+
+    def __enter__(self) -> int:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self.listener.getsockname()[1]
+
+    def __exit__(self, *exc) -> None:
+        self.closed.set()
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                client, peer = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._pump, args=(client, peer), daemon=True).start()
+
+    def _pump(self, client: socket.socket, peer) -> None:
+        try:
+            channel = self.transport.open_channel("direct-tcpip", ("127.0.0.1", self.remote_port), peer)
+        except Exception:
+            client.close()
+            return
+        with client, channel:
+            try:
+                while not self.closed.is_set():
+                    readable, _, _ = select.select([client, channel], [], [], 1.0)
+                    for source, sink in ((client, channel), (channel, client)):
+                        if source in readable:
+                            data = source.recv(1 << 16)
+                            if not data:
+                                return
+                            sink.sendall(data)
+            except OSError:
+                return

@@ -53,7 +53,7 @@ def _pip_install(python: str, directory: Path, resolution: ResolutionSet) -> str
             return f"could not create a venv with {python}: {created.stderr.strip()}"
         requirements = Path(tmp) / "requirements.txt"
         requirements.write_text("\n".join(resolution.lines) + "\n", encoding="utf-8")
-        command = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-index",
+        command = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-compile", "--no-index",
                    "--find-links", str(directory), "-r", str(requirements)]
         for constraint in resolution.constraints:
             command += ["-c", str(constraint)]

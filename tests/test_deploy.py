@@ -1,0 +1,262 @@
+"""`fab -H devpi-host deploy` end to end, on a booted Debian host with no route out.
+
+The wheelhouse comes from a real `inv download` for a target matching the
+host (Debian bookworm: Python 3.11, manylinux x86_64).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from devpi_airgap.devpi_api import DevpiClient
+from devpi_airgap.systemd_unit import parse_exposure
+from tests.conftest import run_task
+from tests.offline_host import OfflineHost, require_offline_host_support
+
+pytestmark = [pytest.mark.offline_host, pytest.mark.network]
+
+ROOT_PASSWORD = "root-Secret-4711"
+USER_PASSWORD = "user-Secret-0815"
+INVENTORY = """
+targets:
+  server: {platform: [manylinux_2_28_x86_64, manylinux2014_x86_64], python: "3.11", requirements: [server.txt]}
+  server312: {platform: [manylinux_2_28_x86_64], python: "3.12", requirements: [server.txt]}
+servers:
+  devpi-host: {target: server, port: 3141, user: myuser, index: myindex}
+  wrong-python: {target: server312}
+  unreachable: {target: server}
+  bad-key: {target: server}
+  no-sudo: {target: server}
+"""
+
+
+def clean_env(project: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "DEVPI_AIRGAP_"))}
+    env.update(UV_CACHE_DIR=str(project / "uv-cache"), DEVPI_AIRGAP_SECRETS=str(project / "no-secrets.yaml"), **extra)
+    return env
+
+
+def secrets_env(project: Path) -> dict:
+    return clean_env(project, DEVPI_AIRGAP_ROOT_PASSWORD=ROOT_PASSWORD, DEVPI_AIRGAP_USER_PASSWORD=USER_PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("deploy")
+    (root / "server.txt").write_text("packaging\n")
+    (root / "inventory.yaml").write_text(INVENTORY)
+    run_task("download", "--inventory", str(root / "inventory.yaml"), "--target", "server",
+             env=clean_env(root), check=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def host(project):
+    require_offline_host_support()
+    with OfflineHost() as h:
+        config = h.ssh_config_path.read_text()
+        free = _free_port()
+        config += f"\nHost unreachable\n    HostName 127.0.0.1\n    Port {free}\n"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(project / "other_key")], check=True)
+        config += (f"\nHost bad-key\n    HostName {h.address}\n    User root\n    IdentityFile {project / 'other_key'}\n"
+                   "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n")
+        config += (f"\nHost wrong-python\n    HostName {h.address}\n    User root\n    IdentityFile {h.ssh_key_path}\n"
+                   "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n")
+        config += (f"\nHost no-sudo\n    HostName {h.address}\n    User plain\n    IdentityFile {h.ssh_key_path}\n"
+                   "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n")
+        h.ssh_config_path.write_text(config)
+        h.run("useradd -m -s /bin/sh plain && install -d -o plain -m 700 ~plain/.ssh && "
+              "cp /root/.ssh/authorized_keys ~plain/.ssh/ && chown plain ~plain/.ssh/authorized_keys", check=True)
+        yield h
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fab(project: Path, host: OfflineHost, *args: str, alias: str = "devpi-host", env=None):
+    return run_task("-S", str(host.ssh_config_path), "-H", alias, *args, "--inventory", str(project / "inventory.yaml"),
+                    program="fabric", env=env or secrets_env(project))
+
+
+def index_files(host: OfflineHost) -> dict[str, str]:
+    with DevpiClient(f"http://{host.address}:3141") as client:
+        return client.index_files("myuser", "myindex")
+
+
+def test_missing_secret_fails_before_any_change(project, host):
+    result = fab(project, host, "deploy", env=clean_env(project))
+    assert result.returncode == 2
+    assert "DEVPI_AIRGAP_ROOT_PASSWORD" in result.stderr and "Nothing was changed" in result.stderr
+    assert not host.run("test -e /opt/devpi-airgap").returncode == 0
+
+
+@pytest.fixture(scope="module")
+def deployed(project, host):
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def watch_argv():  # every process's argv on the server while the deploy runs
+        while not stop.is_set():
+            seen.append(host.run("ps -eo args").stdout)
+            time.sleep(0.3)
+
+    watcher = threading.Thread(target=watch_argv, daemon=True)
+    watcher.start()
+    start = time.monotonic()
+    result = fab(project, host, "deploy")
+    stop.set()
+    watcher.join()
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result, seen, time.monotonic() - start
+
+
+def test_first_deploy_serves_the_index(deployed, host):
+    result, _, seconds = deployed
+    print(f"first deploy took {seconds:.1f}s\n{result.stderr}")
+    assert f"http://{host.address}:3141/myuser/myindex/+simple/" in result.stdout
+    assert host.run("systemctl is-active devpi.service").stdout.strip() == "active"
+    assert host.run("systemctl is-enabled devpi.service").stdout.strip() == "enabled"
+    assert host.run("stat -c '%U %a' /etc/devpi-airgap/secret").stdout.strip() == "devpi 600"
+    assert host.run("ps -o user= -C devpi-server").stdout.split()[:1] == ["devpi"]
+
+
+def test_passwords_never_in_output_or_argv(deployed):
+    result, seen, _ = deployed
+    assert len(seen) > 3
+    for text in [result.stdout, result.stderr, *seen]:
+        assert ROOT_PASSWORD not in text and USER_PASSWORD not in text
+
+
+def test_unit_exposure_is_at_most_2(deployed, host):
+    output = host.run("systemd-analyze security --no-pager devpi.service").stdout
+    exposure = parse_exposure(output)
+    print(f"systemd-analyze security exposure on the offline host: {exposure}")
+    assert exposure <= 2.0
+
+
+def test_client_installs_from_the_index_alone(deployed, host, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-cache-dir",
+         "--index-url", f"http://{host.address}:3141/myuser/myindex/+simple/", "--trusted-host", host.address,
+         "packaging"], capture_output=True, text=True, env=env)
+    assert install.returncode == 0, install.stderr
+    assert subprocess.run([str(venv / "bin" / "python"), "-c", "import packaging"]).returncode == 0
+
+
+def test_second_deploy_reports_no_changes(deployed, project, host):
+    start = time.monotonic()
+    result = fab(project, host, "deploy")
+    print(f"second deploy took {time.monotonic() - start:.1f}s")
+    assert result.returncode == 0, result.stderr
+    assert "no changes" in result.stdout
+    assert "changed" not in result.stderr
+
+
+def test_restart_and_reboot_keep_every_file(deployed, host):
+    before = index_files(host)
+    assert any(name.startswith("devpi_server-") for name in before)
+    host.run("systemctl restart devpi.service", check=True)
+    _wait_for_index(host)
+    assert index_files(host) == before
+    host.reboot()
+    _wait_for_index(host)
+    assert index_files(host) == before
+
+
+def _wait_for_index(host: OfflineHost) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            index_files(host)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_added_requirement_uploads_just_the_new_files(deployed, project, host):
+    before = index_files(host)
+    (project / "server.txt").write_text("packaging\nsix\n")
+    run_task("download", "--inventory", str(project / "inventory.yaml"), "--target", "server",
+             env=clean_env(project), check=True)
+    result = fab(project, host, "deploy")
+    assert result.returncode == 0, result.stderr
+    after = index_files(host)
+    new = set(after) - set(before)
+    assert new and all(name.startswith("six-") for name in new)
+    assert {k: after[k] for k in before} == before
+    assert re.search(rf"upload: {len(new)} files", " ".join(result.stderr.split()))
+
+
+def test_unreachable_host_is_a_clear_error(deployed, project, host):
+    result = fab(project, host, "deploy", alias="unreachable")
+    assert result.returncode == 6
+    assert "cannot reach unreachable" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_rejected_key_is_a_clear_error(deployed, project, host):
+    result = fab(project, host, "deploy", alias="bad-key")
+    assert result.returncode == 6
+    assert "rejected our SSH key" in " ".join(result.stderr.split())
+
+
+def test_no_sudo_rights_is_a_clear_error(deployed, project, host):
+    result = fab(project, host, "deploy", alias="no-sudo")
+    assert result.returncode == 6
+    assert "no passwordless sudo" in " ".join(result.stderr.split())
+
+
+def test_wrong_python_is_refused_before_installing(deployed, project, host):
+    missing = fab(project, host, "deploy", alias="wrong-python")
+    assert missing.returncode != 0 and "no wheelhouse for target 'server312'" in " ".join(missing.stderr.split())
+    shutil.copytree(project / "wheelhouse" / "server", project / "wheelhouse" / "server312")
+    shutil.copy(project / "locks" / "server.lock.json", project / "locks" / "server312.lock.json")
+    result = fab(project, host, "deploy", alias="wrong-python")
+    shutil.rmtree(project / "wheelhouse" / "server312")
+    (project / "locks" / "server312.lock.json").unlink()
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 6
+    assert "runs Python 3.11" in message and "for Python 3.12" in message
+
+
+def test_port_taken_then_freed_converges(deployed, project, host):
+    host.run("systemctl stop devpi.service", check=True)
+    host.run("systemd-run --unit squatter python3 -m http.server 3141", check=True)
+    time.sleep(1)
+    result = fab(project, host, "deploy")
+    assert result.returncode == 6 and "port 3141" in result.stderr and "already taken" in result.stderr
+    host.run("systemctl stop squatter", check=True)
+    again = fab(project, host, "deploy")
+    assert again.returncode == 0, again.stderr
+    assert host.run("systemctl is-active devpi.service").stdout.strip() == "active"
+
+
+def test_devpi_failing_to_start_shows_the_journal(deployed, project, host):
+    host.run("systemctl stop devpi.service && mv /var/lib/devpi/server/.sqlite /root/sqlite.bak && "
+             "echo broken > /var/lib/devpi/server/.sqlite && chown devpi /var/lib/devpi/server/.sqlite", check=True)
+    result = fab(project, host, "deploy")
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 6
+    assert "did not answer /+status" in message and "journal" in message
+    host.run("mv -f /root/sqlite.bak /var/lib/devpi/server/.sqlite", check=True)
+    again = fab(project, host, "deploy")
+    assert again.returncode == 0, again.stderr
