@@ -13,7 +13,10 @@ from fabric import task
 
 from devpi_airgap.console import user_errors
 from devpi_airgap.credentials import load_credentials
+from devpi_airgap.deploy import client_config as render_client_config
 from devpi_airgap.deploy import deploy as deploy_server
+from devpi_airgap.deploy import status as show_status
+from devpi_airgap.deploy import upload_only
 from devpi_airgap.inventory import load_inventory
 from devpi_airgap.remote import Host
 
@@ -40,8 +43,35 @@ def deploy(c, inventory="inventory.yaml", server=None):
     the live index alone and printing the URL users need.
     """
     with user_errors():
-        inv = load_inventory(inventory)
-        host = Host(c)
-        entry = _server(inv, host, server)
-        credentials = load_credentials(entry.name)
-        deploy_server(host, inv, entry, credentials)
+        inv, host, entry = _connect(c, inventory, server)
+        deploy_server(host, inv, entry, load_credentials(entry.name))
+
+
+def _connect(c, inventory, server):
+    inv = load_inventory(inventory)
+    host = Host(c)
+    return inv, host, _server(inv, host, server)
+
+
+@task(help=HELP)
+def upload(c, inventory="inventory.yaml", server=None):
+    """Upload every wheel the index does not hold yet (name and sha256), nothing else."""
+    with user_errors():
+        inv, host, entry = _connect(c, inventory, server)
+        upload_only(host, inv, entry, load_credentials(entry.name))
+
+
+@task(help=HELP)
+def status(c, inventory="inventory.yaml", server=None):
+    """Show the unit's state, devpi's version, the index's projects and files, and disk used."""
+    with user_errors():
+        _, host, entry = _connect(c, inventory, server)
+        show_status(host, entry)
+
+
+@task(name="client-config", help=HELP)
+def client_config(c, inventory="inventory.yaml", server=None):
+    """Print what users paste: pip.conf, a uv index with default = true, and a pip command line."""
+    with user_errors():
+        _, host, entry = _connect(c, inventory, server)
+        print(render_client_config(host, entry), end="")

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .console import byte_progress, err, human_bytes, out
+from .console import byte_progress, err, human_bytes, out, table
 from .credentials import Credentials
 from .devpi_api import DevpiClient, upload_missing
 from .errors import AirgapError
@@ -313,3 +313,51 @@ def deploy(host: Host, inventory: Inventory, server: Server, credentials: Creden
         raise AirgapError(f"{len(conflicts)} files conflict with different files of the same name on the index "
                           "(listed above); the index keeps its copies. Remove the stale files from the wheelhouse.")
     return report
+
+
+def upload_only(host: Host, inventory: Inventory, server: Server, credentials: Credentials) -> None:
+    """Just the upload step, for a server deploy already set up."""
+    report = Report(host.name)
+    host.become_root()
+    wait_healthy(host, server.port)
+    with host.http(server.port) as base_url, DevpiClient(base_url) as client:
+        conflicts = upload(client, server, credentials, inventory, report)
+    out.print("no changes" if not report.changed else "uploaded")
+    if conflicts:
+        raise AirgapError(f"{len(conflicts)} files conflict with files of the same name on the index (listed above)")
+
+
+def status(host: Host, server: Server) -> None:
+    """Unit state, devpi version, the index's projects and files, and disk used; changes nothing."""
+    host.become_root()
+    state = host.run(f"systemctl is-active {UNIT_NAME}; systemctl is-enabled {UNIT_NAME}", step="status",
+                     check=False).stdout.split()
+    version = host.run(f"{VENV}/bin/devpi-server --version", step="status", check=False).stdout.strip() or "not installed"
+    disk = host.run(f"du -sh {SERVERDIR} 2>/dev/null | cut -f1", step="status", check=False).stdout.strip() or "-"
+    rows = [["unit", " / ".join(state) or "absent"], ["devpi-server", version], ["data on disk", disk]]
+    if state[:1] == ["active"]:
+        with host.http(server.port) as base_url, DevpiClient(base_url) as client:
+            files = client.index_files(server.user, server.index)
+        projects = {name.split("-")[0].lower() for name in files}
+        rows.append([f"{server.user}/{server.index}", f"{len(projects)} projects, {len(files)} files"])
+    out.print(table(f"devpi on {host.name}", ["what", "state"], rows, right_from=2))
+
+
+def client_config(host: Host, server: Server) -> str:
+    """What a user pastes: a pip.conf, a uv index, and a one-off pip command."""
+    url = user_url(host, server)
+    return f"""\
+# pip.conf (Linux: ~/.config/pip/pip.conf, Windows: %APPDATA%\\pip\\pip.ini)
+[global]
+index-url = {url}
+trusted-host = {host.address}
+
+# pyproject.toml, for uv (or the same [[index]] table in uv.toml)
+[[tool.uv.index]]
+name = "airgap"
+url = "{url}"
+default = true
+
+# one-off
+pip install --index-url {url} --trusted-host {host.address} PACKAGE
+"""

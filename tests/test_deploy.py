@@ -260,3 +260,15 @@ def test_devpi_failing_to_start_shows_the_journal(deployed, project, host):
     host.run("mv -f /root/sqlite.bak /var/lib/devpi/server/.sqlite", check=True)
     again = fab(project, host, "deploy")
     assert again.returncode == 0, again.stderr
+
+
+def test_status_upload_and_client_config(deployed, project, host):
+    status = fab(project, host, "status")
+    assert status.returncode == 0, status.stderr
+    assert "active / enabled" in status.stdout and "6.20" in status.stdout and "projects" in status.stdout
+    upload = fab(project, host, "upload")
+    assert upload.returncode == 0 and "no changes" in upload.stdout, upload.stderr
+    config = fab(project, host, "client-config")
+    url = f"http://{host.address}:3141/myuser/myindex/+simple/"
+    assert f"index-url = {url}" in config.stdout and f"trusted-host = {host.address}" in config.stdout
+    assert "[[tool.uv.index]]" in config.stdout and "default = true" in config.stdout
