@@ -38,7 +38,7 @@ def download(c, target="all", inventory="inventory.yaml", locked=False, verify=T
         reports = download_targets(inv, targets, locked=locked)
         print_download(reports, time.monotonic() - start)
         if verify:
-            print_verify([verify_target(inv, t) for t in targets])
+            print_verify([verify_target(inv, t, reuse=True) for t in targets])
 
 
 @task(help={"target": TARGET_HELP, "inventory": INVENTORY_HELP})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from importlib.metadata import version
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -11,6 +12,7 @@ from . import __version__
 from .build import build_pure_wheel
 from .console import byte_progress
 from .fetch import fetch_all
+from .freshness import FreshnessRecord, inputs_digest, page_fingerprints
 from .inventory import Inventory, Target
 from .isolation import uv_binary
 from .platforms import TargetPlatform, target_platform
@@ -60,6 +62,26 @@ def _resolve_all(inventory: Inventory, platforms: dict[str, TargetPlatform],
     return pins
 
 
+def _inputs(inventory: Inventory, platform: TargetPlatform) -> str:
+    """Everything besides the index pages that a resolution depends on."""
+    sets = [[s.label, s.lines, [c.read_text(encoding="utf-8") for c in s.constraints]]
+            for s in resolution_sets(platform.target)]
+    return inputs_digest([platform.uv_platform, platform.platform_tags, platform.target.python, inventory.index_url,
+                          sets, __version__, version("uv")])
+
+
+def _still_fresh(inventory: Inventory, targets: list[Target], inputs: dict[str, str],
+                 record: FreshnessRecord) -> list[Target]:
+    """The targets whose lock is still what a new resolution would give (see freshness.py)."""
+    candidates = [t for t in targets
+                  if inventory.lock_path(t).exists() and record.inputs(t.name) == inputs[t.name]]
+    known: dict[str, list] = {}
+    for target in candidates:
+        known.update(record.pages(target.name))
+    current = page_fingerprints(inventory.index_url, set(known), known) if candidates else {}
+    return [t for t in candidates if record.unchanged(t.name, inputs[t.name], current)]
+
+
 def _built_before(inventory: Inventory, targets: list[Target]) -> dict[str, LockedFile]:
     """Wheels earlier runs built, by the sha256 of their sdist, so a re-run need not build again."""
     built = {}
@@ -77,11 +99,16 @@ def download(inventory: Inventory, targets: list[Target], *, locked: bool = Fals
     reports = {t.name: TargetReport(t.name) for t in targets}
     finished: dict[str, float] = {}
 
-    if locked:
-        pins = {t.name: _pins_from_lock(inventory, t) for t in targets}
-        finished.update({t.name: time.monotonic() for t in targets})
-    else:
-        pins = _resolve_all(inventory, platforms, lambda name: finished.__setitem__(name, time.monotonic()))
+    record = FreshnessRecord(wheelhouse.pool / ".freshness.json")
+    inputs = {t.name: _inputs(inventory, platforms[t.name]) for t in targets}
+    current_lock = targets if locked else _still_fresh(inventory, targets, inputs, record)
+    pins = {t.name: _pins_from_lock(inventory, t) for t in current_lock}
+    finished.update({t.name: time.monotonic() for t in current_lock})
+    stale = {name: p for name, p in platforms.items() if name not in pins}
+    pins.update(_resolve_all(inventory, stale, lambda name: finished.__setitem__(name, time.monotonic())))
+    # Fingerprint what the new resolutions saw while the downloads run, for the next run's shortcut.
+    pages = ThreadPoolExecutor(max_workers=1)
+    seen = pages.submit(page_fingerprints, inventory.index_url, {p.name for n in stale for p in pins[n]}, {})
 
     # One download per distinct file, whichever targets share it.
     wanted: dict[str, FileRef] = {}
@@ -105,6 +132,12 @@ def download(inventory: Inventory, targets: list[Target], *, locked: bool = Fals
         advance = lambda n: progress.advance(task, n)  # noqa: E731
         fetch_all(wheels, wheelhouse.pool, on_bytes=advance, on_done=done)
         fetch_all(sdists, wheelhouse.sdists, on_bytes=advance, on_done=done)
+
+    fingerprints = seen.result()
+    pages.shutdown()
+    for name in stale:
+        record.record(name, inputs[name], {p.name: fingerprints.get(p.name) for p in pins[name]})
+    record.save()
 
     built = _built_before(inventory, targets)
     for target in targets:

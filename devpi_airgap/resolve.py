@@ -194,6 +194,13 @@ def default_index_url() -> str:
     return PyPI.simple_url
 
 
+def page_filenames(response: httpx.Response) -> list[str]:
+    """File names on a simple-index project page, PEP 691 JSON or PEP 503 HTML."""
+    if "json" in response.headers.get("content-type", ""):
+        return [f["filename"] + (" (yanked)" if f.get("yanked") else "") for f in response.json().get("files", [])]
+    return re.findall(r">\s*([^<>]+?\.(?:whl|tar\.gz|zip))\s*</a>", response.text)
+
+
 def index_listing(index_url: str | None, name: str) -> list[str]:
     """File names the index offers for a project, for error messages; empty if it cannot say."""
     url = f"{(index_url or default_index_url()).rstrip('/')}/{name}/"
@@ -203,9 +210,7 @@ def index_listing(index_url: str | None, name: str) -> list[str]:
         response.raise_for_status()
     except httpx.HTTPError:
         return []
-    if "json" in response.headers.get("content-type", ""):
-        return [f["filename"] for f in response.json().get("files", [])]
-    return re.findall(r">\s*([^<>]+?\.(?:whl|tar\.gz|zip))\s*</a>", response.text)
+    return page_filenames(response)
 
 
 def _has_binary_wheels(listing: list[str]) -> bool:

@@ -3,8 +3,9 @@
 Every resolution set is resolved again by uv against the target's directory
 alone (`--offline --no-index --find-links`), for the target's markers. Where
 this machine can run the target, a real `pip install --no-index` into a
-throwaway venv follows. That install is slow, so it is skipped when the same
-lock and requirements were installed successfully before.
+throwaway venv follows. `inv download` passes reuse=True, so that a re-run
+with nothing new skips a verification that already passed on the same lock,
+requirements and files.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ _STAMPS = ".verified"
 class VerifyReport:
     name: str
     sets: int = 0
-    native: str = "not this machine"  # installed | cached | not this machine | no pythonX.Y here
+    native: str = "not this machine"  # installed | not this machine | no pythonX.Y here | unchanged since verified
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -63,13 +64,16 @@ def _pip_install(python: str, directory: Path, resolution: ResolutionSet) -> str
     return None
 
 
-def _stamp(inventory: Inventory, target: Target, sets: list[ResolutionSet]) -> str:
+def _stamp(inventory: Inventory, target: Target, sets: list[ResolutionSet], directory: Path) -> str:
+    """What a verification depends on: the lock, the sets, and the directory's files."""
     digest = hashlib.sha256(inventory.lock_path(target).read_bytes() if inventory.lock_path(target).exists() else b"")
     digest.update(json.dumps([[s.label, s.lines, [str(c) for c in s.constraints]] for s in sets]).encode())
+    digest.update(json.dumps(sorted((p.name, p.stat().st_size) for p in directory.iterdir())).encode())
     return digest.hexdigest()
 
 
-def verify_target(inventory: Inventory, target: Target) -> VerifyReport:
+def verify_target(inventory: Inventory, target: Target, *, reuse: bool = False) -> VerifyReport:
+    """Verify one target; with reuse, a target unchanged since its last full verification is not redone."""
     report = VerifyReport(target.name)
     platform = target_platform(target)
     directory = inventory.target_dir(target)
@@ -77,32 +81,30 @@ def verify_target(inventory: Inventory, target: Target) -> VerifyReport:
         report.problems.append(f"{directory} does not exist; run `inv download --target {target.name}` first")
         return report
     sets = resolution_sets(target)
+    report.sets = len(sets)
+    stamp_file = inventory.wheelhouse / _STAMPS / f"{target.name}.sha256"
+    stamp = _stamp(inventory, target, sets, directory)
+    if reuse and stamp_file.exists() and stamp_file.read_text() == stamp:
+        report.native = "unchanged since verified"
+        return report
     offline = ("--offline", "--no-index", "--find-links", str(directory), "--only-binary", ":all:")
     for resolution in sets:
-        report.sets += 1
         with tempfile.TemporaryDirectory(prefix="airgap-verify-") as tmp:
             result = uv_compile(resolution, platform, None, Path(tmp), offline)
         if result.returncode != 0:
             detail = "\n".join(line for line in result.stderr.strip().splitlines() if line.strip())
             report.problems.append(f"{resolution.label}: not installable from {directory} alone:\n{detail}")
-    if report.problems or not platform.runs_natively():
-        return report
-
-    stamp_file = inventory.wheelhouse / _STAMPS / f"{target.name}.sha256"
-    stamp = _stamp(inventory, target, sets)
-    if stamp_file.exists() and stamp_file.read_text() == stamp:
-        report.native = "cached"
-        return report
-    python = _find_python(target.python)
-    if python is None:
-        report.native = f"no python{target.python} here"
-        return report
-    for resolution in sets:
-        problem = _pip_install(python, directory, resolution)
-        if problem:
-            report.problems.append(f"{resolution.label}: {problem}")
+    if not report.problems and platform.runs_natively():
+        python = _find_python(target.python)
+        if python is None:
+            report.native = f"no python{target.python} here"
+        else:
+            for resolution in sets:
+                problem = _pip_install(python, directory, resolution)
+                if problem:
+                    report.problems.append(f"{resolution.label}: {problem}")
+            report.native = "installed"
     if report.ok:
-        report.native = "installed"
         stamp_file.parent.mkdir(parents=True, exist_ok=True)
         stamp_file.write_text(stamp)
     return report

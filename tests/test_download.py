@@ -230,3 +230,16 @@ def test_requirements_cannot_add_sources(index, tmp_path):
     result = download(project, "--target", "win313", check=False)
     assert result.returncode == 3
     assert "--extra-index-url is not allowed" in result.stderr
+
+
+def test_rerun_picks_up_a_new_release_within_range(downloaded, index):
+    project, *_ = downloaded
+    add_release(index.root, Dist("lib", "2.5"))
+    index.clear()
+    result = download(project)
+    assert "lib-2.5-py3-none-any.whl" in files(project, "win313")
+    # lib 1.5 arrived in the --locked test above: now it is the newest release for `lib<2`.
+    assert sorted(index.file_requests()) == ["/files/lib-1.5-py3-none-any.whl", "/files/lib-2.5-py3-none-any.whl"]
+    assert "no changes" not in result.stdout
+    lock = json.loads((project / "locks" / "win313.lock.json").read_text())
+    assert ("lib", "2.5") in {(p["name"], p["version"]) for p in lock["packages"]}

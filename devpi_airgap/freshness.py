@@ -1,0 +1,88 @@
+"""Decide, cheaply, whether resolving a target again could give a different answer.
+
+A resolution is a function of its inputs (requirements, constraints, target,
+index, tool versions) and of the index pages of the projects it pinned. uv
+revalidates those pages one dependency level at a time, which costs seconds
+even when nothing changed. Here every page is asked for at once, conditionally
+(ETag), and compared by its list of files. When the inputs and every page are
+unchanged, the lock is still the answer and uv need not run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from .resolve import default_index_url, page_filenames
+
+WORKERS = 16
+
+
+def _page(client: httpx.Client, index_url: str, name: str, known: list | None) -> list | None:
+    """[etag, digest of the file list] of a project page, or None if it cannot be read."""
+    headers = {"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"}
+    if known and known[0]:
+        headers["If-None-Match"] = known[0]
+    try:
+        response = client.get(f"{index_url}/{name}/", headers=headers)
+    except httpx.HTTPError:
+        return None
+    if response.status_code == 304 and known:
+        return known
+    if response.status_code != 200:
+        return None
+    digest = hashlib.sha256("\n".join(sorted(page_filenames(response))).encode()).hexdigest()
+    return [response.headers.get("etag", ""), digest]
+
+
+def page_fingerprints(index_url: str | None, names: set[str], known: dict[str, list]) -> dict[str, list | None]:
+    base = (index_url or default_index_url()).rstrip("/")
+    limits = httpx.Limits(max_connections=WORKERS, max_keepalive_connections=WORKERS)
+    with httpx.Client(timeout=30, limits=limits, follow_redirects=True) as client, \
+            ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        ordered = sorted(names)
+        return dict(zip(ordered, pool.map(lambda n: _page(client, base, n, known.get(n)), ordered)))
+
+
+def inputs_digest(description: object) -> str:
+    return hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class FreshnessRecord:
+    """What the last full resolution of each target saw, kept next to the pool."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.data: dict = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            self.data = {}
+
+    def unchanged(self, target: str, inputs: str, current: dict[str, list | None]) -> bool:
+        entry = self.data.get(target)
+        if not entry or entry["inputs"] != inputs:
+            return False
+        return all(current.get(name) is not None and current[name][1] == fp[1] for name, fp in entry["pages"].items())
+
+    def pages(self, target: str) -> dict[str, list]:
+        return (self.data.get(target) or {}).get("pages", {})
+
+    def inputs(self, target: str) -> str | None:
+        return (self.data.get(target) or {}).get("inputs")
+
+    def record(self, target: str, inputs: str, pages: dict[str, list | None]) -> None:
+        if all(fp is not None for fp in pages.values()):
+            self.data[target] = {"inputs": inputs, "pages": pages}
+        else:  # a page we could not read proves nothing next time
+            self.data.pop(target, None)
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, sort_keys=True))
+        os.replace(tmp, self.path)
