@@ -20,7 +20,7 @@ import pytest
 from devpi_airgap.devpi_api import DevpiClient
 from devpi_airgap.systemd_unit import parse_exposure
 from tests.conftest import run_task
-from tests.offline_host import OfflineHost, require_offline_host_support
+from tests.offline_host import OfflineHost, assert_no_route_out, require_offline_host_support
 
 pytestmark = [pytest.mark.offline_host, pytest.mark.network]
 
@@ -63,6 +63,7 @@ def project(tmp_path_factory):
 def host(project):
     require_offline_host_support()
     with OfflineHost() as h:
+        assert_no_route_out(h)  # an offline server for real: nothing the deploy does can reach an index
         config = h.ssh_config_path.read_text()
         free = _free_port()
         config += f"\nHost unreachable\n    HostName 127.0.0.1\n    Port {free}\n"
