@@ -52,7 +52,7 @@ INV = ROOT / ".venv" / "bin" / "inv"
 PIP_DROPPED = "devpi-web"
 
 SINGLE_TARGET = {"win313": {"platform": "win_amd64", "python": "3.13"}}
-MAC_PLATFORM = "macosx_11_0_arm64"
+MAC_PLATFORM = "macosx_14_0_arm64"  # as in inventory.yaml: recent scipy has no older arm64 wheels
 
 
 def three_targets(mac_platform: str) -> dict:
