@@ -9,7 +9,11 @@ Passwords come from DEVPI_AIRGAP_ROOT_PASSWORD / DEVPI_AIRGAP_USER_PASSWORD, a
 ~/.config/devpi-airgap/secrets.yaml), or a prompt when interactive.
 """
 
+from pathlib import Path
+
 from fabric import task
+
+from devpi_airgap.bundle_import import deploy_bundle, print_imported
 
 from devpi_airgap.console import user_errors
 from devpi_airgap.credentials import load_credentials
@@ -34,8 +38,8 @@ def _server(inventory, host: Host, name: str | None):
     return next(iter(inventory.servers.values()))
 
 
-@task(help=HELP)
-def deploy(c, inventory="inventory.yaml", server=None):
+@task(help=dict(HELP, bundle="deploy from this bundle file (checked here and on the server first)"))
+def deploy(c, inventory="inventory.yaml", server=None, bundle=None):
     """Install or update devpi-server on the host, create the user and index, upload missing wheels.
 
     Safe to re-run: every step acts only on what differs, and a run with
@@ -44,7 +48,11 @@ def deploy(c, inventory="inventory.yaml", server=None):
     """
     with user_errors():
         inv, host, entry = _connect(c, inventory, server)
-        deploy_server(host, inv, entry, load_credentials(entry.name))
+        credentials = load_credentials(entry.name)
+        if bundle:
+            deploy_bundle(host, inv, entry, credentials, Path(bundle))
+        else:
+            deploy_server(host, inv, entry, credentials)
 
 
 def _connect(c, inventory, server):
@@ -67,6 +75,7 @@ def status(c, inventory="inventory.yaml", server=None):
     with user_errors():
         _, host, entry = _connect(c, inventory, server)
         show_status(host, entry)
+        print_imported(host)
 
 
 @task(name="client-config", help=HELP)

@@ -7,10 +7,12 @@ import time
 
 from invoke import task
 
+from devpi_airgap.bundle import write_bundle
 from devpi_airgap.console import user_errors
 from devpi_airgap.download import download as download_targets
 from devpi_airgap.inventory import load_inventory
-from devpi_airgap.summary import print_download, print_verify
+from devpi_airgap.refresh import refresh as run_refresh
+from devpi_airgap.summary import print_download, print_refresh, print_verify
 from devpi_airgap.verify import verify_target
 
 INVENTORY_HELP = "inventory file (default: inventory.yaml in the current directory)"
@@ -52,3 +54,32 @@ def verify(c, target="all", inventory="inventory.yaml"):
     with user_errors():
         inv = load_inventory(inventory)
         print_verify([verify_target(inv, t) for t in inv.select_targets(target)])
+
+
+@task(help={"inventory": INVENTORY_HELP,
+            "full": "carry every file, not only those no earlier bundle carried"})
+def bundle(c, inventory="inventory.yaml", full=False):
+    """Write one bundle file to carry across the gap: wheels, locks, manifest, checksum, signature.
+
+    A delta by default: only files no earlier bundle shipped. Prints the
+    bundle's path last, or says there is nothing new.
+    """
+    with user_errors():
+        path = write_bundle(load_inventory(inventory), full=full)
+        print(path if path else "nothing new: every file was in an earlier bundle (use --full for all)")
+
+
+@task(help={"inventory": INVENTORY_HELP})
+def refresh(c, inventory="inventory.yaml"):
+    """The unattended run: re-resolve every target, fetch what is new, verify, write a delta bundle.
+
+    Exit codes: 0 nothing new, or a bundle was written (its path printed
+    last); 3 resolution failed; 4 verification failed; 5 download or I/O
+    failure; 8 another refresh is running. A JSON report and a log are kept
+    in the wheelhouse (refresh-report.json, refresh.log).
+    """
+    with user_errors():
+        inv = load_inventory(inventory)
+        report, path = run_refresh(inv)
+        print_refresh(report)
+        print(path if path else "nothing new")

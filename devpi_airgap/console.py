@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 from rich.table import Table
 
+from .bundle_check import BundleError
 from .errors import AirgapError
 
 out = Console(highlight=False)
@@ -53,7 +54,7 @@ def user_errors():
     """Turn our errors into one clear message and the error's exit code, instead of a traceback."""
     try:
         yield
-    except AirgapError as exc:
+    except (AirgapError, BundleError) as exc:
         # Plain print: a message must reach logs whole, never re-wrapped or read as markup.
         print(f"error: {exc}", file=sys.stderr, flush=True)
         raise Exit(code=exc.exit_code) from None

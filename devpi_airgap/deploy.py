@@ -64,23 +64,25 @@ class Report:
         return any(change for _, change in self.steps)
 
 
-def devpi_wheels(inventory: Inventory, target: Target) -> list[Path]:
-    """The wheels that install devpi itself, as the target's lock records them."""
+def devpi_wheels(inventory: Inventory, target: Target, *, partial_ok: bool = False) -> tuple[list[Path], str]:
+    """The wheels at hand that install devpi itself, and the devpi-server version the lock pins.
+
+    A delta bundle carries only what changed, so with partial_ok some (or all)
+    of them may be absent; the server must then already run that version.
+    """
     directory = inventory.target_dir(target)
-    if not directory.is_dir():
+    if not directory.is_dir() and not partial_ok:
         raise AirgapError(f"no wheelhouse for target {target.name!r} at {directory}; "
                           f"run `inv download --target {target.name}` on the online side and carry it over")
     _, files = read_lock(inventory.lock_path(target))
-    wheels = [directory / f.filename for f in files if DEVPI_SET in f.sets]
-    missing = [w.name for w in wheels if not w.is_file()]
-    if not wheels or missing:
+    locked = [f for f in files if DEVPI_SET in f.sets]
+    version = next((f.version for f in locked if f.name == "devpi-server"), None)
+    wheels = [directory / f.filename for f in locked if (directory / f.filename).is_file()]
+    if version is None or (len(wheels) < len(locked) and not partial_ok):
+        missing = [f.filename for f in locked if not (directory / f.filename).is_file()]
         raise AirgapError(f"the wheelhouse for target {target.name!r} lacks the devpi-server wheels "
                           f"({', '.join(missing[:5]) or 'none locked'}); run `inv download --target {target.name}`")
-    return wheels
-
-
-def _devpi_server_version(wheels: list[Path]) -> str:
-    return next(w.name.split("-")[1] for w in wheels if w.name.startswith("devpi_server-"))
+    return wheels, version
 
 
 def check_facts(host: Host, target: Target) -> None:
@@ -141,11 +143,14 @@ def ensure_service_user(host: Host, report: Report) -> None:
     report.note("system user", f"created {SERVICE_USER}")
 
 
-def ensure_venv(host: Host, version: str, report: Report) -> bool:
+def ensure_venv(host: Host, version: str, report: Report, *, wheels_at_hand: bool = True) -> bool:
     current = host.run(f"{VENV}/bin/devpi-server --version", step="venv", check=False)
     if current.ok and current.stdout.strip() == version:
         report.note("venv")
         return False
+    if not wheels_at_hand:
+        raise RemoteError(f"venv: {host.name} has no devpi-server {version} and this delta bundle does not carry "
+                          "its wheels; deploy a full bundle (`inv bundle --full`) first")
     pip = (f"PIP_CONFIG_FILE=/dev/null PIP_NO_INPUT=1 {VENV}/bin/pip install --quiet --no-index "
            f"--find-links {WHEELS} devpi-server=={version} devpi-web devpi-client")
     host.run(f"set -e; rm -rf {VENV}; python3 -m venv {VENV}; {pip}", step="venv")
@@ -284,9 +289,10 @@ def user_url(host: Host, server: Server) -> str:
     return f"http://{host.address}:{server.port}/{server.user}/{server.index}/+simple/"
 
 
-def deploy(host: Host, inventory: Inventory, server: Server, credentials: Credentials) -> Report:
+def deploy(host: Host, inventory: Inventory, server: Server, credentials: Credentials, *,
+           from_bundle: bool = False, on_uploaded=lambda: None) -> Report:
     target = inventory.targets[server.target]
-    wheels = devpi_wheels(inventory, target)
+    wheels, version = devpi_wheels(inventory, target, partial_ok=from_bundle)
     report = Report(host.name)
     err.print(f"deploying devpi to {host.name} ({host.address}) from target {target.name!r}")
     host.become_root()
@@ -294,7 +300,7 @@ def deploy(host: Host, inventory: Inventory, server: Server, credentials: Creden
     check_port(host, server.port)
     sync_wheels(host, wheels, report)
     ensure_service_user(host, report)
-    venv_changed = ensure_venv(host, _devpi_server_version(wheels), report)
+    venv_changed = ensure_venv(host, version, report, wheels_at_hand=bool(wheels))
     ensure_secret(host, report)
     ensure_initialized(host, credentials, report)
     ensure_unit(host, server, venv_changed, report)
@@ -302,6 +308,7 @@ def deploy(host: Host, inventory: Inventory, server: Server, credentials: Creden
     with host.http(server.port) as base_url, DevpiClient(base_url) as client:
         ensure_index(client, server, credentials, report)
         conflicts = upload(client, server, credentials, inventory, report)
+        on_uploaded()
         problems = check_targets(base_url, inventory, server)
     if problems:
         raise AirgapError("the index cannot serve every target yet:\n" + "\n".join(f"  - {p}" for p in problems))

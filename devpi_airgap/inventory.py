@@ -63,6 +63,15 @@ class Server:
 
 
 @dataclass(frozen=True)
+class BundleSettings:
+    directory: Path
+    sign_key: Path | None = None  # online side: sign bundles with this SSH private key
+    allowed_signers: Path | None = None  # offline side: verify signatures against this file
+    identity: str | None = None  # the signer's principal in allowed_signers
+    require_signature: bool = False
+
+
+@dataclass(frozen=True)
 class Inventory:
     path: Path
     index_url: str | None
@@ -70,6 +79,7 @@ class Inventory:
     locks: Path
     targets: dict[str, Target]
     servers: dict[str, Server]
+    bundles: BundleSettings
 
     def select_targets(self, name: str | None) -> list[Target]:
         """`all` (or nothing) means every target; otherwise exactly the named one."""
@@ -159,7 +169,7 @@ def load_inventory(path: str | Path = "inventory.yaml") -> Inventory:
 def parse_inventory(data, path: Path) -> Inventory:
     check = _Checker(path)
     base = path.parent
-    check.mapping("(top level)", data, allowed={"index_url", "wheelhouse", "locks", "targets", "servers"},
+    check.mapping("(top level)", data, allowed={"index_url", "wheelhouse", "locks", "targets", "servers", "bundles"},
                   required=("targets",))
     index_url = data.get("index_url")
     if index_url is not None:
@@ -224,4 +234,23 @@ def parse_inventory(data, path: Path) -> Inventory:
             check.fail(f"servers.{server.name}.target", server.target,
                        f"one of the targets defined under 'targets:' ({', '.join(targets)})")
     return Inventory(path=path, index_url=index_url, wheelhouse=wheelhouse, locks=locks,
-                     targets=targets, servers=servers)
+                     targets=targets, servers=servers, bundles=_bundle_settings(check, data.get("bundles") or {}, base))
+
+
+def _bundle_settings(check: _Checker, raw, base: Path) -> BundleSettings:
+    check.mapping("bundles", raw, allowed={"dir", "sign_key", "allowed_signers", "identity", "require_signature"})
+
+    def path(key: str) -> Path | None:
+        value = raw.get(key)
+        return None if value is None else base / Path(check.string(f"bundles.{key}", value, expected="a path")).expanduser()
+
+    required = raw.get("require_signature", False)
+    if not isinstance(required, bool):
+        check.fail("bundles.require_signature", required, "true or false")
+    if required and not (raw.get("allowed_signers") and raw.get("identity")):
+        check.fail("bundles.require_signature", required, "allowed_signers and identity to be set as well")
+    identity = raw.get("identity")
+    if identity is not None:
+        check.string("bundles.identity", identity, expected="the signer's principal in allowed_signers")
+    return BundleSettings(directory=path("dir") or base / "bundles", sign_key=path("sign_key"),
+                          allowed_signers=path("allowed_signers"), identity=identity, require_signature=required)

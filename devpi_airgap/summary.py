@@ -31,3 +31,8 @@ def print_verify(reports: list[VerifyReport]) -> None:
             f"{len(failed)} target(s) cannot install offline from their wheelhouse: "
             f"{', '.join(r.name for r in failed)} (details above); re-run `inv download` for them"
         )
+
+
+def print_refresh(report: dict[str, dict[str, list]]) -> None:
+    rows = [[target, "; ".join(c["new"]) or "-", "; ".join(c["updated"]) or "-"] for target, c in report.items()]
+    out.print(table("refresh", ["target", "new", "updated"], rows, right_from=3))

@@ -43,6 +43,7 @@ import http.server
 import io
 import json
 import re
+import shutil
 import tarfile
 import threading
 from collections import Counter
@@ -538,3 +539,19 @@ def serve_index(root: Path) -> Iterator[ServedIndex]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def add_files(root: Path, paths: list[Path]) -> None:
+    """Publish existing wheels (e.g. real ones from a download) next to the generated ones."""
+    root = Path(root)
+    state = json.loads(_state_path(root).read_text("utf-8"))
+    names = {e["filename"] for e in state}
+    for path in paths:
+        if path.name in names:
+            continue
+        shutil.copy(path, root / "files" / path.name)
+        name, version = path.name.split("-")[:2]
+        state.append({"filename": path.name, "project": normalize(name), "version": version,
+                      "sha256": sha256_file(path), "requires_python": None})
+    _state_path(root).write_text(json.dumps(state, indent=1), "utf-8")
+    _write_pages(root, state)

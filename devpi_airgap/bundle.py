@@ -1,0 +1,151 @@
+"""`inv bundle`: one file to carry across the gap, complete, intact and provably ours.
+
+An uncompressed tar (wheels are zips already), streamed member by member so
+memory stays flat however large it is: manifest.json first (every file with
+its sha256, size and targets, each target's lock, the tool's version, the
+creation time), then the locks, then the wheels. Beside it a sha256sum-style
+checksum file and, optionally, an SSH signature (`ssh-keygen -Y sign`).
+
+Bundles are deltas by default: wheelhouse/.shipped.json remembers every file
+any bundle carried, and only the others go into the next one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+from . import __version__
+from .bundle_check import MANIFEST, NAMESPACE, BundleError
+from .errors import AirgapError
+from .inventory import Inventory
+from .wheelhouse import Wheelhouse, read_lock
+
+_SHIPPED = ".shipped.json"
+
+
+class _HashingWriter(io.RawIOBase):
+    """A write-only file that hashes what passes through, so the checksum costs no second read."""
+
+    def __init__(self, out):
+        self.out = out
+        self.digest = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return self.out.write(data)
+
+
+def inventory_id(inventory: Inventory) -> str:
+    """Which inventory a bundle belongs to: its targets' names, platforms and Pythons."""
+    shape = sorted((t.name, t.platforms, t.python) for t in inventory.targets.values())
+    return hashlib.sha256(json.dumps(shape).encode()).hexdigest()[:16]
+
+
+def _shipped_path(inventory: Inventory) -> Path:
+    return inventory.wheelhouse / _SHIPPED
+
+
+def _load_shipped(inventory: Inventory) -> dict[str, str]:
+    try:
+        return json.loads(_shipped_path(inventory).read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def _collect(inventory: Inventory) -> tuple[dict[str, dict], dict[str, bytes]]:
+    """Every locked file of every downloaded target, checked against its lock's sha256."""
+    wheelhouse = Wheelhouse(inventory.wheelhouse)
+    files: dict[str, dict] = {}
+    locks: dict[str, bytes] = {}
+    for target in inventory.targets.values():
+        lock_path = inventory.lock_path(target)
+        if not lock_path.exists():
+            continue
+        locks[target.name] = lock_path.read_bytes()
+        _, locked = read_lock(lock_path)
+        for f in locked:
+            if wheelhouse.sha256(wheelhouse.pool / f.filename) != f.sha256:
+                raise AirgapError(f"{f.filename} in {wheelhouse.pool} is missing or does not match "
+                                  f"{lock_path.name}; run `inv download --target {target.name}` first")
+            size = (wheelhouse.pool / f.filename).stat().st_size
+            entry = files.setdefault(f.filename, {"name": f.filename, "sha256": f.sha256, "size": size, "targets": []})
+            entry["targets"].append(target.name)
+    wheelhouse.save()
+    if not locks:
+        raise AirgapError("no target has been downloaded yet; run `inv download` first")
+    return files, locks
+
+
+def write_bundle(inventory: Inventory, *, full: bool = False) -> Path | None:
+    """Write the next bundle; None when every file was shipped before (and not --full)."""
+    files, locks = _collect(inventory)
+    shipped = _load_shipped(inventory)
+    chosen = [f for f in files.values() if full or f["sha256"] not in shipped]
+    if not chosen:
+        return None
+    created = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    content = hashlib.sha256("".join(sorted(f["sha256"] for f in chosen)).encode()).hexdigest()[:8]
+    bundle_id = f"{created}-{content}"
+    manifest = {
+        "format": 1, "bundle_id": bundle_id, "created": created, "tool": f"devpi-airgap {__version__}",
+        "full": full, "inventory_id": inventory_id(inventory),
+        "files": sorted(chosen, key=lambda f: f["name"]),
+        "locks": {name: hashlib.sha256(data).hexdigest() for name, data in locks.items()},
+    }
+    directory = inventory.bundles.directory
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"devpi-airgap-{bundle_id}.tar"
+    partial = path.with_name(path.name + ".part")
+    try:
+        with open(partial, "wb") as raw:
+            hashing = _HashingWriter(raw)
+            with tarfile.open(fileobj=hashing, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+                for name, data in sorted(locks.items()):
+                    _add_bytes(tar, f"locks/{name}.lock.json", data)
+                pool = inventory.wheelhouse / ".pool"
+                for f in manifest["files"]:
+                    info = tar.gettarinfo(str(pool / f["name"]), arcname=f"wheels/{f['name']}")
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = ""
+                    with open(pool / f["name"], "rb") as src:
+                        tar.addfile(info, src)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    path.with_name(path.name + ".sha256").write_text(f"{hashing.digest.hexdigest()}  {path.name}\n")
+    if inventory.bundles.sign_key:
+        _sign(path, inventory.bundles.sign_key)
+    shipped.update({f["sha256"]: bundle_id for f in chosen})
+    tmp = _shipped_path(inventory).with_suffix(".tmp")
+    tmp.write_text(json.dumps(shipped, indent=1, sort_keys=True))
+    os.replace(tmp, _shipped_path(inventory))
+    return path
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = int(time.time())
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _sign(path: Path, key: Path) -> None:
+    signature = path.with_name(path.name + ".sig")
+    signature.unlink(missing_ok=True)
+    result = subprocess.run(["ssh-keygen", "-q", "-Y", "sign", "-f", str(key), "-n", NAMESPACE, str(path)],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise BundleError(f"signing {path.name} with {key} failed: {result.stderr.strip()}; "
+                          "check bundles.sign_key (an SSH private key without a passphrase, or one in ssh-agent)")

@@ -1,0 +1,97 @@
+"""`inv refresh`: the unattended weekly run. Never needs a human unless something is wrong.
+
+It re-resolves every target (new releases within the ranges come in), fetches
+only new files, verifies every target, and writes a delta bundle when anything
+is new. Its exit code tells a scheduler what happened; a lock keeps two runs
+from overlapping, and every run appends to a log file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from .bundle import write_bundle
+from .download import download
+from .errors import AirgapError, FetchError, VerificationError
+from .inventory import Inventory
+from .verify import verify_target
+from .wheelhouse import read_lock
+
+REPORT = "refresh-report.json"
+LOG = "refresh.log"
+
+
+class AlreadyRunning(AirgapError):
+    exit_code = 8
+
+
+@contextmanager
+def exclusive(inventory: Inventory):
+    inventory.wheelhouse.mkdir(parents=True, exist_ok=True)
+    path = inventory.wheelhouse / ".refresh.lock"
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(f"another refresh holds {path}; wait for it to finish") from None
+        yield
+
+
+def _versions(inventory: Inventory) -> dict[str, dict[str, set[str]]]:
+    found = {}
+    for target in inventory.targets.values():
+        path = inventory.lock_path(target)
+        versions: dict[str, set[str]] = {}
+        if path.exists():
+            for f in read_lock(path)[1]:
+                versions.setdefault(f.name, set()).add(f.version)
+        found[target.name] = versions
+    return found
+
+
+def changes(before: dict, after: dict) -> dict[str, dict[str, list]]:
+    """Per target: packages that are new, and packages with versions added or dropped."""
+    report = {}
+    for target, now in after.items():
+        old = before.get(target, {})
+        report[target] = {
+            "new": sorted(f"{name} {', '.join(sorted(v))}" for name, v in now.items() if name not in old),
+            "updated": sorted(f"{name} {', '.join(sorted(old[name]))} -> {', '.join(sorted(v))}"
+                              for name, v in now.items() if name in old and v != old[name]),
+        }
+    return report
+
+
+def log(inventory: Inventory, line: str) -> None:
+    with open(inventory.wheelhouse / LOG, "a", encoding="utf-8") as f:
+        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}\n")
+
+
+def refresh(inventory: Inventory) -> tuple[dict, Path | None]:
+    """Returns the per-target changes and the new bundle, if any; raises with the right exit code."""
+    with exclusive(inventory):
+        log(inventory, "refresh started")
+        try:
+            before = _versions(inventory)
+            targets = list(inventory.targets.values())
+            download(inventory, targets)
+            failed = [r for r in (verify_target(inventory, t, reuse=True) for t in targets) if not r.ok]
+            if failed:
+                raise VerificationError("verification failed for " + ", ".join(
+                    f"{r.name}: {'; '.join(r.problems)}" for r in failed))
+            report = changes(before, _versions(inventory))
+            bundle = write_bundle(inventory)
+        except AirgapError as exc:
+            log(inventory, f"refresh failed (exit {exc.exit_code}): {' '.join(str(exc).split())}")
+            raise
+        except OSError as exc:
+            log(inventory, f"refresh failed (exit 5): {exc}")
+            raise FetchError(f"I/O failure: {exc}; free space or fix permissions and re-run") from exc
+        summary = {"bundle": str(bundle) if bundle else None, "targets": report}
+        (inventory.wheelhouse / REPORT).write_text(json.dumps(summary, indent=1))
+        log(inventory, f"refresh done: {'bundle ' + bundle.name if bundle else 'nothing new'}")
+        return report, bundle

@@ -1,0 +1,175 @@
+"""Bundles: written as deltas, checked before anything is taken, refused when tampered with."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_task
+from tests.fakeindex import Dist, add_release, build_index, serve_index
+
+INVENTORY = """
+index_url: {url}
+targets:
+  win313: {{platform: win_amd64, python: "3.13", requirements: [requirements.txt]}}
+bundles:
+  sign_key: key
+  allowed_signers: allowed_signers
+  identity: ops@example
+  require_signature: true
+"""
+
+
+def env(tmp: Path) -> dict:
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+    e["UV_CACHE_DIR"] = str(tmp / "uv-cache")
+    return e
+
+
+def make_keys(directory: Path, name: str = "key") -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ops", "-f", str(directory / name)], check=True)
+    public = (directory / f"{name}.pub").read_text().strip()
+    (directory / "allowed_signers").write_text(f"ops@example {public}\n")
+
+
+@pytest.fixture
+def project(tmp_path):
+    root = build_index(tmp_path / "index", [Dist("app", "1.0", requires=["lib"]), Dist("lib", "1.0")])
+    with serve_index(root) as url:
+        (tmp_path / "requirements.txt").write_text("app\n")
+        (tmp_path / "inventory.yaml").write_text(INVENTORY.format(url=url))
+        make_keys(tmp_path)
+        yield tmp_path, root
+
+
+def task(project: Path, *args: str):
+    return run_task(*args, "--inventory", str(project / "inventory.yaml"), env=env(project))
+
+
+def manifest_of(bundle: Path) -> dict:
+    with tarfile.open(bundle) as tar:
+        return json.loads(tar.extractfile("manifest.json").read())
+
+
+def test_refresh_writes_full_then_delta_then_nothing(project):
+    path, index_root = project
+    first = task(path, "refresh")
+    assert first.returncode == 0, first.stderr
+    bundle1 = Path(first.stdout.strip().splitlines()[-1])
+    assert {f["name"] for f in manifest_of(bundle1)["files"]} == {"app-1.0-py3-none-any.whl", "lib-1.0-py3-none-any.whl"}
+    assert bundle1.with_name(bundle1.name + ".sha256").exists() and bundle1.with_name(bundle1.name + ".sig").exists()
+    add_release(index_root, Dist("lib", "1.1"))
+    second = task(path, "refresh")
+    assert second.returncode == 0, second.stderr
+    bundle2 = Path(second.stdout.strip().splitlines()[-1])
+    assert [f["name"] for f in manifest_of(bundle2)["files"]] == ["lib-1.1-py3-none-any.whl"]
+    assert "lib 1.0 -> 1.1" in " ".join(second.stdout.split())
+    report = json.loads((path / "wheelhouse" / "refresh-report.json").read_text())
+    assert report["bundle"] == str(bundle2) and report["targets"]["win313"]["updated"] == ["lib 1.0 -> 1.1"]
+    third = task(path, "refresh")
+    assert third.returncode == 0 and third.stdout.strip().splitlines()[-1] == "nothing new"
+    assert "refresh done: nothing new" in (path / "wheelhouse" / "refresh.log").read_text()
+    full = manifest_of(Path(task(path, "bundle", "--full").stdout.strip().splitlines()[-1]))
+    assert {f["name"] for f in full["files"]} == {"app-1.0-py3-none-any.whl", "lib-1.1-py3-none-any.whl"}
+    assert all(f["size"] > 0 and f["targets"] == ["win313"] for f in full["files"])
+
+
+def test_refresh_exit_codes(project):
+    path, _ = project
+    (path / "requirements.txt").write_text("no-such-package\n")
+    assert task(path, "refresh").returncode == 3
+    (path / "requirements.txt").write_text("app\n")
+    (path / "wheelhouse").mkdir(exist_ok=True)
+    holder = subprocess.Popen(["flock", str(path / "wheelhouse" / ".refresh.lock"), "sleep", "30"])
+    try:
+        import time
+
+        time.sleep(0.5)
+        busy = task(path, "refresh")
+        assert busy.returncode == 8 and "another refresh" in busy.stderr
+    finally:
+        holder.kill()
+
+
+def check(bundle: Path, staging: Path, signers: Path | None, required=True):
+    from devpi_airgap.bundle_check import check_bundle
+
+    return check_bundle(bundle, staging, allowed_signers=str(signers) if signers else None,
+                        identity="ops@example", required=required)
+
+
+def resign(bundle: Path, key: Path) -> None:
+    from devpi_airgap.bundle_check import sha256_of
+
+    bundle.with_name(bundle.name + ".sha256").write_text(f"{sha256_of(bundle)}  {bundle.name}\n")
+    bundle.with_name(bundle.name + ".sig").unlink(missing_ok=True)
+    subprocess.run(["ssh-keygen", "-q", "-Y", "sign", "-f", str(key), "-n", "devpi-airgap", str(bundle)], check=True)
+
+
+def rewrite(bundle: Path, keep=lambda m: True, extra: tarfile.TarInfo | None = None) -> None:
+    with tarfile.open(bundle) as src:
+        members = [(m, src.extractfile(m).read()) for m in src.getmembers() if keep(m)]
+    with tarfile.open(bundle, "w") as out:
+        for member, data in members:
+            out.addfile(member, __import__("io").BytesIO(data))
+        if extra is not None:
+            out.addfile(extra, __import__("io").BytesIO(b"x" * extra.size))
+
+
+def fresh_bundle(path: Path) -> Path:
+    result = task(path, "bundle", "--full")
+    assert result.returncode == 0, result.stderr
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("tamper, message", [
+    ("flip", "does not match"),
+    ("truncate", "not a readable bundle"),
+    ("drop", "lacks"),
+    ("escape", "refused member '../evil'"),
+    ("link", "refused member"),
+    ("unsigned", "unsigned"),
+    ("wrong-key", "signature does not verify"),
+])
+def test_tampered_bundles_are_refused_and_leave_nothing(project, tamper, message):
+    from devpi_airgap.bundle_check import BundleError
+
+    path, _ = project
+    assert task(path, "download").returncode == 0
+    bundle = fresh_bundle(path)
+    key = path / "key"
+    if tamper == "flip":
+        data = bytearray(bundle.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        bundle.write_bytes(bytes(data))
+    elif tamper == "truncate":
+        bundle.write_bytes(bundle.read_bytes()[:len(bundle.read_bytes()) // 2])
+        resign(bundle, key)
+    elif tamper == "drop":
+        rewrite(bundle, keep=lambda m: not m.name.startswith("wheels/lib"))
+        resign(bundle, key)
+    elif tamper == "escape":
+        evil = tarfile.TarInfo("../evil")
+        evil.size = 4
+        rewrite(bundle, extra=evil)
+        resign(bundle, key)
+    elif tamper == "link":
+        link = tarfile.TarInfo("wheels/link.whl")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        rewrite(bundle, extra=link)
+        resign(bundle, key)
+    elif tamper == "unsigned":
+        bundle.with_name(bundle.name + ".sig").unlink()
+    elif tamper == "wrong-key":
+        make_keys(path / "other", "key") if (path / "other").mkdir() is None else None
+        resign(bundle, path / "other" / "key")
+    staging = path / "staging"
+    with pytest.raises(BundleError, match=message):
+        check(bundle, staging, path / "allowed_signers")
+    assert not staging.exists()
+    assert not (path.parent / "evil").exists()
