@@ -83,3 +83,18 @@ def refresh(c, inventory="inventory.yaml"):
         report, path = run_refresh(inv)
         print_refresh(report)
         print(path if path else "nothing new")
+
+
+@task(help={"inventory": INVENTORY_HELP,
+            "html": "also write a self-contained, sortable HTML matrix here ('' for none)"})
+def report(c, inventory="inventory.yaml", html="wheelhouse/report.html"):
+    """Show the wheelhouse matrix: each package's versions per target, totals and sizes.
+
+    Reads every target's lock and checks it against the files in
+    wheelhouse/TARGET/. Prints a table and writes an HTML file that opens
+    offline. Exits 4 when a locked file is missing from its target directory.
+    """
+    from devpi_airgap.report import report as print_report
+
+    with user_errors():
+        print_report(load_inventory(inventory), html)
