@@ -14,8 +14,9 @@ from rich.table import Table
 from .bundle_check import BundleError
 from .errors import AirgapError
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Logs of scheduled runs are read later and grepped: never squeeze them into 80 columns.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 
 def byte_progress() -> Progress:

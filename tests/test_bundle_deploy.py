@@ -1,0 +1,125 @@
+"""Online -> bundle -> offline host, then a delta from a new release, then tampered bundles refused.
+
+The index is a loopback one: real devpi wheels (from one real download) plus a
+generated project that gains a release mid-test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from devpi_airgap.devpi_api import DevpiClient
+from tests.conftest import run_task
+from tests.fakeindex import Dist, add_files, add_release, build_index, serve_index
+from tests.offline_host import OfflineHost, require_offline_host_support
+from tests.test_bundle import make_keys, manifest_of, resign
+
+pytestmark = [pytest.mark.offline_host, pytest.mark.network]
+
+PASSWORDS = {"DEVPI_AIRGAP_ROOT_PASSWORD": "bundle-root-pw", "DEVPI_AIRGAP_USER_PASSWORD": "bundle-user-pw"}
+INVENTORY = """
+index_url: {url}
+targets:
+  server: {{platform: [manylinux_2_28_x86_64, manylinux2014_x86_64], python: "3.11", requirements: [server.txt]}}
+servers:
+  devpi-host: {{target: server}}
+bundles:
+  sign_key: key
+  allowed_signers: allowed_signers
+  identity: ops@example
+  require_signature: true
+"""
+
+
+def clean_env(project: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "DEVPI_AIRGAP_"))}
+    env.update(PASSWORDS, UV_CACHE_DIR=str(project / "uv-cache"), DEVPI_AIRGAP_SECRETS=str(project / "none.yaml"))
+    return env
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    require_offline_host_support()
+    seed = tmp_path_factory.mktemp("seed")
+    (seed / "server.txt").write_text("packaging\n")
+    (seed / "inventory.yaml").write_text(
+        "targets:\n  server: {platform: [manylinux_2_28_x86_64, manylinux2014_x86_64], python: '3.11', "
+        "requirements: [server.txt]}\nservers:\n  devpi-host: {target: server}\n")
+    run_task("download", "--inventory", str(seed / "inventory.yaml"), env=clean_env(seed), check=True)
+    root = build_index(tmp_path_factory.mktemp("index"), [Dist("demo", "1.0")])
+    add_files(root, sorted((seed / "wheelhouse" / "server").glob("*.whl")))
+    project = tmp_path_factory.mktemp("project")
+    (project / "server.txt").write_text("packaging\ndemo\n")
+    make_keys(project)
+    with serve_index(root) as url, OfflineHost() as host:
+        (project / "inventory.yaml").write_text(INVENTORY.format(url=url))
+        yield project, root, host
+
+
+def inv(project: Path, *args: str):
+    return run_task(*args, "--inventory", str(project / "inventory.yaml"), env=clean_env(project))
+
+
+def fab(project: Path, host: OfflineHost, *args: str):
+    return run_task("-S", str(host.ssh_config_path), "-H", "devpi-host", *args,
+                    "--inventory", str(project / "inventory.yaml"), program="fabric", env=clean_env(project))
+
+
+def index_files(host: OfflineHost) -> dict[str, str]:
+    with DevpiClient(f"http://{host.address}:3141") as client:
+        return client.index_files("myuser", "myindex")
+
+
+def imported(host: OfflineHost) -> str:
+    return host.run("cat /var/lib/devpi-airgap/imported.json").stdout
+
+
+def last_line(result) -> Path:
+    assert result.returncode == 0, result.stdout + result.stderr
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def test_bundle_flow(setup):
+    project, index_root, host = setup
+    full = last_line(inv(project, "refresh"))
+    first = fab(project, host, "deploy", "--bundle", str(full))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "checked on devpi-host too" in first.stderr
+    files = index_files(host)
+    assert "demo-1.0-py3-none-any.whl" in files and any(n.startswith("devpi_server-") for n in files)
+
+    add_release(index_root, Dist("demo", "1.1"))
+    delta = last_line(inv(project, "refresh"))
+    assert [f["name"] for f in manifest_of(delta)["files"]] == ["demo-1.1-py3-none-any.whl"]
+    second = fab(project, host, "deploy", "--bundle", str(delta))
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert set(index_files(host)) - set(files) == {"demo-1.1-py3-none-any.whl"}
+    assert "upload: 1 files" in " ".join(second.stderr.split())
+
+    again = fab(project, host, "deploy", "--bundle", str(full))  # an old bundle again: nothing lost or doubled
+    assert again.returncode == 0 and "no changes" in again.stdout, again.stderr
+    status = fab(project, host, "status")
+    assert manifest_of(full)["bundle_id"] in status.stdout and manifest_of(delta)["bundle_id"] in status.stdout
+
+    before_files, before_imported = index_files(host), imported(host)
+    tampered = delta.with_name("tampered-" + delta.name)
+    data = bytearray(delta.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    tampered.with_name(tampered.name + ".sha256").write_text(delta.with_name(delta.name + ".sha256").read_text())
+    refused = fab(project, host, "deploy", "--bundle", str(tampered))
+    assert refused.returncode == 7 and "truncated or altered" in refused.stderr
+
+    # Signed with a key the server does not trust: refused on the server too, not only here.
+    (project / "other").mkdir()
+    make_keys(project / "other")
+    other = delta.with_name("other-" + delta.name)
+    other.write_bytes(delta.read_bytes())
+    resign(other, project / "other" / "key")
+    refused = fab(project, host, "deploy", "--bundle", str(other))
+    assert refused.returncode == 7 and "signature does not verify" in refused.stderr
+    assert index_files(host) == before_files and imported(host) == before_imported
