@@ -98,3 +98,29 @@ def report(c, inventory="inventory.yaml", html="wheelhouse/report.html"):
 
     with user_errors():
         print_report(load_inventory(inventory), html)
+
+
+@task(help={"on_calendar": "systemd OnCalendar= expression (default: daily)",
+            "deploy_host": "after a good refresh, fab deploy each new bundle to this -H host",
+            "remove": "stop, disable and delete the timer and service",
+            "inventory": INVENTORY_HELP})
+def schedule(c, on_calendar="daily", deploy_host=None, remove=False, inventory="inventory.yaml"):
+    """Run `inv refresh` unattended from a systemd user timer; prints a crontab line where systemd cannot.
+
+    Writes ~/.config/systemd/user/devpi-airgap-refresh.{service,timer}. A
+    re-run with the same options says "no changes". See devpi_airgap/schedule.py.
+    """
+    from pathlib import Path
+
+    from devpi_airgap import schedule as timer
+
+    with user_errors():
+        if remove:
+            outcome = timer.remove()
+        else:
+            inv = load_inventory(inventory)
+            if deploy_host:
+                inv.server(deploy_host)  # fail now, not at the first unattended deploy
+            outcome = timer.install(Path(__file__).resolve().parent, Path(inventory).resolve(),
+                                    on_calendar, deploy_host)
+        print("\n".join(outcome.lines))
