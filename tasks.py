@@ -13,7 +13,7 @@ from devpi_airgap.download import download as download_targets
 from devpi_airgap.inventory import load_inventory
 from devpi_airgap.refresh import refresh as run_refresh
 from devpi_airgap.summary import print_download, print_refresh, print_verify
-from devpi_airgap.verify import verify_target
+from devpi_airgap.verify import verify_targets
 
 INVENTORY_HELP = "inventory file (default: inventory.yaml in the current directory)"
 TARGET_HELP = "a target name from the inventory, several joined by commas, or 'all' (default)"
@@ -40,7 +40,7 @@ def download(c, target="all", inventory="inventory.yaml", locked=False, verify=T
         reports = download_targets(inv, targets, locked=locked)
         print_download(reports, time.monotonic() - start)
         if verify:
-            print_verify([verify_target(inv, t, reuse=True) for t in targets])
+            print_verify(verify_targets(inv, targets, reuse=True))
 
 
 @task(help={"target": TARGET_HELP, "inventory": INVENTORY_HELP})
@@ -53,7 +53,7 @@ def verify(c, target="all", inventory="inventory.yaml"):
     """
     with user_errors():
         inv = load_inventory(inventory)
-        print_verify([verify_target(inv, t) for t in inv.select_targets(target)])
+        print_verify(verify_targets(inv, inv.select_targets(target)))
 
 
 @task(help={"inventory": INVENTORY_HELP,

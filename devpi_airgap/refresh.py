@@ -18,7 +18,7 @@ from .bundle import write_bundle
 from .download import download
 from .errors import AirgapError, FetchError, VerificationError
 from .inventory import Inventory
-from .verify import verify_target
+from .verify import verify_targets
 from .wheelhouse import read_lock
 
 REPORT = "refresh-report.json"
@@ -79,7 +79,7 @@ def refresh(inventory: Inventory) -> tuple[dict, Path | None]:
             before = _versions(inventory)
             targets = list(inventory.targets.values())
             download(inventory, targets)
-            failed = [r for r in (verify_target(inventory, t, reuse=True) for t in targets) if not r.ok]
+            failed = [r for r in verify_targets(inventory, targets, reuse=True) if not r.ok]
             if failed:
                 raise VerificationError("verification failed for " + ", ".join(
                     f"{r.name}: {'; '.join(r.problems)}" for r in failed))

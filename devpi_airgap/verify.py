@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,12 +100,19 @@ def verify_target(inventory: Inventory, target: Target, *, reuse: bool = False) 
         if python is None:
             report.native = f"no python{target.python} here"
         else:
-            for resolution in sets:
-                problem = _pip_install(python, directory, resolution)
-                if problem:
-                    report.problems.append(f"{resolution.label}: {problem}")
+            # Each set installs into its own venv: independent work, so both cores share it.
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                problems = pool.map(lambda r: (r, _pip_install(python, directory, r)), sets)
+                report.problems += [f"{r.label}: {problem}" for r, problem in problems if problem]
             report.native = "installed"
     if report.ok:
         stamp_file.parent.mkdir(parents=True, exist_ok=True)
         stamp_file.write_text(stamp)
     return report
+
+
+def verify_targets(inventory: Inventory, targets: list[Target], *, reuse: bool = False) -> list[VerifyReport]:
+    """All targets at once: one target's native install overlaps the others' offline resolutions."""
+    uv_binary()  # locate uv once, here: sysconfig's first use is not thread-safe
+    with ThreadPoolExecutor(max_workers=len(targets) or 1) as pool:
+        return list(pool.map(lambda t: verify_target(inventory, t, reuse=reuse), targets))
