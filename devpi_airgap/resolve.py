@@ -183,8 +183,14 @@ def uv_compile(resolution: ResolutionSet, platform: TargetPlatform, index_url: s
 
 
 def _uv_failure(what: str, target: Target, resolution: ResolutionSet, result: subprocess.CompletedProcess) -> str:
-    detail = "\n".join(line for line in result.stderr.strip().splitlines() if line.strip())
-    return f"{what} for target {target.name!r} ({resolution.label}) failed:\n{detail}"
+    """uv's explanation, indented under ours, so the user reads one message rather than two errors."""
+    lines = []
+    for line in result.stderr.strip().splitlines():
+        line = re.sub(r"^\s*(error|warning): ", "", line.rstrip())
+        # uv resolves with this machine's interpreter for the target's version; that is by design, not news.
+        if line.strip() and "will be used to build dependencies instead" not in line:
+            lines.append(f"  {line}")
+    return f"{what} for target {target.name!r} ({resolution.label}) failed:\n" + "\n".join(lines)
 
 
 def default_index_url() -> str:

@@ -1,0 +1,82 @@
+"""Bad input: one clear paragraph, a distinct non-zero exit code, and nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_task
+from tests.fakeindex import build_index, serve_index
+from tests.test_download import DISTS, TARGETS, clean_env, make_project
+
+BAD_INVENTORIES = [
+    ("targets: [\n", "malformed YAML"),
+    (TARGETS + "colour: blue\n", "colour: got 'blue', expected no such key"),
+    (TARGETS.replace('python: "3.13"', "python: 3.13"), 'quoted version such as "3.13"'),
+    (TARGETS.replace("platform: win_amd64", "platform: beos_x86"), "unknown platform tag 'beos_x86'"),
+    (TARGETS + "servers:\n  devpi-host: {target: nosuch}\n", "servers.devpi-host.target: got 'nosuch'"),
+]
+
+BAD_REQUIREMENTS = [
+    ("app==\n", "invalid requirement 'app=='"),
+    ("no-such-package\n", "no-such-package"),
+    ("natext==9.9\n", "natext"),
+]
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    with serve_index(build_index(tmp_path_factory.mktemp("index"), DISTS)) as url:
+        yield url
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess, code: int, fragment: str, project: Path) -> None:
+    assert result.returncode == code, result.stdout + result.stderr
+    message = " ".join(result.stderr.split())
+    assert fragment in message
+    assert "Traceback" not in result.stderr and result.stderr.count("error:") == 1
+    assert not (project / "wheelhouse").exists() and not (project / "locks").exists()
+
+
+@pytest.mark.parametrize("text, fragment", BAD_INVENTORIES)
+def test_bad_inventory(index, tmp_path, text, fragment):
+    project = make_project(tmp_path, index, "app\n", targets=text)
+    result = run_task("download", "--inventory", str(project / "inventory.yaml"), env=clean_env(project))
+    assert_clean_failure(result, 2, fragment, project)
+
+
+@pytest.mark.parametrize("requirements, fragment", BAD_REQUIREMENTS)
+def test_bad_requirements(index, tmp_path, requirements, fragment):
+    project = make_project(tmp_path, index, requirements)
+    result = run_task("download", "--inventory", str(project / "inventory.yaml"), "--target", "win313",
+                      env=clean_env(project))
+    assert_clean_failure(result, 3, fragment, project)
+
+
+def test_python_version_without_wheels(index, tmp_path):
+    targets = 'targets:\n  future: {platform: win_amd64, python: "3.99", requirements: [requirements.txt]}\n'
+    project = make_project(tmp_path, index, "natext\n", targets=targets)
+    result = run_task("download", "--inventory", str(project / "inventory.yaml"), env=clean_env(project))
+    assert_clean_failure(result, 3, "'future'", project)
+
+
+def test_bundle_from_another_inventory_is_refused_before_connecting(index, tmp_path):
+    made = make_project(tmp_path / "one", index, "app\n") if (tmp_path / "one").mkdir() is None else None
+    assert run_task("download", "--inventory", str(made / "inventory.yaml"), "--target", "win313",
+                    env=clean_env(made)).returncode == 0
+    bundle = run_task("bundle", "--inventory", str(made / "inventory.yaml"), env=clean_env(made))
+    path = bundle.stdout.strip().splitlines()[-1]
+    other = tmp_path / "two"
+    other.mkdir()
+    make_project(other, index, "app\n", targets=TARGETS.replace("win313", "win312").replace('"3.13"', '"3.12"')
+                 + "servers:\n  devpi-host: {target: lin311}\n")
+    (other / "ssh_config").write_text("Host devpi-host\n    HostName 127.0.0.1\n    Port 9\n")
+    env = clean_env(other)
+    env.update(DEVPI_AIRGAP_ROOT_PASSWORD="x", DEVPI_AIRGAP_USER_PASSWORD="y",
+               DEVPI_AIRGAP_SECRETS=str(other / "none.yaml"))
+    result = run_task("-S", str(other / "ssh_config"), "-H", "devpi-host", "deploy", "--bundle", path,
+                      "--inventory", str(other / "inventory.yaml"), program="fabric", env=env)
+    assert result.returncode == 7
+    assert "made for a different inventory" in " ".join(result.stderr.split())
