@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / "bin"
 # What the offline-host tests need: systemd-nspawn, debootstrap, sshd/ssh, ip.
-DEBIAN_TEST_PACKAGES = ["systemd-container", "debootstrap", "openssh-server", "openssh-client", "iproute2"]
+DEBIAN_TEST_PACKAGES = ["systemd-container", "debootstrap", "openssh-server", "openssh-client", "iproute2", "chromium"]
 
 
 def say(message: str) -> None:
