@@ -13,6 +13,8 @@ from pathlib import Path
 
 from fabric import task
 
+from devpi_airgap.backup import backup as make_backup
+from devpi_airgap.backup import restore as restore_data
 from devpi_airgap.bundle_import import deploy_bundle, print_imported
 
 from devpi_airgap.console import user_errors
@@ -21,6 +23,7 @@ from devpi_airgap.deploy import client_config as render_client_config
 from devpi_airgap.deploy import deploy as deploy_server
 from devpi_airgap.deploy import status as show_status
 from devpi_airgap.deploy import upload_only
+from devpi_airgap.errors import UsageError
 from devpi_airgap.inventory import load_inventory
 from devpi_airgap.remote import Host
 
@@ -84,3 +87,22 @@ def client_config(c, inventory="inventory.yaml", server=None):
     with user_errors():
         _, host, entry = _connect(c, inventory, server)
         print(render_client_config(host, entry), end="")
+
+
+@task(help=dict(HELP, to="directory here for backups (default: backups/)", keep="how many to keep (default 7)"))
+def backup(c, inventory="inventory.yaml", server=None, to="backups", keep=7):
+    """devpi-export the server's data into a dated backup, copy it here, keep the newest --keep."""
+    with user_errors():
+        _, host, entry = _connect(c, inventory, server)
+        print(make_backup(host, entry, Path(to), int(keep)))
+
+
+@task(name="restore", help=dict(HELP, **{"from": "a backup file made by fab backup"}))
+def restore_backup(c, inventory="inventory.yaml", server=None, from_=None):
+    """Replace the server's data with a backup; the previous data is kept aside and put back on failure."""
+    with user_errors():
+        if not from_:
+            raise UsageError("restore needs --from BACKUP.tar (a file made by fab backup)")
+        _, host, entry = _connect(c, inventory, server)
+        aside = restore_data(host, entry, Path(from_))
+        print(f"restored {from_}; the data it replaced is kept on the server in {aside}")

@@ -7,6 +7,12 @@ class AirgapError(Exception):
     exit_code = 1
 
 
+class UsageError(AirgapError):
+    """A task was called without something it needs."""
+
+    exit_code = 2
+
+
 class ResolutionError(AirgapError):
     """Requirements could not be resolved for a target."""
 

@@ -113,6 +113,23 @@ class Host:
         else:
             self.run(f"install -m 0644 {shlex.quote(str(local))} {shlex.quote(remote)}", step=step)
 
+    def get(self, remote: str, local: Path, *, step: str) -> None:
+        """Fetch one root-owned file from the server, through a temporary copy the login user may read."""
+        local.parent.mkdir(parents=True, exist_ok=True)
+        if not self.is_remote:
+            self.run(f"install -m 0600 -o {os.getuid()} {shlex.quote(remote)} {shlex.quote(str(local))}", step=step)
+            return
+        if self._prefix == "":
+            self.c.get(remote, str(local))
+            return
+        login = self._raw("id -un", None).stdout.strip()
+        staging = self.run(f"f=$(mktemp) && install -m 0600 -o {shlex.quote(login)} {shlex.quote(remote)} $f && echo $f",
+                           step=step).stdout.strip()
+        try:
+            self.c.get(staging, str(local))
+        finally:
+            self.run(f"rm -f {shlex.quote(staging)}", step=step, check=False)
+
     @contextmanager
     def http(self, port: int):
         """A base URL on this machine that reaches the server's port on its loopback."""
@@ -175,5 +192,5 @@ class _Tunnel:
                             if not data:
                                 return
                             sink.sendall(data)
-            except OSError:
+            except (OSError, EOFError):  # paramiko raises EOFError once the SSH connection is gone
                 return

@@ -273,3 +273,21 @@ def test_status_upload_and_client_config(deployed, project, host):
     url = f"http://{host.address}:3141/myuser/myindex/+simple/"
     assert f"index-url = {url}" in config.stdout and f"trusted-host = {host.address}" in config.stdout
     assert "[[tool.uv.index]]" in config.stdout and "default = true" in config.stdout
+
+
+def test_backup_then_restore_after_data_loss(deployed, project, host):
+    before = index_files(host)
+    made = [fab(project, host, "backup", "--to", str(project / "backups"), "--keep", "2") for _ in range(3)]
+    assert all(r.returncode == 0 for r in made), made[-1].stderr
+    latest = Path(made[-1].stdout.strip().splitlines()[-1])
+    kept = sorted((project / "backups" / "devpi-host").glob("devpi-*.tar"))
+    assert latest in kept and len(kept) == 2
+    assert host.run("ls /var/lib/devpi-airgap/backups/*.tar | wc -l").stdout.strip() == "2"
+    assert index_files(host) == before  # the service came back after each export
+    host.run("systemctl stop devpi.service && rm -rf /var/lib/devpi/server/*", check=True)
+    restored = fab(project, host, "restore", "--from", str(latest))
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert host.run("systemctl is-active devpi.service").stdout.strip() == "active"
+    assert index_files(host) == before
+    again = fab(project, host, "deploy")
+    assert again.returncode == 0 and "no changes" in again.stdout, again.stdout + again.stderr
