@@ -12,12 +12,13 @@ import shlex
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .console import byte_progress, err, human_bytes, out, table
 from .credentials import Credentials
-from .devpi_api import DevpiClient, upload_missing
+from .devpi_api import DevpiClient, DevpiError, upload_missing
 from .errors import AirgapError
 from .inventory import Inventory, Server, Target
 from .isolation import uv_binary
@@ -289,6 +290,38 @@ def user_url(host: Host, server: Server) -> str:
     return f"http://{host.address}:{server.port}/{server.user}/{server.index}/+simple/"
 
 
+def upload_failure(host: Host, server: Server, exc: DevpiError) -> RemoteError:
+    """Why talking to devpi failed mid-deploy, worked out on the server, and what to do about it."""
+    again = ("then re-run deploy: files already on the index are kept and only the missing ones are uploaded "
+             "(a half-sent file never reaches the index)")
+    if host.is_remote and not host.c.is_connected:
+        return RemoteError(f"upload: the SSH connection to {host.name} broke mid-upload ({exc}); once {host.name} "
+                           f"answers over SSH again, {again}")
+    try:
+        free_kb = host.run(f"df -Pk {SERVERDIR}/+files {SERVERDIR} 2>/dev/null | awk 'NR>1 {{print $4}}' | sort -n | head -1",
+                           step="upload", check=False).stdout.strip()
+        logged = host.run(f"journalctl --no-pager -n 200 -u {UNIT_NAME}", step="upload", check=False).stdout
+    except AirgapError:
+        return RemoteError(f"upload: the connection to {host.name} broke mid-upload ({exc}); once {host.name} "
+                           f"answers over SSH again, {again}")
+    low = free_kb.isdigit() and int(free_kb) < 64 * 1024
+    if "No space left" in str(exc) or ((exc.status or 0) >= 500 and (low or "No space left" in logged)):
+        return RemoteError(f"upload: the disk holding {SERVERDIR} on {host.name} is full "
+                           f"({int(free_kb) // 1024 if free_kb.isdigit() else '?'} MB free; the server said: {exc}). Free space there "
+                           f"(or grow that filesystem), {again}")
+    systemd_lines = [line for line in logged.splitlines() if " INFO " not in line][-8:]
+    return RemoteError(f"upload: devpi-server on {host.name} stopped answering or the connection to it broke "
+                       f"mid-upload ({exc}). Its journal:\n{chr(10).join(systemd_lines)}\nFix any cause shown above, {again}")
+
+
+@contextmanager
+def explained_upload_errors(host: Host, server: Server):
+    try:
+        yield
+    except DevpiError as exc:
+        raise upload_failure(host, server, exc) from None
+
+
 def deploy(host: Host, inventory: Inventory, server: Server, credentials: Credentials, *,
            from_bundle: bool = False, on_uploaded=lambda: None) -> Report:
     target = inventory.targets[server.target]
@@ -306,8 +339,9 @@ def deploy(host: Host, inventory: Inventory, server: Server, credentials: Creden
     ensure_unit(host, server, venv_changed, report)
     wait_healthy(host, server.port)
     with host.http(server.port) as base_url, DevpiClient(base_url) as client:
-        ensure_index(client, server, credentials, report)
-        conflicts = upload(client, server, credentials, inventory, report)
+        with explained_upload_errors(host, server):
+            ensure_index(client, server, credentials, report)
+            conflicts = upload(client, server, credentials, inventory, report)
         on_uploaded()
         problems = check_targets(base_url, inventory, server)
     if problems:
@@ -327,7 +361,7 @@ def upload_only(host: Host, inventory: Inventory, server: Server, credentials: C
     report = Report(host.name)
     host.become_root()
     wait_healthy(host, server.port)
-    with host.http(server.port) as base_url, DevpiClient(base_url) as client:
+    with host.http(server.port) as base_url, DevpiClient(base_url) as client, explained_upload_errors(host, server):
         conflicts = upload(client, server, credentials, inventory, report)
     out.print("no changes" if not report.changed else "uploaded")
     if conflicts:

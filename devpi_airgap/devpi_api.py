@@ -34,6 +34,8 @@ from typing import Callable, Iterable
 
 import httpx
 
+from .errors import AirgapError
+
 JSON = "application/json"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 # concurrent per-project listing requests; measured on 138 projects: 1 -> 1.35s,
@@ -49,8 +51,10 @@ _FIELD_NAMES = {
 }
 
 
-class DevpiError(Exception):
+class DevpiError(AirgapError):
     """A devpi-server request failed; ``status`` is the HTTP status (or None)."""
+
+    exit_code = 6  # a remote step failed: a clear message, never a traceback
 
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
@@ -281,6 +285,8 @@ def upload_missing(
                 future.result()
             except DevpiError as e:
                 if e.status != 409:
+                    # the server or the link is gone: do not send every remaining file into the same wall
+                    pool.shutdown(wait=False, cancel_futures=True)
                     raise
                 result.conflicts.append((path.name, str(e)))
             else:
