@@ -37,6 +37,7 @@ UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
 SERVICE_USER = "devpi"
 DEVPI_SET = "devpi server"
 HEALTH_TIMEOUT = 90
+BACKUPS_KEPT = 7
 
 _FACTS = r"""
 import json, os, platform, sys
@@ -144,19 +145,64 @@ def ensure_service_user(host: Host, report: Report) -> None:
     report.note("system user", f"created {SERVICE_USER}")
 
 
-def ensure_venv(host: Host, version: str, report: Report, *, wheels_at_hand: bool = True) -> bool:
+def _installed_version(host: Host) -> str | None:
     current = host.run(f"{VENV}/bin/devpi-server --version", step="venv", check=False)
-    if current.ok and current.stdout.strip() == version:
+    return current.stdout.strip() if current.ok else None
+
+
+def _install_venv(host: Host, version: str) -> str:
+    """A venv of its own for each devpi-server version, so the previous one stays for a rollback."""
+    path = f"{PREFIX}/venv-{version}"
+    pip = (f"PIP_CONFIG_FILE=/dev/null PIP_NO_INPUT=1 {path}/bin/pip install --quiet --no-index "
+           f"--find-links {WHEELS} devpi-server=={version} devpi-web devpi-client")
+    host.run(f"set -e; rm -rf {path}; python3 -m venv {path}; {pip}", step="venv")
+    return path
+
+
+def _point_venv_at(host: Host, path: str) -> None:
+    # rename(2) over the symlink: the unit never sees a missing venv.
+    host.run(f"ln -sfn {path} {VENV}.new && mv -Tf {VENV}.new {VENV}", step="switch venv")
+
+
+def ensure_venv(host: Host, version: str, port: int, report: Report, *, wheels_at_hand: bool = True,
+                before_upgrade=lambda: None) -> bool:
+    """Install devpi-server `version`; True when the service must (re)start on a new venv."""
+    current = _installed_version(host)
+    if current == version:
         report.note("venv")
         return False
     if not wheels_at_hand:
         raise RemoteError(f"venv: {host.name} has no devpi-server {version} and this delta bundle does not carry "
                           "its wheels; deploy a full bundle (`inv bundle --full`) first")
-    pip = (f"PIP_CONFIG_FILE=/dev/null PIP_NO_INPUT=1 {VENV}/bin/pip install --quiet --no-index "
-           f"--find-links {WHEELS} devpi-server=={version} devpi-web devpi-client")
-    host.run(f"set -e; rm -rf {VENV}; python3 -m venv {VENV}; {pip}", step="venv")
-    report.note("venv", f"devpi-server {version} installed in {VENV}")
+    if current and not host.run(f"test -L {VENV}", step="venv", check=False).ok:
+        # A venv from before versioned venvs: give it its versioned name so it can be rolled back to.
+        host.run(f"mv -T {VENV} {PREFIX}/venv-{current} && ln -s {PREFIX}/venv-{current} {VENV}", step="venv")
+    if current and _service_active(host):
+        before_upgrade()
+        upgrade(host, current, version, port, report)
+        return False
+    _point_venv_at(host, _install_venv(host, version))
+    report.note("venv", f"devpi-server {version} installed in {PREFIX}/venv-{version}")
     return True
+
+
+def upgrade(host: Host, old: str, new: str, port: int, report: Report) -> None:
+    """Switch the running service to a new devpi-server; roll back to the old venv unless it comes up healthy."""
+    path = _install_venv(host, new)
+    _point_venv_at(host, path)
+    host.run(f"systemctl restart {UNIT_NAME}", step="upgrade", check=False)
+    try:
+        wait_healthy(host, port)
+        if _installed_version(host) != new:
+            raise RemoteError(f"upgrade: {VENV} does not report devpi-server {new}")
+    except RemoteError as exc:
+        _point_venv_at(host, f"{PREFIX}/venv-{old}")
+        host.run(f"systemctl reset-failed {UNIT_NAME}; systemctl restart {UNIT_NAME}", step="roll back", check=False)
+        wait_healthy(host, port)
+        host.run(f"rm -rf {path}", step="roll back", check=False)
+        raise RemoteError(f"upgrade: devpi-server {new} did not come up healthy, so {host.name} was rolled back to "
+                          f"{old}, which is serving again. What failed:\n{exc}") from None
+    report.note("venv", f"upgraded devpi-server {old} -> {new} (previous venv kept for a rollback)")
 
 
 def ensure_secret(host: Host, report: Report) -> None:
@@ -333,7 +379,14 @@ def deploy(host: Host, inventory: Inventory, server: Server, credentials: Creden
     check_port(host, server.port)
     sync_wheels(host, wheels, report)
     ensure_service_user(host, report)
-    venv_changed = ensure_venv(host, version, report, wheels_at_hand=bool(wheels))
+
+    def backup_first() -> None:
+        from .backup import backup  # backup builds on this module; importing it here keeps the cycle out of load time
+
+        report.note("backup before upgrade", str(backup(host, server, inventory.path.parent / "backups", BACKUPS_KEPT)))
+
+    venv_changed = ensure_venv(host, version, server.port, report, wheels_at_hand=bool(wheels),
+                               before_upgrade=backup_first)
     ensure_secret(host, report)
     ensure_initialized(host, credentials, report)
     ensure_unit(host, server, venv_changed, report)

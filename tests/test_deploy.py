@@ -6,6 +6,9 @@ host (Debian bookworm: Python 3.11, manylinux x86_64).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -13,12 +16,14 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from devpi_airgap.devpi_api import DevpiClient
 from devpi_airgap.systemd_unit import parse_exposure
+from devpi_airgap.wheelhouse import sha256_file
 from tests.conftest import run_task
 from tests.offline_host import OfflineHost, assert_no_route_out, require_offline_host_support
 
@@ -287,6 +292,58 @@ def test_backup_then_restore_after_data_loss(deployed, project, host):
     host.run("systemctl stop devpi.service && rm -rf /var/lib/devpi/server/*", check=True)
     restored = fab(project, host, "restore", "--from", str(latest))
     assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert host.run("systemctl is-active devpi.service").stdout.strip() == "active"
+    assert index_files(host) == before
+    again = fab(project, host, "deploy")
+    assert again.returncode == 0 and "no changes" in again.stdout, again.stdout + again.stderr
+
+
+def _broken_devpi_server(original: Path, version: str, dest: Path) -> Path:
+    """The same devpi-server under a newer version whose main() exits at once: an upgrade that never comes up."""
+    old = original.name.split("-")[1]
+    with zipfile.ZipFile(original) as src:
+        entries = {name.replace(f"devpi_server-{old}.dist-info", f"devpi_server-{version}.dist-info"): src.read(name)
+                   for name in src.namelist()}
+    for name in entries:
+        if name.endswith(".dist-info/METADATA"):
+            entries[name] = entries[name].replace(f"Version: {old}".encode(), f"Version: {version}".encode())
+    entries["devpi_server/main.py"] += b"\n\ndef main(*args, **kwargs):\n    raise SystemExit('deliberately broken')\n"
+    record = next(name for name in entries if name.endswith(".dist-info/RECORD"))
+    lines = []
+    for name, data in entries.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        lines.append(f"{name},sha256={digest},{len(data)}" if name != record else f"{name},,")
+    entries[record] = ("\n".join(lines) + "\n").encode()
+    wheel = dest / original.name.replace(f"-{old}-", f"-{version}-")
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as out:
+        for name, data in entries.items():
+            out.writestr(name, data)
+    return wheel
+
+
+def test_broken_upgrade_rolls_back(deployed, project, host):
+    before = index_files(host)
+    lock_path = project / "locks" / "server.lock.json"
+    saved = lock_path.read_text()
+    lock = json.loads(saved)
+    entry = next(p for p in lock["packages"] if p["name"] == "devpi-server")
+    old_version = entry["version"]
+    broken = _broken_devpi_server(project / "wheelhouse" / "server" / entry["filename"], f"{old_version}.post1",
+                                  project / "wheelhouse" / "server")
+    entry.update(version=f"{old_version}.post1", filename=broken.name, sha256=sha256_file(broken),
+                 size=broken.stat().st_size)
+    lock_path.write_text(json.dumps(lock))
+    backups = set((project / "backups" / "devpi-host").glob("*.tar"))
+    try:
+        result = fab(project, host, "deploy")
+        message = " ".join(result.stderr.split())
+        assert result.returncode == 6, result.stdout + result.stderr
+        assert f"rolled back to {old_version}, which is serving again" in message
+    finally:
+        lock_path.write_text(saved)
+        broken.unlink()
+    assert set((project / "backups" / "devpi-host").glob("*.tar")) - backups  # a backup came first
+    assert host.run("/opt/devpi-airgap/venv/bin/devpi-server --version").stdout.strip() == old_version
     assert host.run("systemctl is-active devpi.service").stdout.strip() == "active"
     assert index_files(host) == before
     again = fab(project, host, "deploy")
