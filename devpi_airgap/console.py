@@ -26,13 +26,6 @@ def byte_progress() -> Progress:
     )
 
 
-def count_progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-        console=err, transient=True, disable=not err.is_terminal,
-    )
-
-
 def table(title: str, columns: list[str], rows: list[list], *, right_from: int = 1) -> Table:
     t = Table(title=title, title_justify="left")
     for i, column in enumerate(columns):

@@ -6,7 +6,7 @@ import time
 from importlib.metadata import version
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from . import __version__
 from .build import build_pure_wheel
@@ -31,7 +31,6 @@ class TargetReport:
     new_bytes: int = 0
     seconds: float = 0.0
     lock_changed: bool = False
-    filenames: list[str] = field(default_factory=list)
 
 
 def _pins_from_lock(inventory: Inventory, target: Target) -> dict[Pin, set[str]]:
@@ -153,8 +152,7 @@ def download(inventory: Inventory, targets: list[Target], *, locked: bool = Fals
         report = reports[name]
         report.packages = len({f.name for f in files})
         report.files = len(files)
-        report.filenames = [f.filename for f in files]
-        added = set(wheelhouse.link(name, report.filenames))
+        added = set(wheelhouse.link(name, [f.filename for f in files]))
         report.new_files = len(added)
         report.new_bytes = sum(f.size for f in files if f.filename in added)
         header = {
