@@ -21,7 +21,6 @@ from .credentials import Credentials
 from .devpi_api import DevpiClient, DevpiError, upload_missing
 from .errors import AirgapError
 from .inventory import Inventory, Server, Target
-from .isolation import uv_binary
 from .platforms import target_platform
 from .remote import Host, RemoteError
 from .resolve import resolution_sets, uv_compile
@@ -317,7 +316,6 @@ def check_targets(base_url: str, inventory: Inventory, server: Server) -> list[s
     # Only what this machine carries was uploaded; a target never downloaded here is not ours to check.
     carried = [t for t in inventory.targets.values() if inventory.lock_path(t).exists() and inventory.target_dir(t).is_dir()]
     jobs = [(t, s) for t in carried for s in resolution_sets(t)]
-    uv_binary()  # locate uv once, here: sysconfig's first use is not thread-safe
 
     def check(job) -> str | None:
         target, resolution = job

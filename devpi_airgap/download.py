@@ -14,7 +14,6 @@ from .console import byte_progress
 from .fetch import fetch_all
 from .freshness import FreshnessRecord, inputs_digest, page_fingerprints
 from .inventory import Inventory, Target
-from .isolation import uv_binary
 from .platforms import TargetPlatform, target_platform
 from .resolve import FileRef, Pin, resolution_sets, resolve_set
 from .wheelhouse import LockedFile, Wheelhouse, read_lock, write_lock
@@ -47,7 +46,6 @@ def _resolve_all(inventory: Inventory, platforms: dict[str, TargetPlatform],
                  on_resolved: Callable[[str], None]) -> dict[str, dict[Pin, set[str]]]:
     """Resolve every set of every target concurrently: uv mostly waits on the network."""
     jobs = [(name, s) for name, p in platforms.items() for s in resolution_sets(p.target)]
-    uv_binary()  # locate uv once, here: sysconfig's first use is not thread-safe
     pins: dict[str, dict[Pin, set[str]]] = {name: {} for name in platforms}
     remaining = {name: sum(1 for n, _ in jobs if n == name) for name in platforms}
     with ThreadPoolExecutor(max_workers=RESOLVE_WORKERS) as pool:

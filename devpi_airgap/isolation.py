@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from functools import lru_cache
 
 # Knobs that change where files are cached or how long to wait, never what is chosen.
@@ -32,8 +33,18 @@ def isolated_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@lru_cache(maxsize=1)
+_LOCATING = threading.Lock()
+
+
 def uv_binary() -> str:
+    # Resolution and verification call this from many threads at once, and the
+    # first use of sysconfig (inside find_uv_bin) is not thread-safe.
+    with _LOCATING:
+        return _locate_uv()
+
+
+@lru_cache(maxsize=1)
+def _locate_uv() -> str:
     try:
         from uv import find_uv_bin
 

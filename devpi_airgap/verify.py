@@ -113,6 +113,5 @@ def verify_target(inventory: Inventory, target: Target, *, reuse: bool = False) 
 
 def verify_targets(inventory: Inventory, targets: list[Target], *, reuse: bool = False) -> list[VerifyReport]:
     """All targets at once: one target's native install overlaps the others' offline resolutions."""
-    uv_binary()  # locate uv once, here: sysconfig's first use is not thread-safe
     with ThreadPoolExecutor(max_workers=len(targets) or 1) as pool:
         return list(pool.map(lambda t: verify_target(inventory, t, reuse=reuse), targets))
