@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import select
 import shlex
 import shutil
 import socket
@@ -48,6 +47,7 @@ class Host:
         self.name = c.original_host if self.is_remote else socket.gethostname()
         self.address = c.host if self.is_remote else socket.getfqdn()
         self._prefix: str | None = None
+        self._reconnect_lock = threading.Lock()
         if self.is_remote and c.connect_timeout is None:
             c.connect_timeout = CONNECT_TIMEOUT
 
@@ -130,6 +130,13 @@ class Host:
         finally:
             self.run(f"rm -f {shlex.quote(staging)}", step=step, check=False)
 
+    def _transport(self):
+        """The live SSH transport, reconnecting once a broken one is noticed (Fabric does the same for run)."""
+        with self._reconnect_lock:
+            if not self.c.is_connected:
+                self.c.open()
+            return self.c.transport
+
     @contextmanager
     def http(self, port: int):
         """A base URL on this machine that reaches the server's port on its loopback."""
@@ -140,7 +147,7 @@ class Host:
             self.c.open()
         except Exception as exc:
             raise self._connection_error(exc) from None
-        with _Tunnel(self.c.transport, port) as local:
+        with _Tunnel(self._transport, port) as local:
             yield f"http://127.0.0.1:{local}"
 
 
@@ -149,48 +156,82 @@ class _Tunnel:
 
     Fabric's forward_local re-raises any client hang-up (a broken pipe when a
     client closes early) at exit; here each connection's end is its own business.
+    Never select() on a channel: paramiko then backs it with an OS pipe, and a
+    client hanging up mid-response closes that pipe while the transport thread
+    still writes to it, which kills the whole SSH connection (paramiko #1157).
+    Blocking reads, one thread per direction, need no pipe. Should the SSH
+    connection still break, the next client connection opens a fresh one.
     """
 
     def __init__(self, transport, remote_port: int):
-        self.transport = transport
+        self.transport = transport  # a callable: the live transport
         self.remote_port = remote_port
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(64)
-        self.closed = threading.Event()
+        self.open: set = set()
+        self.lock = threading.Lock()
 
     def __enter__(self) -> int:
         threading.Thread(target=self._accept, daemon=True).start()
         return self.listener.getsockname()[1]
 
     def __exit__(self, *exc) -> None:
-        self.closed.set()
         self.listener.close()
+        with self.lock:
+            pairs, self.open = list(self.open), set()
+        for pair in pairs:
+            _close_pair(*pair)
 
     def _accept(self) -> None:
-        while not self.closed.is_set():
+        while True:
             try:
                 client, peer = self.listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._pump, args=(client, peer), daemon=True).start()
+            threading.Thread(target=self._connect, args=(client, peer), daemon=True).start()
 
-    def _pump(self, client: socket.socket, peer) -> None:
+    def _connect(self, client: socket.socket, peer) -> None:
         try:
-            channel = self.transport.open_channel("direct-tcpip", ("127.0.0.1", self.remote_port), peer)
+            channel = self.transport().open_channel("direct-tcpip", ("127.0.0.1", self.remote_port), peer)
         except Exception:
             client.close()
             return
-        with client, channel:
-            try:
-                while not self.closed.is_set():
-                    readable, _, _ = select.select([client, channel], [], [], 1.0)
-                    for source, sink in ((client, channel), (channel, client)):
-                        if source in readable:
-                            data = source.recv(1 << 16)
-                            if not data:
-                                return
-                            sink.sendall(data)
-            except (OSError, EOFError):  # paramiko raises EOFError once the SSH connection is gone
-                return
+        pair = (client, channel)
+        with self.lock:
+            self.open.add(pair)
+        threading.Thread(target=_client_to_server, args=pair, daemon=True).start()
+        try:
+            while data := channel.recv(1 << 16):
+                client.sendall(data)
+        except Exception:  # the client hung up, or the SSH connection is gone: this connection ends either way
+            pass
+        finally:
+            with self.lock:
+                self.open.discard(pair)
+            _close_pair(client, channel)
+
+
+def _client_to_server(client: socket.socket, channel) -> None:
+    """Close (never half-close) the channel when the client is done.
+
+    paramiko builds an EOF under its lock but sends it after; should the
+    server's close arrive in between, the EOF follows our CLOSE and sshd drops
+    the whole connection. close() re-checks under the lock, so it cannot race.
+    """
+    try:
+        while data := client.recv(1 << 16):
+            channel.sendall(data)
+    except Exception:  # the client reset, or the channel is already gone
+        pass
+    channel.close()  # ends the other direction too
+
+
+def _close_pair(client: socket.socket, channel) -> None:
+    channel.close()
+    try:
+        client.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    client.close()

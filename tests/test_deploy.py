@@ -176,6 +176,40 @@ def test_second_deploy_reports_no_changes(deployed, project, host):
     assert "changed" not in result.stderr
 
 
+def test_tunnel_survives_clients_hanging_up_mid_response(deployed, host):
+    """uv drops connections mid-download; that must never take the deploy's SSH connection down with it."""
+    import socket
+    import struct
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import urljoin
+
+    import httpx
+    from fabric import Config, Connection
+
+    from devpi_airgap.remote import Host
+
+    connection = Connection("devpi-host", config=Config(overrides={"ssh_config_path": str(host.ssh_config_path),
+                                                                   "load_ssh_configs": True}))
+    with connection, Host(connection).http(3141) as base:
+        page = f"{base}/myuser/myindex/+simple/devpi-server/"
+        wheel = httpx.get(page, headers={"Accept": "application/vnd.pypi.simple.v1+json"}).json()["files"][0]["url"]
+        path = urljoin(page, wheel).removeprefix(base)
+        transport = connection.transport
+        port = int(base.rsplit(":", 1)[1])
+
+        def hang_up(i: int) -> None:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+                s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                s.recv(1000 + i * 97 % 5000)
+                if i % 2:  # half of them reset instead of closing politely
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+        with ThreadPoolExecutor(64) as pool:
+            list(pool.map(hang_up, range(600)))
+        assert connection.transport is transport and transport.is_active()
+        assert httpx.get(f"{base}/+api").status_code == 200
+
+
 def test_restart_and_reboot_keep_every_file(deployed, host):
     before = index_files(host)
     assert any(name.startswith("devpi_server-") for name in before)
