@@ -26,6 +26,7 @@ from devpi_airgap.deploy import upload_only
 from devpi_airgap.errors import UsageError
 from devpi_airgap.inventory import load_inventory
 from devpi_airgap.remote import Host
+from devpi_airgap.replica import deploy_replica
 
 HELP = {
     "inventory": "inventory file (default: inventory.yaml in the current directory)",
@@ -45,12 +46,20 @@ def _server(inventory, host: Host, name: str | None):
 def deploy(c, inventory="inventory.yaml", server=None, bundle=None):
     """Install or update devpi-server on the host, create the user and index, upload missing wheels.
 
-    Safe to re-run: every step acts only on what differs, and a run with
-    nothing to do prints "no changes". Ends by resolving every target from
+    A server with `role: replica` instead follows its primary through devpi's
+    replication: `fab -H primary,replica1 deploy` sets up both. Safe to
+    re-run: every step acts only on what differs, and a run with nothing to
+    do prints "no changes". Ends by resolving every target from
     the live index alone and printing the URL users need.
     """
     with user_errors():
         inv, host, entry = _connect(c, inventory, server)
+        if entry.is_replica:
+            if bundle:
+                raise UsageError(f"{entry.name} is a replica: deploy the bundle to its primary {entry.primary}, "
+                                 "and the replica follows")
+            deploy_replica(host, inv, entry)
+            return
         credentials = load_credentials(entry.name)
         if bundle:
             deploy_bundle(host, inv, entry, credentials, Path(bundle))
@@ -69,6 +78,8 @@ def upload(c, inventory="inventory.yaml", server=None):
     """Upload every wheel the index does not hold yet (name and sha256), nothing else."""
     with user_errors():
         inv, host, entry = _connect(c, inventory, server)
+        if entry.is_replica:
+            raise UsageError(f"{entry.name} is a replica: upload to its primary {entry.primary}, and the replica follows")
         upload_only(host, inv, entry, load_credentials(entry.name))
 
 

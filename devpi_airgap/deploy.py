@@ -225,8 +225,12 @@ def ensure_initialized(host: Host, credentials: Credentials, report: Report) -> 
     report.note("devpi-init", f"{SERVERDIR} initialised, root password set")
 
 
-def ensure_unit(host: Host, server: Server, restart: bool, report: Report) -> None:
-    unit = render_unit(venv=VENV, serverdir=SERVERDIR, secretfile=SECRETFILE, host="0.0.0.0", port=server.port)
+def ensure_unit(host: Host, server: Server, restart: bool, report: Report, *, primary_url: str | None = None,
+                has_replicas: bool = False) -> None:
+    """A replica runs with --primary-url; a primary serves the replication protocol only when asked to."""
+    role_args = ["--primary-url", primary_url] if primary_url else ["--role", "primary"] if has_replicas else []
+    unit = render_unit(venv=VENV, serverdir=SERVERDIR, secretfile=SECRETFILE, host="0.0.0.0", port=server.port,
+                       offline_mode=primary_url is None, extra_args=role_args)
     current = host.run(f"cat {UNIT_PATH}", step="systemd unit", check=False)
     changes = []
     if not current.ok or current.stdout != unit:
@@ -366,28 +370,44 @@ def explained_upload_errors(host: Host, server: Server):
         raise upload_failure(host, server, exc) from None
 
 
-def deploy(host: Host, inventory: Inventory, server: Server, credentials: Credentials, *,
-           from_bundle: bool = False, on_uploaded=lambda: None) -> Report:
+def prepare_host(host: Host, inventory: Inventory, server: Server, *, partial_ok: bool = False,
+                 before_upgrade=None) -> tuple[Report, bool]:
+    """What primaries and replicas share: checks, wheels, service user and venv. True when the venv is new."""
     target = inventory.targets[server.target]
-    wheels, version = devpi_wheels(inventory, target, partial_ok=from_bundle)
+    wheels, version = devpi_wheels(inventory, target, partial_ok=partial_ok)
     report = Report(host.name)
-    err.print(f"deploying devpi to {host.name} ({host.address}) from target {target.name!r}")
+    role = f"a replica of {server.primary}" if server.is_replica else "devpi"
+    err.print(f"deploying {role} to {host.name} ({host.address}) from target {target.name!r}")
     host.become_root()
     check_facts(host, target)
     check_port(host, server.port)
     sync_wheels(host, wheels, report)
     ensure_service_user(host, report)
+    venv_changed = ensure_venv(host, version, server.port, report, wheels_at_hand=bool(wheels),
+                               before_upgrade=before_upgrade or (lambda: None))
+    return report, venv_changed
 
+
+def finish(report: Report, host: Host, server: Server, problems: list[str]) -> None:
+    if problems:
+        raise AirgapError("the index cannot serve every target yet:\n" + "\n".join(f"  - {p}" for p in problems))
+    report.note("every target resolves from the index alone")
+    out.print("no changes" if not report.changed else
+              f"{sum(1 for _, c in report.steps if c)} steps changed something")
+    out.print(f"users install with: pip install --index-url {user_url(host, server)} --trusted-host {host.address} PACKAGE")
+
+
+def deploy(host: Host, inventory: Inventory, server: Server, credentials: Credentials, *,
+           from_bundle: bool = False, on_uploaded=lambda: None) -> Report:
     def backup_first() -> None:
         from .backup import backup  # backup builds on this module; importing it here keeps the cycle out of load time
 
         report.note("backup before upgrade", str(backup(host, server, inventory.path.parent / "backups", BACKUPS_KEPT)))
 
-    venv_changed = ensure_venv(host, version, server.port, report, wheels_at_hand=bool(wheels),
-                               before_upgrade=backup_first)
+    report, venv_changed = prepare_host(host, inventory, server, partial_ok=from_bundle, before_upgrade=backup_first)
     ensure_secret(host, report)
     ensure_initialized(host, credentials, report)
-    ensure_unit(host, server, venv_changed, report)
+    ensure_unit(host, server, venv_changed, report, has_replicas=bool(inventory.replicas_of(server)))
     wait_healthy(host, server.port)
     with host.http(server.port) as base_url, DevpiClient(base_url) as client:
         with explained_upload_errors(host, server):
@@ -395,12 +415,7 @@ def deploy(host: Host, inventory: Inventory, server: Server, credentials: Creden
             conflicts = upload(client, server, credentials, inventory, report)
         on_uploaded()
         problems = check_targets(base_url, inventory, server)
-    if problems:
-        raise AirgapError("the index cannot serve every target yet:\n" + "\n".join(f"  - {p}" for p in problems))
-    report.note("every target resolves from the index alone")
-    out.print("no changes" if not report.changed else
-              f"{sum(1 for _, c in report.steps if c)} steps changed something")
-    out.print(f"users install with: pip install --index-url {user_url(host, server)} --trusted-host {host.address} PACKAGE")
+    finish(report, host, server, problems)
     if conflicts:
         raise AirgapError(f"{len(conflicts)} files conflict with different files of the same name on the index "
                           "(listed above); the index keeps its copies. Remove the stale files from the wheelhouse.")

@@ -7,7 +7,7 @@ every error names the file, the key path, the bad value and what was expected.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -54,12 +54,30 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Front:
+    """nginx in front of devpi: caching, upload size, TLS."""
+
+    port: int
+    server_name: str
+    tls_cert: Path | None = None  # on this machine; deploy carries them over
+    tls_key: Path | None = None
+
+
+@dataclass(frozen=True)
 class Server:
     name: str
     target: str
     port: int = DEFAULT_PORT
     user: str = "myuser"
     index: str = "myindex"
+    role: str = "primary"
+    primary: str | None = None  # a replica's primary, by its servers: name
+    primary_url: str | None = None  # how the replica reaches it, when not by the primary's SSH address
+    front: Front | None = None
+
+    @property
+    def is_replica(self) -> bool:
+        return self.role == "replica"
 
 
 @dataclass(frozen=True)
@@ -101,6 +119,9 @@ class Inventory:
                 f"known servers: {', '.join(self.servers) or '(none)'}"
             )
         return self.servers[name]
+
+    def replicas_of(self, server: Server) -> list[Server]:
+        return [s for s in self.servers.values() if s.primary == server.name]
 
     def target_dir(self, target: Target) -> Path:
         return self.wheelhouse / target.name
@@ -184,17 +205,45 @@ def parse_inventory(data, path: Path) -> Inventory:
     check.mapping("servers", raw_servers)
     for name, raw in raw_servers.items():
         key = f"servers.{name}"
-        check.mapping(key, raw, allowed={"target", "port", "user", "index"}, required=("target",))
-        port = raw.get("port", DEFAULT_PORT)
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            check.fail(f"{key}.port", port, "a TCP port number from 1 to 65535")
+        check.mapping(key, raw, allowed={"target", "port", "user", "index", "role", "primary", "primary_url", "nginx"},
+                      required=("target",))
+        role = raw.get("role", "primary")
+        if role not in ("primary", "replica"):
+            check.fail(f"{key}.role", role, "primary or replica")
+        if role == "replica":
+            check.string(f"{key}.primary", raw.get("primary"), expected="the servers: name of this replica's primary")
+            for own in ("user", "index"):
+                if own in raw:
+                    check.fail(f"{key}.{own}", raw[own], "no such key on a replica: it serves its primary's index")
+        else:
+            for only_replica in ("primary", "primary_url"):
+                if only_replica in raw:
+                    check.fail(f"{key}.{only_replica}", raw[only_replica], "role: replica for this key")
+        primary_url = raw.get("primary_url")
+        if primary_url is not None:
+            check.string(f"{key}.primary_url", primary_url, pattern=re.compile(r"^https?://[^/\s]+/?$"),
+                         expected="the primary's base URL as the replica reaches it, e.g. http://10.0.0.5:3141")
         servers[name] = Server(
             name=name,
             target=check.string(f"{key}.target", raw["target"], expected="a target name"),
-            port=port,
+            port=_port(check, f"{key}.port", raw.get("port", DEFAULT_PORT)),
             user=check.string(f"{key}.user", raw.get("user", "myuser"), pattern=_NAME, expected="a devpi user name"),
             index=check.string(f"{key}.index", raw.get("index", "myindex"), pattern=_NAME, expected="a devpi index name"),
+            role=role,
+            primary=raw.get("primary"),
+            primary_url=primary_url.rstrip("/") if primary_url else None,
+            front=_front(check, f"{key}.nginx", raw["nginx"], base, name) if "nginx" in raw else None,
         )
+    for server in servers.values():
+        if server.is_replica:
+            primary = servers.get(server.primary)
+            if primary is None or primary.is_replica:
+                check.fail(f"servers.{server.name}.primary", server.primary,
+                           f"a primary among the servers: entries ({', '.join(n for n, s in servers.items() if not s.is_replica)})")
+            if primary.target != server.target:
+                check.fail(f"servers.{server.name}.target", server.target,
+                           f"its primary's target {primary.target!r}: both must run the same devpi-server")
+            servers[server.name] = replace(server, user=primary.user, index=primary.index)
 
     raw_targets = check.mapping("targets", data["targets"])
     if not raw_targets:
@@ -235,6 +284,30 @@ def parse_inventory(data, path: Path) -> Inventory:
                        f"one of the targets defined under 'targets:' ({', '.join(targets)})")
     return Inventory(path=path, index_url=index_url, wheelhouse=wheelhouse, locks=locks,
                      targets=targets, servers=servers, bundles=_bundle_settings(check, data.get("bundles") or {}, base))
+
+
+def _port(check: _Checker, keypath: str, port) -> int:
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        check.fail(keypath, port, "a TCP port number from 1 to 65535")
+    return port
+
+
+def _front(check: _Checker, keypath: str, raw, base: Path, server_name: str) -> Front:
+    check.mapping(keypath, raw, allowed={"port", "server_name", "tls_cert", "tls_key"})
+    tls = [raw.get(k) for k in ("tls_cert", "tls_key")]
+    if any(tls) and not all(tls):
+        check.fail(f"{keypath}.{'tls_key' if tls[0] else 'tls_cert'}", None, "tls_cert and tls_key set together")
+    paths = []
+    for key, value in zip(("tls_cert", "tls_key"), tls):
+        if value is not None:
+            path = base / Path(check.string(f"{keypath}.{key}", value, expected="a file path")).expanduser()
+            if not path.is_file():
+                check.fail(f"{keypath}.{key}", value, f"an existing file (looked for {path})")
+            paths.append(path)
+    return Front(port=_port(check, f"{keypath}.port", raw.get("port", 443 if paths else 80)),
+                 server_name=check.string(f"{keypath}.server_name", raw.get("server_name", server_name),
+                                          expected="the host name clients use"),
+                 tls_cert=paths[0] if paths else None, tls_key=paths[1] if paths else None)
 
 
 def _bundle_settings(check: _Checker, raw, base: Path) -> BundleSettings:

@@ -35,6 +35,7 @@ def render_unit(
     host: str,
     port: int,
     user: str = "devpi",
+    offline_mode: bool = True,
     extra_args: list[str] | tuple[str, ...] = (),
 ) -> str:
     for name, path in (("venv", venv), ("serverdir", serverdir), ("secretfile", secretfile)):
@@ -49,8 +50,9 @@ def render_unit(
         "--secretfile", secretfile,
         "--host", host,
         "--port", str(int(port)),
-        # The host has no route to any index: never try to reach one.
-        "--offline-mode",
+        # The host has no route to any index: never try to reach one. A replica
+        # must reach its primary, and --offline-mode stops replication.
+        *(["--offline-mode"] if offline_mode else []),
         # Only root may create users/indexes; uploaders get accounts from root.
         "--restrict-modify", "root",
         *extra_args,

@@ -60,7 +60,18 @@ def test_good_inventory_with_defaults(write, tmp_path):
      ["targets.win313.implementation", "'pp'", "one of cp"]),
     (GOOD.replace("{target: server}", "{target: nosuch}"), ["servers.devpi-host.target", "'nosuch'", "win313, server"]),
     (GOOD.replace("{target: server}", "{target: server, port: 99999}"), ["servers.devpi-host.port", "99999"]),
-    (GOOD.replace("{target: server}", "{target: server, role: x}"), ["servers.devpi-host.role", "no such key"]),
+    (GOOD.replace("{target: server}", "{target: server, role: x}"), ["servers.devpi-host.role", "primary or replica"]),
+    (GOOD.replace("  devpi-host: {target: server}\n", "  devpi-host: {target: server}\n  mirror: {target: server, role: replica}\n"), ["servers.mirror.primary", "None", "servers: name"]),
+    (GOOD.replace("  devpi-host: {target: server}\n", "  devpi-host: {target: server}\n  mirror: {target: server, role: replica, primary: nosuch}\n"), ["servers.mirror.primary", "'nosuch'", "(devpi-host)"]),
+    (GOOD.replace("  devpi-host: {target: server}\n", "  devpi-host: {target: server}\n  mirror: {target: win313, role: replica, primary: devpi-host}\n"), ["servers.mirror.target", "'win313'", "same devpi-server"]),
+    (GOOD.replace("  devpi-host: {target: server}\n", "  devpi-host: {target: server}\n  mirror: {target: server, role: replica, primary: devpi-host, index: other}\n"), ["servers.mirror.index", "its primary's index"]),
+    (GOOD.replace("{target: server}", "{target: server, primary: x}"), ["servers.devpi-host.primary", "role: replica"]),
+    (GOOD.replace("  devpi-host: {target: server}\n", "  devpi-host: {target: server}\n  mirror: {target: server, role: replica, primary: devpi-host, primary_url: 'ftp://x'}\n"), ["servers.mirror.primary_url", "'ftp://x'", "base URL"]),
+    (GOOD.replace("{target: server}", "{target: server, nginx: {tls_cert: req.txt}}"),
+     ["servers.devpi-host.nginx.tls_key", "set together"]),
+    (GOOD.replace("{target: server}", "{target: server, nginx: {tls_cert: a.pem, tls_key: req.txt}}"),
+     ["servers.devpi-host.nginx.tls_cert", "'a.pem'", "an existing file"]),
+    (GOOD.replace("{target: server}", "{target: server, nginx: {listen: 80}}"), ["servers.devpi-host.nginx.listen", "no such key"]),
     (GOOD + "index_url: ftp://x\n", ["index_url", "'ftp://x'", "URL"]),
 ])
 def test_errors_name_file_key_value_and_expectation(write, text, fragments):
@@ -71,6 +82,19 @@ def test_errors_name_file_key_value_and_expectation(write, text, fragments):
     assert message.startswith(str(path))
     for fragment in fragments:
         assert fragment in message
+
+
+def test_replica_serves_its_primarys_index_and_front_defaults(write, tmp_path):
+    text = GOOD.replace("  devpi-host: {target: server}\n",
+                        "  devpi-host: {target: server, user: team, index: stable, nginx: {tls_cert: req.txt, tls_key: req.txt}}\n"
+                        "  mirror: {target: server, role: replica, primary: devpi-host, port: 4000, nginx: {}}\n")
+    inv = load_inventory(write(text))
+    primary, replica = inv.server("devpi-host"), inv.server("mirror")
+    assert (replica.is_replica, replica.user, replica.index, replica.port) == (True, "team", "stable", 4000)
+    assert inv.replicas_of(primary) == [replica] and inv.replicas_of(replica) == []
+    assert (primary.front.port, primary.front.tls_key) == (443, tmp_path / "req.txt")
+    assert (replica.front.port, replica.front.server_name, replica.front.tls_cert) == (80, "mirror", None)
+    assert primary.front is not None and inv.server("devpi-host").role == "primary"
 
 
 def test_missing_inventory_says_how_to_point_at_one(tmp_path):

@@ -53,6 +53,13 @@ def test_exposure_offline_at_most_2():
     assert score <= MAX_EXPOSURE
 
 
+def test_replica_unit_replicates_and_stays_hardened():
+    _require_systemd_analyze()
+    text = render_unit(**UNIT_ARGS, offline_mode=False, extra_args=["--primary-url", "http://10.0.0.5:3141"])
+    assert "--offline-mode" not in text and "--primary-url http://10.0.0.5:3141" in text
+    assert exposure_score(text) <= MAX_EXPOSURE
+
+
 def test_exposure_detects_an_unhardened_unit():
     _require_systemd_analyze()
     plain = "[Service]\nExecStart=/bin/true\n"

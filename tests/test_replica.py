@@ -1,0 +1,143 @@
+"""`fab -H devpi-host,devpi-replica deploy`: a primary and a devpi replica, on two booted offline hosts.
+
+The two hosts reach each other only over a private link between their network
+namespaces (and neither has a route out), as two servers on a closed network do.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devpi_airgap.devpi_api import DevpiClient
+from tests.conftest import run_task
+from tests.offline_host import OfflineHost, assert_no_route_out, pick_subnet, require_offline_host_support
+from tests.test_deploy import USER_PASSWORD, clean_env, secrets_env
+from tests.test_devpi_api import make_wheel
+
+pytestmark = [pytest.mark.offline_host, pytest.mark.network]
+
+INVENTORY = """
+targets:
+  server: {platform: [manylinux_2_28_x86_64, manylinux2014_x86_64], python: "3.11", requirements: [server.txt]}
+servers:
+  devpi-host: {target: server, port: 3141, user: myuser, index: myindex}
+  devpi-replica: {target: server, role: replica, primary: devpi-host, primary_url: "http://%s:3141"}
+"""
+
+
+def link(a: OfflineHost, b: OfflineHost) -> tuple[str, str]:
+    """A veth pair straight from a's namespace to b's: the path between two servers, nothing else."""
+    net = pick_subnet("10.232.0.0/16")
+    address_a, address_b = (str(h) for h in net.hosts())
+    tag = uuid.uuid4().hex[:6]
+    subprocess.run(["ip", "link", "add", f"rl{tag}a", "netns", a.netns, "type", "veth",
+                    "peer", "name", f"rl{tag}b", "netns", b.netns], check=True)
+    for host, name, address in ((a, f"rl{tag}a", address_a), (b, f"rl{tag}b", address_b)):
+        subprocess.run(["ip", "-n", host.netns, "addr", "add", f"{address}/30", "dev", name], check=True)
+        subprocess.run(["ip", "-n", host.netns, "link", "set", name, "up"], check=True)
+    return address_a, address_b
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory):
+    require_offline_host_support()
+    with OfflineHost() as primary, OfflineHost() as replica:
+        for h in (primary, replica):
+            assert_no_route_out(h)
+        primary_link, _ = link(primary, replica)
+        root = tmp_path_factory.mktemp("replica")
+        config = primary.ssh_config_path.read_text() + "\n" + replica.ssh_config_path.read_text().replace(
+            f"Host {replica.ssh_alias}\n", "Host devpi-replica\n", 1)
+        (root / "ssh_config").write_text(config)
+        (root / "server.txt").write_text("packaging\n")
+        (root / "inventory.yaml").write_text(INVENTORY % primary_link)
+        run_task("download", "--inventory", str(root / "inventory.yaml"), "--target", "server",
+                 env=clean_env(root), check=True)
+        yield root, primary, replica
+
+
+def fab(root: Path, hosts: str, *args: str, env=None):
+    return run_task("-S", str(root / "ssh_config"), "-H", hosts, *args, "--inventory", str(root / "inventory.yaml"),
+                    program="fabric", env=env or secrets_env(root))
+
+
+def test_replica_before_its_primary_is_a_clear_error(hosts):
+    root, _, replica = hosts
+    result = fab(root, "devpi-replica", "deploy", env=clean_env(root))  # a replica needs no passwords
+    assert result.returncode == 6, result.stderr
+    assert "devpi-host has no devpi deployed yet" in result.stderr and "fab -H devpi-host deploy" in result.stderr
+    assert replica.run("test -e /var/lib/devpi || test -e /opt/devpi-airgap").returncode != 0  # nothing changed
+
+
+@pytest.fixture(scope="module")
+def deployed(hosts):
+    root, primary, replica = hosts
+    result = fab(root, "devpi-host,devpi-replica", "deploy")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def unit_args(host: OfflineHost) -> str:
+    return host.run("grep ^ExecStart= /etc/systemd/system/devpi.service", check=True).stdout
+
+
+def test_one_command_deploys_primary_and_replica(deployed, hosts):
+    _, primary, replica = hosts
+    assert "--role primary" in unit_args(primary) and "--offline-mode" in unit_args(primary)
+    assert "--primary-url http://" in unit_args(replica) and "--offline-mode" not in unit_args(replica)
+    secret = "sha256sum /etc/devpi-airgap/secret | cut -d' ' -f1"
+    assert primary.run(secret, check=True).stdout == replica.run(secret, check=True).stdout
+    assert replica.run("stat -c '%U %a' /etc/devpi-airgap/secret").stdout.strip() == "devpi 600"
+    assert replica.run("systemctl is-active devpi.service").stdout.strip() == "active"
+    assert f"http://{replica.address}:3141/myuser/myindex/+simple/" in deployed.stdout
+    for text in (deployed.stdout, deployed.stderr):
+        assert USER_PASSWORD not in text
+
+
+def test_file_uploaded_to_the_primary_installs_from_the_replica(deployed, hosts, tmp_path):
+    _, primary, replica = hosts
+    wheel = make_wheel(tmp_path / "dist", "airgap_canary", "1.0", payload="from the primary")
+    with DevpiClient(f"http://{primary.address}:3141") as client:
+        client.login("myuser", USER_PASSWORD)
+        client.upload_file("myuser", "myindex", wheel)
+    page = f"http://{replica.address}:3141/myuser/myindex/+simple/airgap-canary/"
+    deadline = time.monotonic() + 120
+    while wheel.name not in httpx.get(page).text:
+        assert time.monotonic() < deadline, f"the replica never listed {wheel.name}"
+        time.sleep(1)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-cache-dir",
+         "--index-url", f"http://{replica.address}:3141/myuser/myindex/+simple/", "--trusted-host", replica.address,
+         "airgap_canary", "packaging"], capture_output=True, text=True, env=env)
+    assert install.returncode == 0, install.stderr
+    value = subprocess.run([str(venv / "bin" / "python"), "-c", "import airgap_canary; print(airgap_canary.VALUE)"],
+                           capture_output=True, text=True)
+    assert value.stdout.strip() == "from the primary"
+
+
+def test_second_run_changes_nothing_on_either_host(deployed, hosts):
+    root, _, _ = hosts
+    result = fab(root, "devpi-host,devpi-replica", "deploy")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("no changes") == 2, result.stdout
+    assert "changed" not in result.stderr
+
+
+def test_uploads_and_bundles_go_to_the_primary(deployed, hosts):
+    root, _, _ = hosts
+    expected = {"upload": "upload to its primary devpi-host", "deploy": "deploy the bundle to its primary devpi-host"}
+    for args in (("upload",), ("deploy", "--bundle", str(root / "any.tar"))):
+        result = fab(root, "devpi-replica", *args)
+        assert result.returncode == 2 and expected[args[0]] in result.stderr, result.stderr
