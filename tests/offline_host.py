@@ -28,9 +28,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 SUITE = "bookworm"
-INCLUDE = "systemd,systemd-sysv,dbus,openssh-server,python3,python3-venv,iproute2"
+INCLUDE = "systemd,systemd-sysv,dbus,openssh-server,python3,python3-venv,iproute2,nginx"
 # Bump when the prep of the cached image changes, so stale caches are rebuilt.
-IMAGE_VERSION = "1"
+IMAGE_VERSION = "2"
 BOOT_TIMEOUT = 60.0
 
 
@@ -111,7 +111,8 @@ def cache_dir() -> Path:
     env = os.environ.get("DEVPI_AIRGAP_CACHE")
     if env:
         return Path(env)
-    return Path.home() / ".cache" / "devpi-airgap" / f"rootfs-{SUITE}"
+    # Versioned, so a bumped image builds beside the old one, which running tests may use as their lower dir.
+    return Path.home() / ".cache" / "devpi-airgap" / f"rootfs-{SUITE}-v{IMAGE_VERSION}"
 
 
 def _run(cmd, **kw) -> subprocess.CompletedProcess:
@@ -141,6 +142,8 @@ def _prepare_image(root: Path) -> None:
     ssh_link = wants / "ssh.service"
     if not ssh_link.exists():
         ssh_link.symlink_to("/lib/systemd/system/ssh.service")
+    # The package enables nginx; only a deploy with a front should (and it then checks that it does).
+    (wants / "nginx.service").unlink(missing_ok=True)
     # Debian's generated machine-id must be unique per boot; an empty file makes
     # systemd generate a transient one instead of "first boot" handling.
     (root / "etc/machine-id").write_text("")
