@@ -21,6 +21,7 @@ from .credentials import Credentials
 from .devpi_api import DevpiClient, DevpiError, upload_missing
 from .errors import AirgapError
 from .inventory import Inventory, Server, Target
+from .nginx import ensure_front
 from .platforms import target_platform
 from .remote import Host, RemoteError
 from .resolve import resolution_sets, uv_compile
@@ -238,16 +239,7 @@ def ensure_unit(host: Host, server: Server, restart: bool, report: Report, *, pr
                  step="systemd unit", stdin=unit)
         changes.append(f"{UNIT_PATH} written")
         restart = True
-    if not host.run(f"systemctl is-enabled --quiet {UNIT_NAME}", step="systemd unit", check=False).ok:
-        host.run(f"systemctl enable {UNIT_NAME}", step="systemd unit")
-        changes.append("enabled")
-    if not _service_active(host):
-        # A unit that hit its start limit refuses `start` until its failure is reset.
-        host.run(f"systemctl reset-failed {UNIT_NAME}; systemctl start {UNIT_NAME}", step="start service", check=False)
-        changes.append("started")
-    elif restart:
-        host.run(f"systemctl restart {UNIT_NAME}", step="start service", check=False)
-        changes.append("restarted")
+    changes += host.ensure_service(UNIT_NAME, step="systemd unit", refresh="restart" if restart else None)
     report.note("systemd unit", ", ".join(changes))
 
 
@@ -335,7 +327,26 @@ def check_targets(base_url: str, inventory: Inventory, server: Server) -> list[s
 
 
 def user_url(host: Host, server: Server) -> str:
-    return f"http://{host.address}:{server.port}/{server.user}/{server.index}/+simple/"
+    """The index URL users are given: through the nginx front when there is one."""
+    front = server.front
+    if front is None:
+        return f"http://{host.address}:{server.port}/{server.user}/{server.index}/+simple/"
+    scheme, default_port = ("https", 443) if front.tls_cert else ("http", 80)
+    port = "" if front.port == default_port else f":{front.port}"
+    return f"{scheme}://{front.server_name}{port}/{server.user}/{server.index}/+simple/"
+
+
+def trust_option(host: Host, server: Server) -> str:
+    """pip ignores a plain-http index from another host unless told to trust it."""
+    if server.front and server.front.tls_cert:
+        return ""
+    return f" --trusted-host {server.front.server_name if server.front else host.address}"
+
+
+def ensure_front_if_wanted(host: Host, inventory: Inventory, server: Server, report: Report) -> None:
+    if server.front:
+        largest_wheel = max((f.stat().st_size for f in target_files(inventory)), default=0)
+        ensure_front(host, server, inventory, largest_wheel, report)
 
 
 def upload_failure(host: Host, server: Server, exc: DevpiError) -> RemoteError:
@@ -372,7 +383,10 @@ def explained_upload_errors(host: Host, server: Server):
 
 def prepare_host(host: Host, inventory: Inventory, server: Server, *, partial_ok: bool = False,
                  before_upgrade=None) -> tuple[Report, bool]:
-    """What primaries and replicas share: checks, wheels, service user and venv. True when the venv is new."""
+    """What primaries and replicas share: checks, wheels, service user and venv. True when the venv is new.
+
+    before_upgrade(report) runs before a running devpi-server is replaced by another version.
+    """
     target = inventory.targets[server.target]
     wheels, version = devpi_wheels(inventory, target, partial_ok=partial_ok)
     report = Report(host.name)
@@ -384,7 +398,7 @@ def prepare_host(host: Host, inventory: Inventory, server: Server, *, partial_ok
     sync_wheels(host, wheels, report)
     ensure_service_user(host, report)
     venv_changed = ensure_venv(host, version, server.port, report, wheels_at_hand=bool(wheels),
-                               before_upgrade=before_upgrade or (lambda: None))
+                               before_upgrade=lambda: before_upgrade and before_upgrade(report))
     return report, venv_changed
 
 
@@ -394,12 +408,12 @@ def finish(report: Report, host: Host, server: Server, problems: list[str]) -> N
     report.note("every target resolves from the index alone")
     out.print("no changes" if not report.changed else
               f"{sum(1 for _, c in report.steps if c)} steps changed something")
-    out.print(f"users install with: pip install --index-url {user_url(host, server)} --trusted-host {host.address} PACKAGE")
+    out.print(f"users install with: pip install --index-url {user_url(host, server)}{trust_option(host, server)} PACKAGE")
 
 
 def deploy(host: Host, inventory: Inventory, server: Server, credentials: Credentials, *,
            from_bundle: bool = False, on_uploaded=lambda: None) -> Report:
-    def backup_first() -> None:
+    def backup_first(report: Report) -> None:
         from .backup import backup  # backup builds on this module; importing it here keeps the cycle out of load time
 
         report.note("backup before upgrade", str(backup(host, server, inventory.path.parent / "backups", BACKUPS_KEPT)))
@@ -409,6 +423,7 @@ def deploy(host: Host, inventory: Inventory, server: Server, credentials: Creden
     ensure_initialized(host, credentials, report)
     ensure_unit(host, server, venv_changed, report, has_replicas=bool(inventory.replicas_of(server)))
     wait_healthy(host, server.port)
+    ensure_front_if_wanted(host, inventory, server, report)
     with host.http(server.port) as base_url, DevpiClient(base_url) as client:
         with explained_upload_errors(host, server):
             ensure_index(client, server, credentials, report)
@@ -445,20 +460,26 @@ def status(host: Host, server: Server) -> None:
     if state[:1] == ["active"]:
         with host.http(server.port) as base_url, DevpiClient(base_url) as client:
             files = client.index_files(server.user, server.index)
+            devpi = client.status()
         projects = {name.split("-")[0].lower() for name in files}
         rows.append([f"{server.user}/{server.index}", f"{len(projects)} projects, {len(files)} files"])
+        if server.is_replica:
+            serial, primary = devpi.get("serial"), devpi.get("primary-serial")
+            behind = "in sync" if primary is not None and serial >= primary else "catching up"
+            rows.append([f"replica of {server.primary}", f"{behind}: serial {serial} of {primary}"])
     out.print(table(f"devpi on {host.name}", ["what", "state"], rows, right_from=2))
 
 
 def client_config(host: Host, server: Server) -> str:
     """What a user pastes: a pip.conf, a uv index, and a one-off pip command."""
     url = user_url(host, server)
+    trust = trust_option(host, server)
+    trusted_host = f"trusted-host = {trust.split()[-1]}\n" if trust else ""
     return f"""\
 # pip.conf (Linux: ~/.config/pip/pip.conf, Windows: %APPDATA%\\pip\\pip.ini)
 [global]
 index-url = {url}
-trusted-host = {host.address}
-
+{trusted_host}
 # pyproject.toml, for uv (or the same [[index]] table in uv.toml)
 [[tool.uv.index]]
 name = "airgap"
@@ -466,5 +487,5 @@ url = "{url}"
 default = true
 
 # one-off
-pip install --index-url {url} --trusted-host {host.address} PACKAGE
+pip install --index-url {url}{trust} PACKAGE
 """

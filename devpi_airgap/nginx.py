@@ -165,18 +165,9 @@ def _check_config(host: Host, backup: str) -> None:
 
 
 def _run_nginx(host: Host, *, reload: bool) -> list[str]:
-    changes = []
-    if not host.run("systemctl is-enabled --quiet nginx", step=STEP, check=False).ok:
-        host.run("systemctl enable --quiet nginx", step=STEP)
-        changes.append("nginx enabled")
+    changes = host.ensure_service("nginx", step=STEP, refresh="reload" if reload else None)
     if not host.run("systemctl is-active --quiet nginx", step=STEP, check=False).ok:
-        started = host.run("systemctl reset-failed nginx; systemctl start nginx", step=STEP, check=False)
-        if not started.ok:
-            log = host.run("journalctl --no-pager -n 15 -u nginx", step=STEP, check=False).stdout
-            raise RemoteError(f"{STEP}: nginx did not start on {host.name}. Its journal:\n{log}\n"
-                              "Fix the cause above (often another service on the same port) and re-run deploy.")
-        changes.append("nginx started")
-    elif reload:
-        host.run("systemctl reload nginx", step=STEP)
-        changes.append("nginx reloaded")
-    return changes
+        log = host.run("journalctl --no-pager -n 15 -u nginx", step=STEP, check=False).stdout
+        raise RemoteError(f"{STEP}: nginx did not start on {host.name}. Its journal:\n{log}\n"
+                          "Fix the cause above (often another service on the same port) and re-run deploy.")
+    return [f"nginx {change}" for change in changes]

@@ -97,6 +97,21 @@ class Host:
             raise RemoteError(f"{step}: failed on {self.name} (exit {result.exited}):\n{detail}")
         return result
 
+    def ensure_service(self, unit: str, *, step: str, refresh: str | None = None) -> list[str]:
+        """Enable and start a systemd unit, or `refresh` ("restart", "reload") a running one; returns what changed."""
+        changes = []
+        if not self.run(f"systemctl is-enabled --quiet {unit}", step=step, check=False).ok:
+            self.run(f"systemctl enable --quiet {unit}", step=step)
+            changes.append("enabled")
+        if not self.run(f"systemctl is-active --quiet {unit}", step=step, check=False).ok:
+            # A unit that hit its start limit refuses `start` until its failure is reset.
+            self.run(f"systemctl reset-failed {unit}; systemctl start {unit}", step=step, check=False)
+            changes.append("started")
+        elif refresh:
+            self.run(f"systemctl {refresh} {unit}", step=step, check=False)
+            changes.append(f"{refresh}ed")
+        return changes
+
     def put(self, local: Path, remote: str, *, step: str) -> None:
         """Copy one file to a root-owned path, through a private temporary name so a cut leaves no half file."""
         if self.is_remote and self._prefix == "":

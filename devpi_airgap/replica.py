@@ -12,7 +12,7 @@ import json
 import shlex
 
 from .deploy import (
-    SECRETFILE, SERVERDIR, SERVICE_USER, UNIT_PATH, VENV, check_targets, ensure_unit, finish, journal,
+    SECRETFILE, SERVERDIR, SERVICE_USER, UNIT_PATH, VENV, check_targets, ensure_front_if_wanted, ensure_unit, finish, journal,
     prepare_host, wait_healthy,
 )
 from .inventory import Inventory, Server
@@ -119,6 +119,7 @@ def deploy_replica(host: Host, inventory: Inventory, server: Server) -> None:
     ensure_replica_initialized(host, url, report)
     ensure_unit(host, server, venv_changed or secret_changed, report, primary_url=url)
     wait_healthy(host, server.port)
+    ensure_front_if_wanted(host, inventory, server, report)
     wait_replicated(host, server)
     with host.http(server.port) as base_url:
         problems = check_targets(base_url, inventory, server)

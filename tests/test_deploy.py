@@ -154,17 +154,25 @@ def test_unit_exposure_is_at_most_2(deployed, host):
     assert exposure <= 2.0
 
 
-def test_client_installs_from_the_index_alone(deployed, host, tmp_path):
+def pip_install(tmp_path: Path, index_url: str, *packages: str, pip_args=()) -> Path:
+    """Install with pip, as a user on the closed network would, into a fresh venv; returns its python."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    # requests lets these variables override pip's --cert; a user with them set would have to unset them too.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PIP_") and k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
     env["PIP_CONFIG_FILE"] = os.devnull
     install = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-cache-dir",
-         "--index-url", f"http://{host.address}:3141/myuser/myindex/+simple/", "--trusted-host", host.address,
-         "packaging"], capture_output=True, text=True, env=env)
+         "--index-url", index_url, *pip_args, *packages], capture_output=True, text=True, env=env)
     assert install.returncode == 0, install.stderr
-    assert subprocess.run([str(venv / "bin" / "python"), "-c", "import packaging"]).returncode == 0
+    return venv / "bin" / "python"
+
+
+def test_client_installs_from_the_index_alone(deployed, host, tmp_path):
+    python = pip_install(tmp_path, f"http://{host.address}:3141/myuser/myindex/+simple/", "packaging",
+                         pip_args=("--trusted-host", host.address))
+    assert subprocess.run([str(python), "-c", "import packaging"]).returncode == 0
 
 
 def test_second_deploy_reports_no_changes(deployed, project, host):

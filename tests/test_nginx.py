@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
 import ssl
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -17,7 +15,7 @@ from devpi_airgap.inventory import Front, Server, load_inventory
 from devpi_airgap.nginx import ensure_front, render_site
 from devpi_airgap.remote import Host, RemoteError
 from tests.offline_host import OfflineHost
-from tests.test_deploy import deployed, host, project  # noqa: F401  (fixtures)
+from tests.test_deploy import deployed, fab, host, pip_install, project  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.offline_host, pytest.mark.network]
 
@@ -104,8 +102,16 @@ def apply_front(remote: Host, project: Path, server: Server) -> Report:
 
 
 @pytest.fixture(scope="module")
-def fronted(deployed, project, host, remote, tls):
-    return apply_front(remote, project, front_server(*tls, host.address))
+def fronted(deployed, project, host, tls):
+    """`fab deploy` again, now with `nginx:` in the inventory."""
+    inventory = project / "inventory.yaml"
+    plain = "devpi-host: {target: server, port: 3141, user: myuser, index: myindex}"
+    assert plain in inventory.read_text()
+    inventory.write_text(inventory.read_text().replace(plain, plain[:-1] + (
+        f", nginx: {{server_name: '{host.address}', tls_cert: '{tls[0]}', tls_key: '{tls[1]}'}}}}")))
+    result = fab(project, host, "deploy")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
 
 
 def https(host: OfflineHost, tls) -> httpx.Client:
@@ -113,26 +119,18 @@ def https(host: OfflineHost, tls) -> httpx.Client:
 
 
 def test_first_run_sets_up_nginx_with_a_private_key(fronted, host):
-    [(step, change)] = fronted.steps
-    assert step == "nginx front" and "site enabled" in change and "nginx started" in change
+    said = " ".join(fronted.stderr.split())  # the console wraps long lines
+    assert "changed nginx front:" in said and "site enabled" in said and "nginx started" in said
+    assert f"pip install --index-url https://{host.address}/myuser/myindex/+simple/ PACKAGE" in fronted.stdout
     assert host.run("systemctl is-active nginx; systemctl is-enabled nginx").stdout.split() == ["active", "enabled"]
     assert host.run("stat -c '%U %a' /etc/devpi-airgap/tls/front.key").stdout.strip() == "root 600"
     assert host.run("stat -c '%a' /etc/devpi-airgap/tls").stdout.strip() == "700"
 
 
 def test_pip_installs_through_the_front_over_tls(fronted, host, tls, tmp_path):
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    # requests lets these variables override pip's --cert; a user with them set would have to unset them too.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PIP_") and k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    install = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-cache-dir",
-         "--index-url", f"https://{host.address}/myuser/myindex/+simple/", "--cert", str(tls[0]), "packaging"],
-        capture_output=True, text=True, env=env)
-    assert install.returncode == 0, install.stdout + install.stderr
-    assert subprocess.run([str(venv / "bin" / "python"), "-c", "import packaging"]).returncode == 0
+    python = pip_install(tmp_path, f"https://{host.address}/myuser/myindex/+simple/", "packaging",
+                         pip_args=("--cert", str(tls[0])))
+    assert subprocess.run([str(python), "-c", "import packaging"]).returncode == 0
 
 
 def test_devpi_links_point_at_the_front_and_files_are_cached(fronted, host, tls):
@@ -155,8 +153,10 @@ def test_changelog_is_closed_by_the_front_itself(fronted, host, tls):
     assert closed.status_code == 403 and "<center>nginx</center>" in closed.text
 
 
-def test_second_run_changes_nothing(fronted, project, host, remote, tls):
-    assert apply_front(remote, project, front_server(*tls, host.address)).steps == [("nginx front", "")]
+def test_second_run_changes_nothing(fronted, project, host):
+    result = fab(project, host, "deploy")
+    assert result.returncode == 0, result.stderr
+    assert "no changes" in result.stdout and "changed" not in result.stderr
 
 
 def test_rejected_config_is_rolled_back_and_nginx_keeps_serving(fronted, project, host, remote, tls):

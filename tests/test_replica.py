@@ -6,9 +6,7 @@ namespaces (and neither has a route out), as two servers on a closed network do.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 from devpi_airgap.devpi_api import DevpiClient
 from tests.conftest import run_task
 from tests.offline_host import OfflineHost, assert_no_route_out, pick_subnet, require_offline_host_support
-from tests.test_deploy import USER_PASSWORD, clean_env, secrets_env
+from tests.test_deploy import USER_PASSWORD, clean_env, pip_install, secrets_env
 from tests.test_devpi_api import make_wheel
 
 pytestmark = [pytest.mark.offline_host, pytest.mark.network]
@@ -113,16 +111,9 @@ def test_file_uploaded_to_the_primary_installs_from_the_replica(deployed, hosts,
     while wheel.name not in httpx.get(page).text:
         assert time.monotonic() < deadline, f"the replica never listed {wheel.name}"
         time.sleep(1)
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    install = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-cache-dir",
-         "--index-url", f"http://{replica.address}:3141/myuser/myindex/+simple/", "--trusted-host", replica.address,
-         "airgap_canary", "packaging"], capture_output=True, text=True, env=env)
-    assert install.returncode == 0, install.stderr
-    value = subprocess.run([str(venv / "bin" / "python"), "-c", "import airgap_canary; print(airgap_canary.VALUE)"],
+    python = pip_install(tmp_path, f"http://{replica.address}:3141/myuser/myindex/+simple/", "airgap_canary",
+                         "packaging", pip_args=("--trusted-host", replica.address))
+    value = subprocess.run([str(python), "-c", "import airgap_canary; print(airgap_canary.VALUE)"],
                            capture_output=True, text=True)
     assert value.stdout.strip() == "from the primary"
 
@@ -133,6 +124,13 @@ def test_second_run_changes_nothing_on_either_host(deployed, hosts):
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("no changes") == 2, result.stdout
     assert "changed" not in result.stderr
+
+
+def test_status_shows_replication(deployed, hosts):
+    root, _, _ = hosts
+    result = fab(root, "devpi-replica", "status")
+    assert result.returncode == 0, result.stderr
+    assert "replica of devpi-host" in result.stdout and "in sync" in result.stdout
 
 
 def test_uploads_and_bundles_go_to_the_primary(deployed, hosts):
