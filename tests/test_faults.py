@@ -179,7 +179,7 @@ def test_baseline_index_matches_the_wheelhouse(deployed, project, host):
 def test_devpi_killed_mid_upload(deployed, project, host):
     with throttled(host):
         deploy = start_deploy_and_wait_for_upload(project, host, "killed")
-        host.run("systemctl kill -s KILL devpi.service", check=True)
+        host.run("systemctl kill --kill-whom=main -s KILL devpi.service", check=True)
         code, out, err = deploy.wait()
     message = assert_clear_failure(code, out, err)
     print(f"devpi-server killed mid-upload -> exit {code}:\n{err}")
