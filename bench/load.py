@@ -35,13 +35,17 @@ the client side (pip unpacking and byte-compiling) dominates the times.
 This is a benchmark, not a test: the goal is zero failures; timings are
 reported, never asserted.  Exit status 1 if any client failed, 2 on bad usage.
 
-Finding (devpi-server 6.20.3, direct, 30 clients, one 2-CPU runner shared with
-other test suites, load average ~35): 0 failures; p50 2634 s, p95 2645 s,
-max 2645 s per install (127 packages, 205 MB of wheels each); devpi-server
-used 106 CPU s over the 2778 s round, peak RSS 242 MB.  The server is far
-from the limit: each pip got ~1 CPU min in 44 min, so the figures measure the
-starved clients.  Run it on a bigger runner, or against a remote index with
---index-url, to load the server itself.
+Findings (devpi-server 6.20.3, sample server target: 127 packages, 205 MB of
+wheels per client, everything on one 2-CPU runner):
+- direct, 30 clients, runner shared with other test suites (load ~35):
+  0 failures; p50 2634 s, p95 2645 s; devpi-server 106 CPU s, peak RSS 242 MB.
+  Each pip got ~1 CPU min in 44 min: the figures measure starved clients.
+- direct against the nginx front, 5 clients each, runner otherwise idle:
+  0 failures both; p50 254 s direct, 222 s front (0.87x); devpi-server
+  68.6 CPU s direct, 3.4 CPU s behind the front (nginx 0.8 CPU s), which
+  served release files from its cache; devpi peak RSS 247 / 283 MB, nginx 12 MB.
+Run it on a bigger runner, or against a remote index with --index-url, to
+load the server itself.
 """
 
 from __future__ import annotations
