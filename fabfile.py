@@ -13,20 +13,20 @@ from pathlib import Path
 
 from fabric import task
 
-from devpi_airgap.backup import backup as make_backup
-from devpi_airgap.backup import restore as restore_data
-from devpi_airgap.bundle_import import deploy_bundle, print_imported
+from devpi_airgap.offline.backup import backup as make_backup
+from devpi_airgap.offline.backup import restore as restore_data
+from devpi_airgap.offline.bundle_import import deploy_bundle, print_imported
 
-from devpi_airgap.console import user_errors
-from devpi_airgap.credentials import load_credentials
-from devpi_airgap.deploy import client_config as render_client_config
-from devpi_airgap.deploy import deploy as deploy_server
-from devpi_airgap.deploy import status as show_status
-from devpi_airgap.deploy import upload_only
-from devpi_airgap.errors import UsageError
-from devpi_airgap.inventory import load_inventory
-from devpi_airgap.remote import Host
-from devpi_airgap.replica import deploy_replica
+from devpi_airgap.core.console import user_errors
+from devpi_airgap.offline.credentials import load_credentials
+from devpi_airgap.offline.deploy import client_config as render_client_config
+from devpi_airgap.offline.deploy import deploy as deploy_server
+from devpi_airgap.offline.deploy import status as show_status
+from devpi_airgap.offline.deploy import upload_only
+from devpi_airgap.core.errors import UsageError
+from devpi_airgap.core.inventory import load_inventory
+from devpi_airgap.offline.remote import Host
+from devpi_airgap.offline.replica import deploy_replica
 
 HELP = {
     "inventory": "inventory file (default: inventory.yaml in the current directory)",

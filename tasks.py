@@ -7,13 +7,13 @@ import time
 
 from invoke import task
 
-from devpi_airgap.bundle import write_bundle
-from devpi_airgap.console import user_errors
-from devpi_airgap.download import download as download_targets
-from devpi_airgap.inventory import load_inventory
-from devpi_airgap.refresh import refresh as run_refresh
-from devpi_airgap.summary import print_download, print_refresh, print_verify
-from devpi_airgap.verify import verify_targets
+from devpi_airgap.transfer.bundle import write_bundle
+from devpi_airgap.core.console import user_errors
+from devpi_airgap.online.download import download as download_targets
+from devpi_airgap.core.inventory import load_inventory
+from devpi_airgap.online.refresh import refresh as run_refresh
+from devpi_airgap.cli.summary import print_download, print_refresh, print_verify
+from devpi_airgap.online.verify import verify_targets
 
 INVENTORY_HELP = "inventory file (default: inventory.yaml in the current directory)"
 TARGET_HELP = "a target name from the inventory, several joined by commas, or 'all' (default)"
@@ -94,7 +94,7 @@ def report(c, inventory="inventory.yaml", html="wheelhouse/report.html"):
     wheelhouse/TARGET/. Prints a table and writes an HTML file that opens
     offline. Exits 4 when a locked file is missing from its target directory.
     """
-    from devpi_airgap.report import report as print_report
+    from devpi_airgap.online.report import report as print_report
 
     with user_errors():
         print_report(load_inventory(inventory), html)
@@ -108,11 +108,11 @@ def schedule(c, on_calendar="daily", deploy_host=None, remove=False, inventory="
     """Run `inv refresh` unattended from a systemd user timer; prints a crontab line where systemd cannot.
 
     Writes ~/.config/systemd/user/devpi-airgap-refresh.{service,timer}. A
-    re-run with the same options says "no changes". See devpi_airgap/schedule.py.
+    re-run with the same options says "no changes". See devpi_airgap/online/schedule.py.
     """
     from pathlib import Path
 
-    from devpi_airgap import schedule as timer
+    from devpi_airgap.online import schedule as timer
 
     with user_errors():
         if remove:

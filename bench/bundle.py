@@ -25,9 +25,9 @@ CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, {repo!r})
-from devpi_airgap.inventory import load_inventory
-from devpi_airgap.bundle import write_bundle
-from devpi_airgap.bundle_check import check_bundle
+from devpi_airgap.core.inventory import load_inventory
+from devpi_airgap.transfer.bundle import write_bundle
+from devpi_airgap.transfer.bundle_check import check_bundle
 inv = load_inventory({inventory!r})
 start = time.perf_counter()
 if {mode!r} == "write":

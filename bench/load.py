@@ -69,8 +69,8 @@ from urllib.parse import urlsplit
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from devpi_airgap.inventory import DEVPI_REQUIREMENTS, Inventory, Server, load_inventory  # noqa: E402
-from devpi_airgap.isolation import isolated_env  # noqa: E402
+from devpi_airgap.core.inventory import DEVPI_REQUIREMENTS, Inventory, Server, load_inventory  # noqa: E402
+from devpi_airgap.core.isolation import isolated_env  # noqa: E402
 from tests.conftest import run_task  # noqa: E402
 from tests.offline_host import OfflineHost, missing_requirements  # noqa: E402
 from tests.test_deploy import clean_env, secrets_env  # noqa: E402  (the operator's secrets file is never read)

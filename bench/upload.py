@@ -36,7 +36,7 @@ from typing import Callable
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from devpi_airgap.devpi_api import DevpiClient, upload_missing  # noqa: E402
+from devpi_airgap.offline.devpi_api import DevpiClient, upload_missing  # noqa: E402
 from tests.devpi_server import ROOT_PASSWORD, start_devpi_server  # noqa: E402
 
 DOWNLOAD = [

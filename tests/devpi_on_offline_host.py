@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from devpi_airgap.systemd_unit import render_unit
+from devpi_airgap.offline.systemd_unit import render_unit
 from tests.offline_host import OfflineHost, cache_dir
 
 VENV = "/opt/devpi/venv"

@@ -97,14 +97,14 @@ def test_refresh_exit_codes(project):
 
 
 def check(bundle: Path, staging: Path, signers: Path | None, required=True):
-    from devpi_airgap.bundle_check import check_bundle
+    from devpi_airgap.transfer.bundle_check import check_bundle
 
     return check_bundle(bundle, staging, allowed_signers=str(signers) if signers else None,
                         identity="ops@example", required=required)
 
 
 def resign(bundle: Path, key: Path) -> None:
-    from devpi_airgap.bundle_check import sha256_of
+    from devpi_airgap.transfer.bundle_check import sha256_of
 
     bundle.with_name(bundle.name + ".sha256").write_text(f"{sha256_of(bundle)}  {bundle.name}\n")
     bundle.with_name(bundle.name + ".sig").unlink(missing_ok=True)
@@ -137,7 +137,7 @@ def fresh_bundle(path: Path) -> Path:
     ("wrong-key", "signature does not verify"),
 ])
 def test_tampered_bundles_are_refused_and_leave_nothing(project, tamper, message):
-    from devpi_airgap.bundle_check import BundleError
+    from devpi_airgap.transfer.bundle_check import BundleError
 
     path, _ = project
     assert task(path, "download").returncode == 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from devpi_airgap.devpi_api import DevpiClient
+from devpi_airgap.offline.devpi_api import DevpiClient
 from tests.conftest import run_task
 from tests.fakeindex import Dist, add_files, add_release, build_index, serve_index
 from tests.offline_host import OfflineHost, require_offline_host_support

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from devpi_airgap.devpi_api import DevpiClient
-from devpi_airgap.systemd_unit import parse_exposure
-from devpi_airgap.wheelhouse import sha256_file
+from devpi_airgap.offline.devpi_api import DevpiClient
+from devpi_airgap.offline.systemd_unit import parse_exposure
+from devpi_airgap.core.wheelhouse import sha256_file
 from tests.conftest import run_task
 from tests.offline_host import OfflineHost, assert_no_route_out, require_offline_host_support
 
@@ -194,7 +194,7 @@ def test_tunnel_survives_clients_hanging_up_mid_response(deployed, host):
     import httpx
     from fabric import Config, Connection
 
-    from devpi_airgap.remote import Host
+    from devpi_airgap.offline.remote import Host
 
     connection = Connection("devpi-host", config=Config(overrides={"ssh_config_path": str(host.ssh_config_path),
                                                                    "load_ssh_configs": True}))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from devpi_airgap.devpi_api import DevpiClient, DevpiError, upload_missing
+from devpi_airgap.offline.devpi_api import DevpiClient, DevpiError, upload_missing
 from tests.devpi_server import devpi_server  # noqa: F401  (pytest fixture)
 
 USER = "airgap"

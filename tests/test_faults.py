@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devpi_airgap.devpi_api import DevpiClient, DevpiError
+from devpi_airgap.offline.devpi_api import DevpiClient, DevpiError
 from tests.conftest import REPO, run_task
 from tests.test_deploy import clean_env, deployed, fab, host, secrets_env  # noqa: F401  (fixtures)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devpi_airgap.inventory import InventoryError, UnknownTarget, load_inventory
+from devpi_airgap.core.inventory import InventoryError, UnknownTarget, load_inventory
 from tests.conftest import run_task
 
 GOOD = """
@@ -118,7 +118,7 @@ def test_task_exits_2_with_one_clear_line(write, tmp_path):
 
 
 def test_mixed_platforms_in_one_target_are_refused(write):
-    from devpi_airgap.platforms import PlatformError, target_platform
+    from devpi_airgap.core.platforms import PlatformError, target_platform
 
     inv = load_inventory(write(GOOD.replace("platform: win_amd64", "platform: [win_amd64, macosx_11_0_arm64]")))
     with pytest.raises(PlatformError, match="one target per OS and CPU"):

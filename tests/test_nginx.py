@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devpi_airgap.deploy import Report
-from devpi_airgap.inventory import Front, Server, load_inventory
-from devpi_airgap.nginx import ensure_front, render_site
-from devpi_airgap.remote import Host, RemoteError
+from devpi_airgap.offline.deploy import Report
+from devpi_airgap.core.inventory import Front, Server, load_inventory
+from devpi_airgap.offline.nginx import ensure_front, render_site
+from devpi_airgap.offline.remote import Host, RemoteError
 from tests.offline_host import OfflineHost
 from tests.test_deploy import deployed, fab, host, pip_install, project  # noqa: F401  (fixtures)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devpi_airgap.devpi_api import DevpiClient
+from devpi_airgap.offline.devpi_api import DevpiClient
 from tests.conftest import run_task
 from tests.offline_host import OfflineHost, assert_no_route_out, pick_subnet, require_offline_host_support
 from tests.test_deploy import USER_PASSWORD, clean_env, pip_install, secrets_env

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from devpi_airgap.wheelhouse import POOL
+from devpi_airgap.core.wheelhouse import POOL
 from tests.conftest import run_task
 
 INVENTORY = """

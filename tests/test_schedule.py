@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from devpi_airgap import schedule
-from devpi_airgap.schedule import SERVICE, TIMER, crontab_line, cron_schedule, install, remove, render_units
+from devpi_airgap.online import schedule
+from devpi_airgap.online.schedule import SERVICE, TIMER, crontab_line, cron_schedule, install, remove, render_units
 from tests.conftest import REPO, require_or_fail, run_task
 from tests.offline_host import OfflineHost, require_offline_host_support
 
@@ -209,7 +209,7 @@ def test_install_without_systemd_prints_crontab_line_and_writes_nothing(tmp_path
     assert not units.exists() and not outcome.changed
     assert outcome.cron == (
         f"@daily cd {REPO} && UV_PYTHON_DOWNLOADS=never {REPO}/.venv/bin/inv -r {REPO} refresh "
-        f"--inventory {inventory} && {REPO}/.venv/bin/python -m devpi_airgap.schedule deploy-pending "
+        f"--inventory {inventory} && {REPO}/.venv/bin/python -m devpi_airgap.online.schedule deploy-pending "
         f"--repo {REPO} --inventory {inventory} --host devpi-host")
     assert outcome.cron in outcome.lines and "crontab -e" in "\n".join(outcome.lines)
 
@@ -313,7 +313,7 @@ def test_service_runs_under_systemd_on_the_offline_host():
         marker = host.run("cat /root/marker", check=True).stdout.splitlines()
         assert marker == [
             f"inv|{repo}|never|-r|{repo}|refresh|--inventory|{inventory}|",
-            f"python|{repo}|never|-m|devpi_airgap.schedule|deploy-pending|--repo|{repo}|"
+            f"python|{repo}|never|-m|devpi_airgap.online.schedule|deploy-pending|--repo|{repo}|"
             f"--inventory|{inventory}|--host|devpi-host|",
         ], marker
         result = host.run(f"systemctl show -p Result --value {SERVICE}", check=True).stdout.strip()

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devpi_airgap.systemd_unit import MAX_EXPOSURE, exposure_score, parse_exposure, render_unit
+from devpi_airgap.offline.systemd_unit import MAX_EXPOSURE, exposure_score, parse_exposure, render_unit
 
 pytest_plugins = ["tests.offline_host"]
 

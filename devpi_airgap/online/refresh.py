@@ -14,12 +14,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .bundle import write_bundle
-from .download import download
-from .errors import AirgapError, FetchError, VerificationError
-from .inventory import Inventory
-from .verify import verify_targets
-from .wheelhouse import read_lock
+from devpi_airgap.transfer.bundle import write_bundle
+from devpi_airgap.online.download import download
+from devpi_airgap.core.errors import AirgapError, FetchError, VerificationError
+from devpi_airgap.core.inventory import Inventory
+from devpi_airgap.online.verify import verify_targets
+from devpi_airgap.core.wheelhouse import read_lock
 
 REPORT = "refresh-report.json"
 LOG = "refresh.log"

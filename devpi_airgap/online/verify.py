@@ -19,10 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .inventory import Inventory, Target
-from .isolation import isolated_env, uv_binary
-from .platforms import target_platform
-from .resolve import ResolutionSet, resolution_sets, uv_compile
+from devpi_airgap.core.inventory import Inventory, Target
+from devpi_airgap.core.isolation import isolated_env, uv_binary
+from devpi_airgap.core.platforms import target_platform
+from devpi_airgap.online.resolve import ResolutionSet, resolution_sets, uv_compile
 
 _STAMPS = ".verified"
 

@@ -14,8 +14,8 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from .errors import FetchError
-from .resolve import FileRef
+from devpi_airgap.core.errors import FetchError
+from devpi_airgap.online.resolve import FileRef
 
 CHUNK = 1 << 20
 RETRIES = 3

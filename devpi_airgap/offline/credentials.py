@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import AirgapError
+from devpi_airgap.core.errors import AirgapError
 
 SECRETS_FILE_ENV = "DEVPI_AIRGAP_SECRETS"
 DEFAULT_SECRETS_FILE = Path("~/.config/devpi-airgap/secrets.yaml")

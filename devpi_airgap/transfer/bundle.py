@@ -21,11 +21,11 @@ import tarfile
 import time
 from pathlib import Path
 
-from . import __version__
-from .bundle_check import CHUNK, MANIFEST, NAMESPACE, BundleError
-from .errors import AirgapError
-from .inventory import Inventory
-from .wheelhouse import Wheelhouse, read_lock
+from devpi_airgap import __version__
+from devpi_airgap.transfer.bundle_check import CHUNK, MANIFEST, NAMESPACE, BundleError
+from devpi_airgap.core.errors import AirgapError
+from devpi_airgap.core.inventory import Inventory
+from devpi_airgap.core.wheelhouse import Wheelhouse, read_lock
 
 _SHIPPED = ".shipped.json"
 

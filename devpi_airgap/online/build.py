@@ -15,10 +15,10 @@ from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
-from .errors import ResolutionError
-from .isolation import isolated_env, uv_binary
-from .platforms import TargetPlatform
-from .resolve import Pin, index_listing
+from devpi_airgap.core.errors import ResolutionError
+from devpi_airgap.core.isolation import isolated_env, uv_binary
+from devpi_airgap.core.platforms import TargetPlatform
+from devpi_airgap.online.resolve import Pin, index_listing
 
 
 def _is_pure(wheel: Path) -> bool:

@@ -12,9 +12,9 @@ import shlex
 import time
 from pathlib import Path
 
-from .deploy import SERVERDIR, SERVICE_USER, UNIT_NAME, VENV, _service_active, wait_healthy
-from .inventory import Server
-from .remote import Host, RemoteError
+from devpi_airgap.offline.deploy import SERVERDIR, SERVICE_USER, UNIT_NAME, VENV, _service_active, wait_healthy
+from devpi_airgap.core.inventory import Server
+from devpi_airgap.offline.remote import Host, RemoteError
 
 BACKUPS = "/var/lib/devpi-airgap/backups"
 RESTORES = "/var/lib/devpi-airgap/restore"

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 from rich.table import Table
 
-from .bundle_check import BundleError
-from .errors import AirgapError
+from devpi_airgap.transfer.bundle_check import BundleError
+from devpi_airgap.core.errors import AirgapError
 
 # Logs of scheduled runs are read later and grepped: never squeeze them into 80 columns.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)

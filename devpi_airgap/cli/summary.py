@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .console import err, human_bytes, out, table
-from .download import TargetReport
-from .errors import VerificationError
-from .verify import VerifyReport
+from devpi_airgap.core.console import err, human_bytes, out, table
+from devpi_airgap.online.download import TargetReport
+from devpi_airgap.core.errors import VerificationError
+from devpi_airgap.online.verify import VerifyReport
 
 
 def print_download(reports: list[TargetReport], seconds: float) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from .resolve import default_index_url, page_filenames
+from devpi_airgap.online.resolve import default_index_url, page_filenames
 
 WORKERS = 16
 

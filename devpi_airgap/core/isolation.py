@@ -52,7 +52,7 @@ def _locate_uv() -> str:
     except (ImportError, FileNotFoundError):
         found = shutil.which("uv")
         if not found:
-            from .errors import AirgapError
+            from devpi_airgap.core.errors import AirgapError
 
             raise AirgapError("uv is not installed; run `pip install -e .` in the project's venv") from None
         return found

@@ -15,7 +15,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import AirgapError
+from devpi_airgap.core.errors import AirgapError
 
 POOL = ".pool"
 SDISTS = ".sdists"

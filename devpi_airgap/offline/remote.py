@@ -19,7 +19,7 @@ from pathlib import Path
 
 from invoke.exceptions import UnexpectedExit
 
-from .errors import AirgapError
+from devpi_airgap.core.errors import AirgapError
 
 CONNECT_TIMEOUT = 15
 

@@ -16,10 +16,10 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 from rich.markup import escape
 
-from .console import human_bytes, out, table
-from .errors import VerificationError
-from .inventory import Inventory
-from .wheelhouse import POOL, read_lock
+from devpi_airgap.core.console import human_bytes, out, table
+from devpi_airgap.core.errors import VerificationError
+from devpi_airgap.core.inventory import Inventory
+from devpi_airgap.core.wheelhouse import POOL, read_lock
 
 NOT_NEEDED = "—"
 NOT_DOWNLOADED = "not downloaded"

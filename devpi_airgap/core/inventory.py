@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import AirgapError
+from devpi_airgap.core.errors import AirgapError
 
 DEFAULT_WHEELHOUSE = "wheelhouse"
 DEFAULT_LOCKS = "locks"

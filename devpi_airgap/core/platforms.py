@@ -14,8 +14,8 @@ from functools import lru_cache
 
 from packaging import tags
 
-from .errors import AirgapError
-from .inventory import Target
+from devpi_airgap.core.errors import AirgapError
+from devpi_airgap.core.inventory import Target
 
 _WINDOWS = {"win_amd64": ("x86_64", "AMD64"), "win32": ("i686", "x86"), "win_arm64": ("aarch64", "ARM64")}
 _MACOS = re.compile(r"^macosx_(\d+)_(\d+)_(arm64|x86_64|universal2)$")

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import shlex
 
-from .deploy import (
+from devpi_airgap.offline.deploy import (
     SECRETFILE, SERVERDIR, SERVICE_USER, UNIT_PATH, VENV, check_targets, ensure_front_if_wanted, ensure_unit, finish, journal,
     prepare_host, wait_healthy,
 )
-from .inventory import Inventory, Server
-from .remote import Host, RemoteError
+from devpi_airgap.core.inventory import Inventory, Server
+from devpi_airgap.offline.remote import Host, RemoteError
 
 REPLICATION_TIMEOUT = 180
 

@@ -21,10 +21,10 @@ from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from .errors import ResolutionError
-from .inventory import DEVPI_REQUIREMENTS, Target
-from .isolation import isolated_env, uv_binary
-from .platforms import TargetPlatform
+from devpi_airgap.core.errors import ResolutionError
+from devpi_airgap.core.inventory import DEVPI_REQUIREMENTS, Target
+from devpi_airgap.core.isolation import isolated_env, uv_binary
+from devpi_airgap.core.platforms import TargetPlatform
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -13,7 +13,7 @@ ExecStart= lines; systemd runs them in order and stops at the first that
 fails. So a failed refresh never deploys, and no shell is needed. The second
 line runs this module's small wrapper:
 
-      <repo>/.venv/bin/python -m devpi_airgap.schedule deploy-pending \\
+      <repo>/.venv/bin/python -m devpi_airgap.online.schedule deploy-pending \\
           --repo <repo> --inventory <inventory> --host HOST
 
 The wrapper runs `<repo>/.venv/bin/fab -r <repo> -H HOST deploy --inventory
@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .errors import AirgapError
+from devpi_airgap.core.errors import AirgapError
 
 NAME = "devpi-airgap-refresh"
 SERVICE = f"{NAME}.service"
@@ -86,7 +86,7 @@ def refresh_argv(repo: Path, inventory: Path) -> list[str]:
 
 
 def deploy_argv(repo: Path, inventory: Path, host: str) -> list[str]:
-    return [str(repo / ".venv/bin/python"), "-m", "devpi_airgap.schedule", "deploy-pending",
+    return [str(repo / ".venv/bin/python"), "-m", "devpi_airgap.online.schedule", "deploy-pending",
             "--repo", str(repo), "--inventory", str(inventory), "--host", host]
 
 
@@ -487,7 +487,7 @@ def record_deployed(bundles: Path, host: str, bundle: Path) -> None:
 def deploy_pending(repo: Path, inventory: Path, host: str, *,
                    run: Callable[[list[str]], int] | None = None) -> int:
     """Deploy every pending bundle to host with fab, oldest first; stop at the first failure."""
-    from .inventory import load_inventory
+    from devpi_airgap.core.inventory import load_inventory
 
     bundles = load_inventory(inventory).bundles.directory
     run = run or (lambda argv: subprocess.run(argv, stdin=subprocess.DEVNULL).returncode)
@@ -510,7 +510,7 @@ def deploy_pending(repo: Path, inventory: Path, host: str, *,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devpi_airgap.schedule")
+    parser = argparse.ArgumentParser(prog="python -m devpi_airgap.online.schedule")
     sub = parser.add_subparsers(dest="command", required=True)
     deploy = sub.add_parser("deploy-pending", help="fab deploy --bundle for each bundle not yet deployed to HOST")
     deploy.add_argument("--repo", required=True, type=Path)

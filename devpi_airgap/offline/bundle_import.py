@@ -18,14 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import bundle_check
-from .bundle import inventory_id
-from .bundle_check import BundleError, check_bundle
-from .console import err, out, table
-from .credentials import Credentials
-from .deploy import deploy
-from .inventory import Inventory, Server
-from .remote import Host, RemoteError
+from devpi_airgap.transfer import bundle_check
+from devpi_airgap.transfer.bundle import inventory_id
+from devpi_airgap.transfer.bundle_check import BundleError, check_bundle
+from devpi_airgap.core.console import err, out, table
+from devpi_airgap.offline.credentials import Credentials
+from devpi_airgap.offline.deploy import deploy
+from devpi_airgap.core.inventory import Inventory, Server
+from devpi_airgap.offline.remote import Host, RemoteError
 
 REMOTE_DIR = "/var/lib/devpi-airgap"
 IMPORTED = f"{REMOTE_DIR}/imported.json"

@@ -16,17 +16,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .console import byte_progress, err, human_bytes, out, table
-from .credentials import Credentials
-from .devpi_api import DevpiClient, DevpiError, upload_missing
-from .errors import AirgapError
-from .inventory import Inventory, Server, Target
-from .nginx import ensure_front
-from .platforms import target_platform
-from .remote import Host, RemoteError
-from .resolve import resolution_sets, uv_compile
-from .systemd_unit import UNIT_NAME, render_unit
-from .wheelhouse import read_lock, sha256_file
+from devpi_airgap.core.console import byte_progress, err, human_bytes, out, table
+from devpi_airgap.offline.credentials import Credentials
+from devpi_airgap.offline.devpi_api import DevpiClient, DevpiError, upload_missing
+from devpi_airgap.core.errors import AirgapError
+from devpi_airgap.core.inventory import Inventory, Server, Target
+from devpi_airgap.offline.nginx import ensure_front
+from devpi_airgap.core.platforms import target_platform
+from devpi_airgap.offline.remote import Host, RemoteError
+from devpi_airgap.online.resolve import resolution_sets, uv_compile
+from devpi_airgap.offline.systemd_unit import UNIT_NAME, render_unit
+from devpi_airgap.core.wheelhouse import read_lock, sha256_file
 
 PREFIX = "/opt/devpi-airgap"
 VENV = f"{PREFIX}/venv"
@@ -414,7 +414,7 @@ def finish(report: Report, host: Host, server: Server, problems: list[str]) -> N
 def deploy(host: Host, inventory: Inventory, server: Server, credentials: Credentials, *,
            from_bundle: bool = False, on_uploaded=lambda: None) -> Report:
     def backup_first(report: Report) -> None:
-        from .backup import backup  # backup builds on this module; importing it here keeps the cycle out of load time
+        from devpi_airgap.offline.backup import backup  # backup builds on this module; importing it here keeps the cycle out of load time
 
         report.note("backup before upgrade", str(backup(host, server, inventory.path.parent / "backups", BACKUPS_KEPT)))
 

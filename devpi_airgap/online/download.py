@@ -8,15 +8,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from . import __version__
-from .build import build_pure_wheel
-from .console import byte_progress
-from .fetch import fetch_all
-from .freshness import FreshnessRecord, inputs_digest, page_fingerprints
-from .inventory import Inventory, Target
-from .platforms import TargetPlatform, target_platform
-from .resolve import FileRef, Pin, resolution_sets, resolve_set
-from .wheelhouse import LockedFile, Wheelhouse, read_lock, write_lock
+from devpi_airgap import __version__
+from devpi_airgap.online.build import build_pure_wheel
+from devpi_airgap.core.console import byte_progress
+from devpi_airgap.online.fetch import fetch_all
+from devpi_airgap.online.freshness import FreshnessRecord, inputs_digest, page_fingerprints
+from devpi_airgap.core.inventory import Inventory, Target
+from devpi_airgap.core.platforms import TargetPlatform, target_platform
+from devpi_airgap.online.resolve import FileRef, Pin, resolution_sets, resolve_set
+from devpi_airgap.core.wheelhouse import LockedFile, Wheelhouse, read_lock, write_lock
 
 RESOLVE_WORKERS = 4
 

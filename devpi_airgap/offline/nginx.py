@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from .inventory import Inventory, Server
-from .remote import Host, RemoteError
-from .wheelhouse import sha256_file
+from devpi_airgap.core.inventory import Inventory, Server
+from devpi_airgap.offline.remote import Host, RemoteError
+from devpi_airgap.core.wheelhouse import sha256_file
 
 if TYPE_CHECKING:
-    from .deploy import Report
+    from devpi_airgap.offline.deploy import Report
 
 SITE_NAME = "devpi-airgap"
 SITE_AVAILABLE = f"/etc/nginx/sites-available/{SITE_NAME}"

@@ -34,7 +34,7 @@ from typing import Callable, Iterable
 
 import httpx
 
-from .errors import AirgapError
+from devpi_airgap.core.errors import AirgapError
 
 JSON = "application/json"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"

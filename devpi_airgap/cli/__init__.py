@@ -1,0 +1,1 @@
+"""The task layer's output: turns the wings' results into tables and lines for the terminal."""

@@ -1,0 +1,1 @@
+"""Shared by every wing: the inventory model, platforms, locks, the wheelhouse, errors, isolation, console."""
