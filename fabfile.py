@@ -2,31 +2,37 @@
 
     fab -H devpi-host deploy      # over SSH; devpi-host resolves through ssh_config
     fab deploy                    # on the server itself (sudo when not root)
+    fab -H devpi-host deploy --check   # what would change; changes nothing
 
 The host name given to -H is matched against the inventory's `servers:`.
 Passwords come from DEVPI_AIRGAP_ROOT_PASSWORD / DEVPI_AIRGAP_USER_PASSWORD, a
 0600 secrets file (DEVPI_AIRGAP_SECRETS, default
 ~/.config/devpi-airgap/secrets.yaml), or a prompt when interactive.
+
+Each task parses its options, calls one function of devpi_airgap.offline and
+prints its result through devpi_airgap.cli; errors become their exit codes there.
 """
 
 from pathlib import Path
 
 from fabric import task
 
-from devpi_airgap.offline.backup import backup as make_backup
-from devpi_airgap.offline.backup import restore as restore_data
-from devpi_airgap.offline.bundle_import import deploy_bundle, print_imported
-
-from devpi_airgap.core.console import user_errors
-from devpi_airgap.offline.credentials import load_credentials
-from devpi_airgap.offline.deploy import client_config as render_client_config
-from devpi_airgap.offline.deploy import deploy as deploy_server
-from devpi_airgap.offline.deploy import status as show_status
-from devpi_airgap.offline.deploy import upload_only
+from devpi_airgap.cli import offline as show
+from devpi_airgap.cli.outcome import user_errors
+from devpi_airgap.core.console import bar_progress
 from devpi_airgap.core.errors import UsageError
 from devpi_airgap.core.inventory import load_inventory
+from devpi_airgap.offline.backup import backup as make_backup
+from devpi_airgap.offline.backup import restore as restore_data
+from devpi_airgap.offline.bundle_import import deploy_bundle
+from devpi_airgap.offline.credentials import load_credentials
+from devpi_airgap.offline.deploy import client_config as render_client_config
+from devpi_airgap.offline.deploy import conflicts_error, upload_only
+from devpi_airgap.offline.deploy import deploy as deploy_server
 from devpi_airgap.offline.remote import Host
 from devpi_airgap.offline.replica import deploy_replica
+from devpi_airgap.offline.status import read_status
+from devpi_airgap.offline.steps import Runner
 
 HELP = {
     "inventory": "inventory file (default: inventory.yaml in the current directory)",
@@ -42,8 +48,15 @@ def _server(inventory, host: Host, name: str | None):
     return next(iter(inventory.servers.values()))
 
 
-@task(help=dict(HELP, bundle="deploy from this bundle file (checked here and on the server first)"))
-def deploy(c, inventory="inventory.yaml", server=None, bundle=None):
+def _connect(c, inventory, server):
+    inv = load_inventory(inventory)
+    host = Host(c)
+    return inv, host, _server(inv, host, server)
+
+
+@task(help=dict(HELP, bundle="deploy from this bundle file (checked here and on the server first)",
+                check="show what would change on the server, and change nothing (no secrets needed)"))
+def deploy(c, inventory="inventory.yaml", server=None, bundle=None, check=False):
     """Install or update devpi-server on the host, create the user and index, upload missing wheels.
 
     A server with `role: replica` instead follows its primary through devpi's
@@ -54,23 +67,24 @@ def deploy(c, inventory="inventory.yaml", server=None, bundle=None):
     """
     with user_errors():
         inv, host, entry = _connect(c, inventory, server)
+        runner = Runner(host, check=check, on_outcome=show.step_printer(check))
         if entry.is_replica:
             if bundle:
                 raise UsageError(f"{entry.name} is a replica: deploy the bundle to its primary {entry.primary}, "
                                  "and the replica follows")
-            deploy_replica(host, inv, entry)
+            show.say_deploying(host.name, host.address, f"a replica of {entry.primary}", entry.target, check)
+            show.print_deploy(deploy_replica(runner, inv, entry))
             return
-        credentials = load_credentials(entry.name)
+        credentials = None if check else load_credentials(entry.name)
+        show.say_deploying(host.name, host.address, "devpi", entry.target, check)
         if bundle:
-            deploy_bundle(host, inv, entry, credentials, Path(bundle))
+            result = deploy_bundle(runner, inv, entry, credentials, Path(bundle), progress=bar_progress,
+                                   on_checked=show.say_bundle_checked)
         else:
-            deploy_server(host, inv, entry, credentials)
-
-
-def _connect(c, inventory, server):
-    inv = load_inventory(inventory)
-    host = Host(c)
-    return inv, host, _server(inv, host, server)
+            result = deploy_server(runner, inv, entry, credentials, progress=bar_progress)
+        show.print_deploy(result)
+        if result.conflicts:
+            raise conflicts_error(result.conflicts)
 
 
 @task(help=HELP)
@@ -80,16 +94,19 @@ def upload(c, inventory="inventory.yaml", server=None):
         inv, host, entry = _connect(c, inventory, server)
         if entry.is_replica:
             raise UsageError(f"{entry.name} is a replica: upload to its primary {entry.primary}, and the replica follows")
-        upload_only(host, inv, entry, load_credentials(entry.name))
+        runner = Runner(host, on_outcome=show.step_printer(False))
+        result = upload_only(runner, inv, entry, load_credentials(entry.name), progress=bar_progress)
+        show.print_upload(result)
+        if result.conflicts:
+            raise conflicts_error(result.conflicts)
 
 
 @task(help=HELP)
 def status(c, inventory="inventory.yaml", server=None):
-    """Show the unit's state, devpi's version, the index's projects and files, and disk used."""
+    """Show the unit's state, devpi's version, the index's projects and files, disk used, imported bundles."""
     with user_errors():
         _, host, entry = _connect(c, inventory, server)
-        show_status(host, entry)
-        print_imported(host)
+        show.print_status(read_status(host, entry))
 
 
 @task(name="client-config", help=HELP)

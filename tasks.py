@@ -1,19 +1,23 @@
 """Online-side tasks: build target-correct wheelhouses to carry into a closed network.
 
-Run `inv --list` for the tasks and `inv --help TASK` for their options.
+Run `inv --list` for the tasks and `inv --help TASK` for their options. Each
+task parses its options, calls one function of devpi_airgap.online or
+.transfer and prints its result through devpi_airgap.cli; errors become their
+exit codes there.
 """
 
 import time
 
 from invoke import task
 
-from devpi_airgap.transfer.bundle import write_bundle
-from devpi_airgap.core.console import user_errors
-from devpi_airgap.online.download import download as download_targets
+from devpi_airgap.cli.online import print_download, print_refresh, print_report, print_verify
+from devpi_airgap.cli.outcome import user_errors
+from devpi_airgap.core.console import bar_progress
 from devpi_airgap.core.inventory import load_inventory
+from devpi_airgap.online.download import download as download_targets
 from devpi_airgap.online.refresh import refresh as run_refresh
-from devpi_airgap.cli.summary import print_download, print_refresh, print_verify
-from devpi_airgap.online.verify import verify_targets
+from devpi_airgap.online.verify import check_verified, verify_targets
+from devpi_airgap.transfer.bundle import write_bundle
 
 INVENTORY_HELP = "inventory file (default: inventory.yaml in the current directory)"
 TARGET_HELP = "a target name from the inventory, several joined by commas, or 'all' (default)"
@@ -37,10 +41,12 @@ def download(c, target="all", inventory="inventory.yaml", locked=False, verify=T
         start = time.monotonic()
         inv = load_inventory(inventory)
         targets = inv.select_targets(target)
-        reports = download_targets(inv, targets, locked=locked)
+        reports = download_targets(inv, targets, locked=locked, progress=bar_progress)
         print_download(reports, time.monotonic() - start)
         if verify:
-            print_verify(verify_targets(inv, targets, reuse=True))
+            verified = verify_targets(inv, targets, reuse=True)
+            print_verify(verified)
+            check_verified(verified)
 
 
 @task(help={"target": TARGET_HELP, "inventory": INVENTORY_HELP})
@@ -53,7 +59,9 @@ def verify(c, target="all", inventory="inventory.yaml"):
     """
     with user_errors():
         inv = load_inventory(inventory)
-        print_verify(verify_targets(inv, inv.select_targets(target)))
+        verified = verify_targets(inv, inv.select_targets(target))
+        print_verify(verified)
+        check_verified(verified)
 
 
 @task(help={"inventory": INVENTORY_HELP,
@@ -94,10 +102,12 @@ def report(c, inventory="inventory.yaml", html="wheelhouse/report.html"):
     wheelhouse/TARGET/. Prints a table and writes an HTML file that opens
     offline. Exits 4 when a locked file is missing from its target directory.
     """
-    from devpi_airgap.online.report import report as print_report
+    from devpi_airgap.online.report import build_matrix, check_complete, write_html
 
     with user_errors():
-        print_report(load_inventory(inventory), html)
+        matrix = build_matrix(load_inventory(inventory))
+        print_report(matrix, write_html(matrix, html) if html else None)
+        check_complete(matrix)
 
 
 @task(help={"on_calendar": "systemd OnCalendar= expression (default: daily)",

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
-
-from invoke.exceptions import Exit
+from contextlib import contextmanager, nullcontext
+from typing import Callable, ContextManager, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 from rich.table import Table
-
-from devpi_airgap.transfer.bundle_check import BundleError
-from devpi_airgap.core.errors import AirgapError
 
 # Logs of scheduled runs are read later and grepped: never squeeze them into 80 columns.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -43,15 +39,19 @@ def human_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+# A progress display the task layer may hand to library code: called with a description and a byte
+# total, it returns a context manager yielding the function to call with each chunk's byte count.
+# Library code never draws one itself.
+ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
+
+
+def no_progress(description: str, total: int) -> ContextManager[Callable[[int], None]]:
+    return nullcontext(lambda nbytes: None)
+
+
 @contextmanager
-def user_errors():
-    """Turn our errors into one clear message and the error's exit code, instead of a traceback."""
-    try:
-        yield
-    except (AirgapError, BundleError) as exc:
-        # Plain print: a message must reach logs whole, never re-wrapped or read as markup.
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        raise Exit(code=exc.exit_code) from None
-    except KeyboardInterrupt:
-        err.print("interrupted; files already complete are kept, a re-run continues from there")
-        raise Exit(code=130) from None
+def bar_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A byte progress bar on stderr, drawn only on a terminal."""
+    with byte_progress() as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda nbytes: progress.advance(task, nbytes)

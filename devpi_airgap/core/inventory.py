@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from devpi_airgap.core.errors import AirgapError
+from devpi_airgap.core.errors import UsageError
 
 DEFAULT_WHEELHOUSE = "wheelhouse"
 DEFAULT_LOCKS = "locks"
@@ -26,16 +26,12 @@ _IMPLEMENTATIONS = ("cp",)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-class InventoryError(AirgapError):
+class InventoryError(UsageError):
     """The inventory file is missing, unreadable or does not match the schema."""
 
-    exit_code = 2
 
-
-class UnknownTarget(AirgapError):
+class UnknownTarget(UsageError):
     """A target name that the inventory does not define."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from packaging import tags
 
-from devpi_airgap.core.errors import AirgapError
+from devpi_airgap.core.errors import UsageError
 from devpi_airgap.core.inventory import Target
 
 _WINDOWS = {"win_amd64": ("x86_64", "AMD64"), "win32": ("i686", "x86"), "win_arm64": ("aarch64", "ARM64")}
@@ -28,8 +28,8 @@ _LINUX = re.compile(r"^linux_(x86_64|aarch64)$")
 _UV_GLIBC_MINORS = (17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
 
 
-class PlatformError(AirgapError):
-    exit_code = 2
+class PlatformError(UsageError):
+    pass
 
 
 @dataclass(frozen=True)

@@ -8,26 +8,16 @@ offline index may still serve an older version someone pinned.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from devpi_airgap.core.errors import AirgapError
+from devpi_airgap.core.files import atomic_write, sha256_file
 
 POOL = ".pool"
 SDISTS = ".sdists"
 _HASH_CACHE = ".sha256.json"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Wheelhouse:
@@ -68,17 +58,10 @@ class Wheelhouse:
         return False
 
     def save(self) -> None:
-        self.pool.mkdir(parents=True, exist_ok=True)
-        tmp = self._cache_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._hashes, sort_keys=True))
-        os.replace(tmp, self._cache_path)
+        atomic_write(self._cache_path, json.dumps(self._hashes, sort_keys=True))
 
-    def target_dir(self, target_name: str) -> Path:
-        return self.root / target_name
-
-    def link(self, target_name: str, filenames: list[str]) -> list[str]:
-        """Place pool files into the target's directory; returns those that were new there."""
-        directory = self.target_dir(target_name)
+    def link(self, directory: Path, filenames: list[str]) -> list[str]:
+        """Place pool files into a target's directory; returns those that were new there."""
         directory.mkdir(parents=True, exist_ok=True)
         added = []
         for filename in filenames:
@@ -94,39 +77,3 @@ class Wheelhouse:
                 shutil.copy2(source, dest)
             added.append(filename)
         return added
-
-
-@dataclass(frozen=True)
-class LockedFile:
-    name: str
-    version: str
-    filename: str
-    url: str
-    sha256: str
-    size: int
-    built_from: dict | None = None  # the sdist (filename, url, sha256) a pure wheel was built from
-    sets: tuple[str, ...] = ()  # the resolution sets that need this file, e.g. "devpi server"
-
-
-def write_lock(path: Path, header: dict, files: list[LockedFile]) -> bool:
-    """Write the lock atomically; returns False when it already said exactly this."""
-    body = dict(header, packages=[asdict(f) for f in sorted(files, key=lambda f: (f.name, f.version, f.filename))])
-    text = json.dumps(body, indent=1, sort_keys=True) + "\n"
-    if path.exists() and path.read_text(encoding="utf-8") == text:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return True
-
-
-def read_lock(path: Path) -> tuple[dict, list[LockedFile]]:
-    try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-        files = [LockedFile(**dict(entry, sets=tuple(entry.get("sets", ())))) for entry in body.pop("packages")]
-    except FileNotFoundError:
-        raise AirgapError(f"{path}: no lock file; run `inv download` without --locked first to create it") from None
-    except (ValueError, TypeError, KeyError) as exc:
-        raise AirgapError(f"{path}: the lock file is damaged ({exc}); restore it from version control or re-resolve") from None
-    return body, files

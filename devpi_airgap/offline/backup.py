@@ -12,12 +12,13 @@ import shlex
 import time
 from pathlib import Path
 
-from devpi_airgap.offline.deploy import SERVERDIR, SERVICE_USER, UNIT_NAME, VENV, _service_active, wait_healthy
+from devpi_airgap.core.errors import RemoteError
 from devpi_airgap.core.inventory import Server
-from devpi_airgap.offline.remote import Host, RemoteError
+from devpi_airgap.offline.health import service_active, wait_healthy
+from devpi_airgap.offline.layout import BACKUPS, RESTORES, SERVERDIR, SERVICE_USER, UNIT_NAME, VENV
+from devpi_airgap.offline.remote import Host
 
-BACKUPS = "/var/lib/devpi-airgap/backups"
-RESTORES = "/var/lib/devpi-airgap/restore"
+BACKUPS_KEPT = 7
 
 
 def _stamp() -> str:
@@ -29,7 +30,7 @@ def _prune_local(directory: Path, keep: int) -> None:
         old.unlink()
 
 
-def backup(host: Host, server: Server, destination: Path, keep: int) -> Path:
+def backup(host: Host, server: Server, destination: Path, keep: int = BACKUPS_KEPT) -> Path:
     """Export the server's data, bring it here, keep the newest `keep` on both sides; returns the local file."""
     if keep < 1:
         raise RemoteError("backup: --keep must be at least 1")
@@ -37,7 +38,7 @@ def backup(host: Host, server: Server, destination: Path, keep: int) -> Path:
     stamp = _stamp()
     export = f"{BACKUPS}/devpi-{stamp}"
     host.run(f"install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 {BACKUPS}", step="backup")
-    was_active = _service_active(host)
+    was_active = service_active(host)
     if was_active:
         host.run(f"systemctl stop {UNIT_NAME}", step="backup")
     try:

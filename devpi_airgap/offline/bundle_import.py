@@ -4,31 +4,30 @@ Nothing changes on the server until both checks pass. The checked files are
 laid out as a wheelhouse (hard links per target) and the ordinary deploy runs
 on that, so a bundle import and a wheelhouse deploy cannot drift apart.
 Uploads skip what the index holds, so bundles apply in any order, or twice.
+The import is recorded on the server only after the whole deploy succeeded.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import os
-import shlex
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
+from devpi_airgap.core.console import ProgressFactory, no_progress
+from devpi_airgap.core.errors import BundleError, RemoteError
+from devpi_airgap.core.inventory import Inventory, Server
+from devpi_airgap.offline.credentials import Credentials
+from devpi_airgap.offline.deploy import DeployResult, deploy
+from devpi_airgap.offline.layout import IMPORTED, INCOMING
+from devpi_airgap.offline.programs import record_import
+from devpi_airgap.offline.remote import Host
+from devpi_airgap.offline.steps import Runner, Step
 from devpi_airgap.transfer import bundle_check
 from devpi_airgap.transfer.bundle import inventory_id
-from devpi_airgap.transfer.bundle_check import BundleError, check_bundle
-from devpi_airgap.core.console import err, out, table
-from devpi_airgap.offline.credentials import Credentials
-from devpi_airgap.offline.deploy import deploy
-from devpi_airgap.core.inventory import Inventory, Server
-from devpi_airgap.offline.remote import Host, RemoteError
-
-REMOTE_DIR = "/var/lib/devpi-airgap"
-IMPORTED = f"{REMOTE_DIR}/imported.json"
 
 
 def _lay_out(manifest: dict, checked: Path, view: Path) -> None:
@@ -39,36 +38,49 @@ def _lay_out(manifest: dict, checked: Path, view: Path) -> None:
             os.link(checked / "wheels" / f["name"], dest)
 
 
-def _check_on_server(host: Host, inventory: Inventory, bundle: Path) -> None:
+def check_on_server(host: Host, inventory: Inventory, bundle: Path) -> None:
+    """The server checks its own copy with the same checker, so a file damaged in the last hop is caught too."""
     settings = inventory.bundles
-    incoming = f"{REMOTE_DIR}/incoming"
-    host.run(f"install -d -m 0700 {incoming}", step="copy bundle")
+    host.run(f"install -d -m 0700 {INCOMING}", step="copy bundle")
     companions = [p for p in (bundle.with_name(bundle.name + ".sha256"), bundle.with_name(bundle.name + ".sig"))
                   if p.exists()]
     for path in [bundle, *companions]:
-        host.put(path, f"{incoming}/{path.name}", step="copy bundle")
+        host.put(path, f"{INCOMING}/{path.name}", step="copy bundle")
     signers = ""
     if settings.allowed_signers:
-        signers = f"{incoming}/allowed_signers"
+        signers = f"{INCOMING}/allowed_signers"
         host.put(settings.allowed_signers, signers, step="copy bundle")
-    staging = f"{incoming}/{bundle.stem}.check"
-    args = " ".join(shlex.quote(a) for a in (f"{incoming}/{bundle.name}", staging, signers,
-                                               settings.identity or "", "1" if settings.require_signature else "0"))
-    result = host.run(f"python3 - {args}; status=$?; rm -rf {shlex.quote(staging)}; exit $status",
-                      step="check bundle on server", stdin=inspect.getsource(bundle_check), check=False)
+    staging = f"{INCOMING}/{bundle.stem}.check"
+    try:
+        result = host.run_program(bundle_check, f"{INCOMING}/{bundle.name}", staging, signers, settings.identity or "",
+                                  "1" if settings.require_signature else "0", step="check bundle on server",
+                                  check=False)
+    finally:
+        host.run(f"rm -rf {staging}", step="check bundle on server", check=False)
     if not result.ok:
         raise RemoteError(f"check bundle on server: {host.name} refused {bundle.name}: {result.stderr.strip()}")
 
 
-def _record_import(host: Host, manifest: dict) -> None:
-    entry = {"bundle_id": manifest["bundle_id"], "sha256": manifest["sha256"], "files": len(manifest["files"]),
-             "full": manifest["full"], "signature": manifest["signature"],
-             "imported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    script = ("import json, sys; path, entry = sys.argv[1], json.loads(sys.stdin.read())\n"
-              "try: data = json.load(open(path))\nexcept FileNotFoundError: data = []\n"
-              "data = [d for d in data if d['bundle_id'] != entry['bundle_id']] + [entry]\n"
-              "open(path + '.tmp', 'w').write(json.dumps(data, indent=1)); __import__('os').replace(path + '.tmp', path)")
-    host.run(f"python3 -c {shlex.quote(script)} {IMPORTED}", step="record import", stdin=json.dumps(entry))
+class RecordImport(Step):
+    """The bundle in the server's record of imports, which `fab status` lists."""
+
+    name = "record import"
+
+    def __init__(self, manifest: dict):
+        self.manifest = manifest
+
+    def read(self, host: Host) -> list[str]:
+        return [b["bundle_id"] for b in imported_bundles(host)]
+
+    def diff(self, recorded: list[str]) -> list[str]:
+        bundle_id = self.manifest["bundle_id"]
+        return [] if bundle_id in recorded else [f"{bundle_id} recorded in {IMPORTED}"]
+
+    def apply(self, host: Host, recorded: list[str]) -> None:
+        m = self.manifest
+        entry = {"bundle_id": m["bundle_id"], "sha256": m["sha256"], "files": len(m["files"]), "full": m["full"],
+                 "signature": m["signature"], "imported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        host.run_program(record_import, IMPORTED, json.dumps(entry), step=self.name)
 
 
 def imported_bundles(host: Host) -> list[dict]:
@@ -76,31 +88,32 @@ def imported_bundles(host: Host) -> list[dict]:
     return json.loads(result.stdout) if result.ok and result.stdout.strip() else []
 
 
-def deploy_bundle(host: Host, inventory: Inventory, server: Server, credentials: Credentials, bundle: Path) -> None:
+def deploy_bundle(runner: Runner, inventory: Inventory, server: Server, credentials: Credentials | None,
+                  bundle: Path, *, progress: ProgressFactory = no_progress,
+                  on_checked=lambda where, name, manifest: None) -> DeployResult:
+    """Check `bundle` here, then (unless runner.check) on the server, then deploy its files.
+
+    `on_checked(where, bundle name, manifest)` tells the task layer each check passed, so it can say so as it happens.
+    """
     if not bundle.is_file():
         raise BundleError(f"{bundle}: no such bundle file")
+    host = runner.host
     settings = inventory.bundles
     with tempfile.TemporaryDirectory(prefix="airgap-bundle-") as tmp:
         checked = Path(tmp) / "checked"
-        manifest = check_bundle(bundle, checked, allowed_signers=str(settings.allowed_signers or "") or None,
-                                identity=settings.identity, required=settings.require_signature)
+        manifest = bundle_check.check_bundle(bundle, checked, allowed_signers=str(settings.allowed_signers or "") or None,
+                                             identity=settings.identity, required=settings.require_signature)
         if manifest["inventory_id"] != inventory_id(inventory):
             raise BundleError(f"{bundle.name} was made for a different inventory (its targets differ from "
                               f"{inventory.path}'s); use the inventory it was made with")
-        err.print(f"{bundle.name}: checksum, manifest and {manifest['signature']} ok here; "
-                  f"{len(manifest['files'])} files")
+        on_checked("here", bundle.name, manifest)
         host.become_root()
-        _check_on_server(host, inventory, bundle)
-        err.print(f"{bundle.name}: checked on {host.name} too")
+        if not runner.check:  # the server's check copies the bundle over: a change --check must not make
+            check_on_server(host, inventory, bundle)
+            on_checked(host.name, bundle.name, manifest)
         view = Path(tmp) / "wheelhouse"
         _lay_out(manifest, checked, view)
         shutil.copytree(checked / "locks", Path(tmp) / "locks")
         carried = dataclasses.replace(inventory, wheelhouse=view, locks=Path(tmp) / "locks")
-        deploy(host, carried, server, credentials, from_bundle=True, on_uploaded=lambda: _record_import(host, manifest))
-
-
-def print_imported(host: Host) -> None:
-    rows = [[b["bundle_id"], b["files"], "full" if b["full"] else "delta", b["signature"], b["imported"]]
-            for b in imported_bundles(host)]
-    out.print(table("imported bundles", ["bundle", "files", "kind", "signature", "imported"], rows, right_from=1)
-              if rows else "no bundles imported yet")
+        return deploy(runner, carried, server, credentials, progress=progress, from_bundle=True,
+                      after=[RecordImport(manifest)])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from devpi_airgap.core.errors import AirgapError
+from devpi_airgap.core.errors import UsageError
 
 SECRETS_FILE_ENV = "DEVPI_AIRGAP_SECRETS"
 DEFAULT_SECRETS_FILE = Path("~/.config/devpi-airgap/secrets.yaml")
@@ -23,8 +23,8 @@ DEFAULT_SECRETS_FILE = Path("~/.config/devpi-airgap/secrets.yaml")
 SECRETS = {"root_password": "DEVPI_AIRGAP_ROOT_PASSWORD", "user_password": "DEVPI_AIRGAP_USER_PASSWORD"}
 
 
-class MissingSecret(AirgapError):
-    exit_code = 2
+class MissingSecret(UsageError):
+    pass
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """`fab deploy`: devpi-server as a hardened systemd service, its index, and the uploads.
 
-Every step reads the server's current state first and acts only on the
-difference (pyinfra style), so a second run reports "no changes". Passwords
-reach the server only through ssh's stdin or the tunnelled HTTP API.
+Each change is a Step (see `steps`): it reads the server's state, diffs it
+against what the inventory wants, and applies only the difference, so a second
+run reports "no changes" and `--check` shows what a run would change without
+changing anything. Passwords reach the server only through ssh's stdin or the
+tunnelled HTTP API.
 """
 
 from __future__ import annotations
@@ -10,60 +12,64 @@ from __future__ import annotations
 import json
 import shlex
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import Callable
 
-from devpi_airgap.core.console import byte_progress, err, human_bytes, out, table
-from devpi_airgap.offline.credentials import Credentials
-from devpi_airgap.offline.devpi_api import DevpiClient, DevpiError, upload_missing
-from devpi_airgap.core.errors import AirgapError
+from devpi_airgap.core.console import ProgressFactory, human_bytes, no_progress
+from devpi_airgap.core.errors import AirgapError, RemoteError
+from devpi_airgap.core.files import sha256_file
 from devpi_airgap.core.inventory import Inventory, Server, Target
-from devpi_airgap.offline.nginx import ensure_front
+from devpi_airgap.core.lock import read_lock
 from devpi_airgap.core.platforms import target_platform
-from devpi_airgap.offline.remote import Host, RemoteError
-from devpi_airgap.online.resolve import resolution_sets, uv_compile
-from devpi_airgap.offline.systemd_unit import UNIT_NAME, render_unit
-from devpi_airgap.core.wheelhouse import read_lock, sha256_file
+from devpi_airgap.core.requirements import resolution_sets, uv_compile
+from devpi_airgap.offline.backup import backup
+from devpi_airgap.offline.credentials import Credentials
+from devpi_airgap.offline.devpi_api import (
+    DevpiClient,
+    DevpiError,
+    UploadResult,
+    index_matches,
+    plan_upload,
+    upload_files,
+)
+from devpi_airgap.offline.health import journal, service_active, wait_healthy
+from devpi_airgap.offline.layout import (
+    FILES,
+    SECRETFILE,
+    SERVER_HOME,
+    SERVERDIR,
+    SERVICE_USER,
+    UNIT_NAME,
+    UNIT_PATH,
+    VENV,
+    WHEELS,
+    venv_for,
+)
+from devpi_airgap.offline.nginx import NginxFront
+from devpi_airgap.offline.programs import facts as facts_program
+from devpi_airgap.offline.remote import Host
+from devpi_airgap.offline.steps import Outcome, Runner, Step
+from devpi_airgap.offline.systemd_unit import render_unit
 
-PREFIX = "/opt/devpi-airgap"
-VENV = f"{PREFIX}/venv"
-WHEELS = f"{PREFIX}/wheels"
-SERVERDIR = "/var/lib/devpi/server"
-SECRETFILE = "/etc/devpi-airgap/secret"
-UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
-SERVICE_USER = "devpi"
 DEVPI_SET = "devpi server"
-HEALTH_TIMEOUT = 90
-BACKUPS_KEPT = 7
-
-_FACTS = r"""
-import json, os, platform, sys
-print(json.dumps({
-    "python": "%d.%d" % sys.version_info[:2],
-    "machine": platform.machine(),
-    "libc": platform.libc_ver(),
-    "ensurepip": __import__("importlib.util").util.find_spec("ensurepip") is not None,
-    "systemd": os.path.isdir("/run/systemd/system"),
-}))
-"""
-
-
 @dataclass
-class Report:
-    host: str
-    steps: list[tuple[str, str]] = field(default_factory=list)  # (step, what changed or "")
+class DeployResult:
+    """What a deploy did (or, under --check, would do), for the task layer to show."""
 
-    def note(self, step: str, change: str = "") -> None:
-        self.steps.append((step, change))
-        mark = "[yellow]changed[/]" if change else "[green]ok[/]"
-        err.print(f"  {mark} {step}{': ' + change if change else ''}")
+    host: str
+    check: bool
+    outcomes: list[Outcome]
+    user_url: str = ""
+    trusted_host: str | None = None  # pip must be told to trust a plain-http index on another host
+    conflicts: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return any(change for _, change in self.steps)
+        return any(outcome.changes for outcome in self.outcomes)
 
 
 def devpi_wheels(inventory: Inventory, target: Target, *, partial_ok: bool = False) -> tuple[list[Path], str]:
@@ -87,9 +93,11 @@ def devpi_wheels(inventory: Inventory, target: Target, *, partial_ok: bool = Fal
     return wheels, version
 
 
+# ---- checks before any change --------------------------------------------------------------
+
 def check_facts(host: Host, target: Target) -> None:
     """Refuse a server whose CPU, Python or libc cannot run the target's wheels, before installing anything."""
-    facts = json.loads(host.run(f"python3 -c {shlex.quote(_FACTS)}", step="inspect server").stdout)
+    facts = json.loads(host.run_program(facts_program, step="inspect server").stdout)
     platform = target_platform(target)
     markers = dict(platform.marker_env)
     where = f"{host.name} runs Python {facts['python']} on {facts['machine']}"
@@ -113,36 +121,113 @@ def check_facts(host: Host, target: Target) -> None:
         raise RemoteError(f"inspect server: {host.name} is not running systemd, which the service needs")
 
 
-def _service_active(host: Host) -> bool:
-    return host.run(f"systemctl is-active --quiet {UNIT_NAME}", step="service state", check=False).ok
-
-
 def check_port(host: Host, port: int) -> None:
-    if _service_active(host):
+    if service_active(host):
         return
-    probe = f"import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', {port}))"
+    probe = ("import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+             f"s.bind(('0.0.0.0', {port}))")
     if not host.run(f"python3 -c {shlex.quote(probe)}", step="port check", check=False).ok:
         holder = host.run(f"ss -Hltnp 'sport = :{port}' 2>/dev/null", step="port check", check=False).stdout.strip()
         raise RemoteError(f"port check: port {port} on {host.name} is already taken{' by ' + holder if holder else ''}; "
                           f"stop that service or set servers.{host.name}.port to a free port")
 
 
-def sync_wheels(host: Host, wheels: list[Path], report: Report) -> None:
-    listing = host.run(f"mkdir -p {WHEELS} && cd {WHEELS} && find . -maxdepth 1 -name '*.whl' -exec sha256sum {{}} +",
-                       step="copy wheels").stdout
-    present = {line.split()[1][2:]: line.split()[0] for line in listing.splitlines() if line.strip()}
-    missing = [w for w in wheels if present.get(w.name) != sha256_file(w)]
-    for wheel in missing:
-        host.put(wheel, f"{WHEELS}/{wheel.name}", step="copy wheels")
-    report.note("copy wheels", f"{len(missing)} copied" if missing else "")
+# ---- steps on the host ---------------------------------------------------------------------
+
+class CopyWheels(Step):
+    """The wheels that install devpi, in WHEELS; compared by sha256, so only missing or changed ones travel."""
+
+    name = "copy wheels"
+
+    def __init__(self, wheels: list[Path]):
+        self.wheels = wheels
+
+    @staticmethod
+    @cache
+    def _local_sha256(path: Path) -> str:
+        return sha256_file(path)
+
+    def read(self, host: Host) -> dict[str, str]:
+        listing = host.run(f"if [ -d {WHEELS} ]; then cd {WHEELS} && find . -maxdepth 1 -name '*.whl' "
+                           "-exec sha256sum {} +; fi", step=self.name).stdout
+        return {line.split()[1][2:]: line.split()[0] for line in listing.splitlines() if line.strip()}
+
+    def missing(self, present: dict[str, str]) -> list[Path]:
+        return [w for w in self.wheels if present.get(w.name) != self._local_sha256(w)]
+
+    def diff(self, present: dict[str, str]) -> list[str]:
+        missing = self.missing(present)
+        return [f"{len(missing)} to copy"] if missing else []
+
+    def apply(self, host: Host, present: dict[str, str]) -> list[str]:
+        missing = self.missing(present)
+        host.run(f"mkdir -p {WHEELS}", step=self.name)
+        for wheel in missing:
+            host.put(wheel, f"{WHEELS}/{wheel.name}", step=self.name)
+        return [f"{len(missing)} copied"]
 
 
-def ensure_service_user(host: Host, report: Report) -> None:
-    if host.run(f"id -u {SERVICE_USER}", step="system user", check=False).ok:
-        return report.note("system user")
-    host.run(f"useradd --system --user-group --home-dir /var/lib/devpi --shell /usr/sbin/nologin {SERVICE_USER}",
-             step="system user")
-    report.note("system user", f"created {SERVICE_USER}")
+class ServiceUser(Step):
+    name = "system user"
+
+    def read(self, host: Host) -> bool:
+        return host.run(f"id -u {SERVICE_USER}", step=self.name, check=False).ok
+
+    def diff(self, exists: bool) -> list[str]:
+        return [] if exists else [f"create {SERVICE_USER}"]
+
+    def apply(self, host: Host, exists: bool) -> list[str]:
+        host.run(f"useradd --system --user-group --home-dir {SERVER_HOME} --shell /usr/sbin/nologin {SERVICE_USER}",
+                 step=self.name)
+        return [f"created {SERVICE_USER}"]
+
+
+@dataclass(frozen=True)
+class VenvFacts:
+    installed: str | None  # the devpi-server version VENV runs, if any
+    is_link: bool  # False for a venv from before versioned venvs
+    service_active: bool
+
+
+class DevpiVenv(Step):
+    """devpi-server `version` in a venv of its own; a running service is upgraded with a rollback."""
+
+    name = "venv"
+
+    def __init__(self, version: str, port: int, *, wheels_at_hand: bool = True,
+                 before_upgrade: Callable[[], str] = lambda: ""):
+        self.version = version
+        self.port = port
+        self.wheels_at_hand = wheels_at_hand
+        self.before_upgrade = before_upgrade
+        self.fresh = False  # set by apply: a new venv the service must be (re)started on
+
+    def read(self, host: Host) -> VenvFacts:
+        current = host.run(f"{VENV}/bin/devpi-server --version", step=self.name, check=False)
+        return VenvFacts(current.stdout.strip() if current.ok else None,
+                         host.run(f"test -L {VENV}", step=self.name, check=False).ok, service_active(host))
+
+    def diff(self, facts: VenvFacts) -> list[str]:
+        if facts.installed == self.version:
+            return []
+        if not self.wheels_at_hand:
+            raise RemoteError(f"venv: the server has no devpi-server {self.version} and this delta bundle does not "
+                              "carry its wheels; deploy a full bundle (`inv bundle --full`) first")
+        if facts.installed and facts.service_active:
+            return [f"upgrade devpi-server {facts.installed} -> {self.version}, after a backup"]
+        return [f"install devpi-server {self.version} in {venv_for(self.version)}"]
+
+    def apply(self, host: Host, facts: VenvFacts) -> list[str]:
+        current = facts.installed
+        if current and not facts.is_link:
+            # A venv from before versioned venvs: give it its versioned name so it can be rolled back to.
+            host.run(f"mv -T {VENV} {venv_for(current)} && ln -s {venv_for(current)} {VENV}", step=self.name)
+        if current and facts.service_active:
+            backup = self.before_upgrade()
+            return [f"backup before upgrade: {backup}", upgrade(host, current, self.version, self.port)]
+        _point_venv_at(host, _install_venv(host, self.version))
+        self.fresh = True
+        return [f"devpi-server {self.version} installed in {venv_for(self.version)}"]
 
 
 def _installed_version(host: Host) -> str | None:
@@ -151,8 +236,7 @@ def _installed_version(host: Host) -> str | None:
 
 
 def _install_venv(host: Host, version: str) -> str:
-    """A venv of its own for each devpi-server version, so the previous one stays for a rollback."""
-    path = f"{PREFIX}/venv-{version}"
+    path = venv_for(version)
     pip = (f"PIP_CONFIG_FILE=/dev/null PIP_NO_INPUT=1 {path}/bin/pip install --quiet --no-index "
            f"--find-links {WHEELS} devpi-server=={version} devpi-web devpi-client")
     host.run(f"set -e; rm -rf {path}; python3 -m venv {path}; {pip}", step="venv")
@@ -164,29 +248,7 @@ def _point_venv_at(host: Host, path: str) -> None:
     host.run(f"ln -sfn {path} {VENV}.new && mv -Tf {VENV}.new {VENV}", step="switch venv")
 
 
-def ensure_venv(host: Host, version: str, port: int, report: Report, *, wheels_at_hand: bool = True,
-                before_upgrade=lambda: None) -> bool:
-    """Install devpi-server `version`; True when the service must (re)start on a new venv."""
-    current = _installed_version(host)
-    if current == version:
-        report.note("venv")
-        return False
-    if not wheels_at_hand:
-        raise RemoteError(f"venv: {host.name} has no devpi-server {version} and this delta bundle does not carry "
-                          "its wheels; deploy a full bundle (`inv bundle --full`) first")
-    if current and not host.run(f"test -L {VENV}", step="venv", check=False).ok:
-        # A venv from before versioned venvs: give it its versioned name so it can be rolled back to.
-        host.run(f"mv -T {VENV} {PREFIX}/venv-{current} && ln -s {PREFIX}/venv-{current} {VENV}", step="venv")
-    if current and _service_active(host):
-        before_upgrade()
-        upgrade(host, current, version, port, report)
-        return False
-    _point_venv_at(host, _install_venv(host, version))
-    report.note("venv", f"devpi-server {version} installed in {PREFIX}/venv-{version}")
-    return True
-
-
-def upgrade(host: Host, old: str, new: str, port: int, report: Report) -> None:
+def upgrade(host: Host, old: str, new: str, port: int) -> str:
     """Switch the running service to a new devpi-server; roll back to the old venv unless it comes up healthy."""
     path = _install_venv(host, new)
     _point_venv_at(host, path)
@@ -196,89 +258,194 @@ def upgrade(host: Host, old: str, new: str, port: int, report: Report) -> None:
         if _installed_version(host) != new:
             raise RemoteError(f"upgrade: {VENV} does not report devpi-server {new}")
     except RemoteError as exc:
-        _point_venv_at(host, f"{PREFIX}/venv-{old}")
+        _point_venv_at(host, venv_for(old))
         host.run(f"systemctl reset-failed {UNIT_NAME}; systemctl restart {UNIT_NAME}", step="roll back", check=False)
         wait_healthy(host, port)
         host.run(f"rm -rf {path}", step="roll back", check=False)
         raise RemoteError(f"upgrade: devpi-server {new} did not come up healthy, so {host.name} was rolled back to "
                           f"{old}, which is serving again. What failed:\n{exc}") from None
-    report.note("venv", f"upgraded devpi-server {old} -> {new} (previous venv kept for a rollback)")
+    return f"upgraded devpi-server {old} -> {new} (previous venv kept for a rollback)"
 
 
-def ensure_secret(host: Host, report: Report) -> None:
-    state = host.run(f"stat -c '%U %a' {SECRETFILE}", step="secret file", check=False)
-    if state.ok and state.stdout.strip() == f"{SERVICE_USER} 600":
-        return report.note("secret file")
-    host.run(f"set -e; install -d -o root -g root -m 0755 {Path(SECRETFILE).parent}; "
-             f"test -s {SECRETFILE} || {VENV}/bin/devpi-gen-secret --secretfile {SECRETFILE}; "
-             f"chown {SERVICE_USER}:{SERVICE_USER} {SECRETFILE}; chmod 0600 {SECRETFILE}", step="secret file")
-    report.note("secret file", f"{SECRETFILE} (0600)")
+class SecretFile(Step):
+    """devpi's token-signing secret, so logins survive restarts; 0600 and the service user's alone."""
+
+    name = "secret file"
+
+    def read(self, host: Host) -> str:
+        state = host.run(f"stat -c '%U %a' {SECRETFILE}", step=self.name, check=False)
+        return state.stdout.strip() if state.ok else ""
+
+    def diff(self, owner_and_mode: str) -> list[str]:
+        return [] if owner_and_mode == f"{SERVICE_USER} 600" else [f"write {SECRETFILE} (0600)"]
+
+    def apply(self, host: Host, owner_and_mode: str) -> list[str]:
+        host.run(f"set -e; install -d -o root -g root -m 0755 {Path(SECRETFILE).parent}; "
+                 f"test -s {SECRETFILE} || {VENV}/bin/devpi-gen-secret --secretfile {SECRETFILE}; "
+                 f"chown {SERVICE_USER}:{SERVICE_USER} {SECRETFILE}; chmod 0600 {SECRETFILE}", step=self.name)
+        return [f"{SECRETFILE} (0600)"]
 
 
-def ensure_initialized(host: Host, credentials: Credentials, report: Report) -> None:
-    if host.run(f"test -e {SERVERDIR}/.nodeinfo", step="devpi-init", check=False).ok:
-        return report.note("devpi-init")
-    # The root password arrives on stdin and lives only in devpi-init's environment, never in an argv.
-    host.run(f"set -e; install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 /var/lib/devpi {SERVERDIR}; "
-             "IFS= read -r DEVPISERVER_ROOT_PASSWD; export DEVPISERVER_ROOT_PASSWD; "
-             f"runuser -u {SERVICE_USER} -- {VENV}/bin/devpi-init --serverdir {SERVERDIR} --no-root-pypi",
-             step="devpi-init", stdin=credentials.root_password + "\n")
-    report.note("devpi-init", f"{SERVERDIR} initialised, root password set")
+class DevpiInit(Step):
+    """`devpi-init` once, with the root password on stdin and in devpi-init's environment, never in an argv."""
+
+    name = "devpi-init"
+
+    def __init__(self, root_password: str):
+        self.root_password = root_password
+
+    def read(self, host: Host) -> bool:
+        return host.run(f"test -e {SERVERDIR}/.nodeinfo", step=self.name, check=False).ok
+
+    def diff(self, initialised: bool) -> list[str]:
+        return [] if initialised else [f"initialise {SERVERDIR}"]
+
+    def apply(self, host: Host, initialised: bool) -> list[str]:
+        host.run(f"set -e; install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 {SERVER_HOME} {SERVERDIR}; "
+                 "IFS= read -r DEVPISERVER_ROOT_PASSWD; export DEVPISERVER_ROOT_PASSWD; "
+                 f"runuser -u {SERVICE_USER} -- {VENV}/bin/devpi-init --serverdir {SERVERDIR} --no-root-pypi",
+                 step=self.name, stdin=self.root_password + "\n")
+        return [f"{SERVERDIR} initialised, root password set"]
 
 
-def ensure_unit(host: Host, server: Server, restart: bool, report: Report, *, primary_url: str | None = None,
-                has_replicas: bool = False) -> None:
+@dataclass(frozen=True)
+class ServiceFacts:
+    unit_text: str | None  # None when the unit file is absent (or, for a packaged service, not ours to write)
+    enabled: bool
+    active: bool
+
+
+def read_service(host: Host, unit: str, path: str | None, step: str) -> ServiceFacts:
+    text = host.run(f"cat {path}", step=step, check=False) if path else None
+    return ServiceFacts(text.stdout if text is not None and text.ok else None,
+                        host.run(f"systemctl is-enabled --quiet {unit}", step=step, check=False).ok,
+                        host.run(f"systemctl is-active --quiet {unit}", step=step, check=False).ok)
+
+
+def service_diff(facts: ServiceFacts, *, refresh: str | None) -> list[str]:
+    """Enable and start a unit, or `refresh` ("restart", "reload") it when it already runs."""
+    changes = [] if facts.enabled else ["enabled"]
+    if not facts.active:
+        changes.append("started")
+    elif refresh:
+        changes.append(f"{refresh}ed")
+    return changes
+
+
+def apply_service(host: Host, unit: str, changes: list[str], step: str) -> None:
+    if "enabled" in changes:
+        host.run(f"systemctl enable --quiet {unit}", step=step)
+    if "started" in changes:
+        # A unit that hit its start limit refuses `start` until its failure is reset.
+        host.run(f"systemctl reset-failed {unit}; systemctl start {unit}", step=step, check=False)
+    for refresh in ("restart", "reload"):
+        if f"{refresh}ed" in changes:
+            host.run(f"systemctl {refresh} {unit}", step=step, check=False)
+
+
+class ServiceUnit(Step):
+    """The hardened devpi.service, enabled and running; restarted when it or its venv changed."""
+
+    name = "systemd unit"
+
+    def __init__(self, unit_text: str, restart: Callable[[], bool]):
+        self.unit_text = unit_text
+        self.restart = restart  # asked at diff time: an earlier step may have made a restart necessary
+
+    def read(self, host: Host) -> ServiceFacts:
+        return read_service(host, UNIT_NAME, UNIT_PATH, self.name)
+
+    def diff(self, facts: ServiceFacts) -> list[str]:
+        rewrite = facts.unit_text != self.unit_text
+        changes = [f"{UNIT_PATH} written"] if rewrite else []
+        return changes + service_diff(facts, refresh="restart" if rewrite or self.restart() else None)
+
+    def apply(self, host: Host, facts: ServiceFacts) -> list[str]:
+        changes = self.diff(facts)
+        if facts.unit_text != self.unit_text:
+            host.run(f"cat > {UNIT_PATH}.tmp && mv -f {UNIT_PATH}.tmp {UNIT_PATH} && systemctl daemon-reload",
+                     step=self.name, stdin=self.unit_text)
+        apply_service(host, UNIT_NAME, changes, self.name)
+        return changes
+
+
+def unit_for(server: Server, *, primary_url: str | None = None, has_replicas: bool = False) -> str:
     """A replica runs with --primary-url; a primary serves the replication protocol only when asked to."""
     role_args = ["--primary-url", primary_url] if primary_url else ["--role", "primary"] if has_replicas else []
-    unit = render_unit(venv=VENV, serverdir=SERVERDIR, secretfile=SECRETFILE, host="0.0.0.0", port=server.port,
+    return render_unit(venv=VENV, serverdir=SERVERDIR, secretfile=SECRETFILE, host="0.0.0.0", port=server.port,
                        offline_mode=primary_url is None, extra_args=role_args)
-    current = host.run(f"cat {UNIT_PATH}", step="systemd unit", check=False)
-    changes = []
-    if not current.ok or current.stdout != unit:
-        host.run(f"cat > {UNIT_PATH}.tmp && mv -f {UNIT_PATH}.tmp {UNIT_PATH} && systemctl daemon-reload",
-                 step="systemd unit", stdin=unit)
-        changes.append(f"{UNIT_PATH} written")
-        restart = True
-    changes += host.ensure_service(UNIT_NAME, step="systemd unit", refresh="restart" if restart else None)
-    report.note("systemd unit", ", ".join(changes))
 
 
-def journal(host: Host) -> str:
-    return host.run(f"journalctl --no-pager -n 25 -u {UNIT_NAME}", step="journal", check=False).stdout
+# ---- steps through devpi's HTTP API ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class IndexFacts:
+    user_exists: bool
+    index: dict | None  # the index's configuration, None when absent
 
 
-_HEALTH_PROBE = """
-import subprocess, sys, time, urllib.request
-deadline = time.monotonic() + {timeout}
-while True:
-    try:
-        urllib.request.urlopen("http://127.0.0.1:{port}/+status", timeout=5).read()
-        sys.exit(0)
-    except Exception as exc:
-        failed = subprocess.run(["systemctl", "is-failed", "--quiet", "{unit}"]).returncode == 0
-        if failed or time.monotonic() > deadline:
-            sys.exit(f"{{exc}}")
-        time.sleep(0.5)
-"""
+class UserAndIndex(Step):
+    """The index owner and a stage index with `bases=` (never an upstream) and `volatile=False`."""
+
+    name = "user and index"
+
+    def __init__(self, client: DevpiClient | None, server: Server, credentials: Credentials | None):
+        self.client = client  # None while devpi is not serving yet (only under --check)
+        self.server = server
+        self.credentials = credentials
+
+    def read(self, host: Host) -> IndexFacts:
+        if self.client is None:
+            return IndexFacts(False, None)
+        return IndexFacts(self.client.user_exists(self.server.user),
+                          self.client.index_config(self.server.user, self.server.index))
+
+    def diff(self, facts: IndexFacts) -> list[str]:
+        user, index = self.server.user, f"{self.server.user}/{self.server.index}"
+        changes = [] if facts.user_exists else [f"user {user} created"]
+        if facts.index is None or not index_matches(facts.index, bases=(), volatile=False):
+            changes.append(f"index {index} set to bases= volatile=False")
+        return changes
+
+    def apply(self, host: Host, facts: IndexFacts) -> list[str]:
+        server, client = self.server, self.client
+        client.login("root", self.credentials.root_password)
+        client.ensure_user(server.user, self.credentials.user_password)
+        client.ensure_index(server.user, server.index, bases=(), volatile=False)
+        return self.diff(facts)
 
 
-def wait_healthy(host: Host, port: int) -> None:
-    """Poll /+status on the server itself: a tunnel to a port nobody listens on yet fails noisily."""
-    probe = _HEALTH_PROBE.format(timeout=HEALTH_TIMEOUT, port=port, unit=UNIT_NAME)
-    result = host.run(f"python3 -c {shlex.quote(probe)}", step="health", check=False)
-    if not result.ok:
-        raise RemoteError(f"health: devpi-server on {host.name} did not answer /+status "
-                          f"({result.stderr.strip()[-200:]}). Its journal:\n{journal(host)}\n"
-                          "Fix the cause above and re-run deploy.")
+class Upload(Step):
+    """Every wheel of every carried target that the index lacks, by name and sha256."""
 
+    name = "upload"
 
-def ensure_index(client: DevpiClient, server: Server, credentials: Credentials, report: Report) -> None:
-    client.login("root", credentials.root_password)
-    user_created = client.ensure_user(server.user, credentials.user_password)
-    index_changed = client.ensure_index(server.user, server.index, bases=(), volatile=False)
-    changes = [c for c, done in ((f"user {server.user} created", user_created),
-                                 (f"index {server.user}/{server.index} set to bases= volatile=False", index_changed)) if done]
-    report.note("user and index", ", ".join(changes))
+    def __init__(self, client: DevpiClient | None, server: Server, credentials: Credentials | None,
+                 files: list[Path], progress: ProgressFactory):
+        self.client = client
+        self.server = server
+        self.credentials = credentials
+        self.files = files
+        self.progress = progress
+        self.result = UploadResult()
+
+    def read(self, host: Host) -> dict[str, str]:
+        return self.client.index_files(self.server.user, self.server.index) if self.client else {}
+
+    def diff(self, remote: dict[str, str]) -> list[str]:
+        # Conflicts are problems, not changes: the index keeps its copy, and deploy says so at the end.
+        self.result = plan_upload(self.files, remote, CopyWheels._local_sha256, f"{self.server.user}/{self.server.index}")
+        todo = self.result.todo
+        return [f"{len(todo)} files, {human_bytes(sum(p.stat().st_size for p in todo))} to upload"] if todo else []
+
+    def apply(self, host: Host, remote: dict[str, str]) -> list[str]:
+        server = self.server
+        self.client.login(server.user, self.credentials.user_password)
+        total = sum(p.stat().st_size for p in self.result.todo)
+        with self.progress(f"uploading to {server.user}/{server.index}", total) as advance:
+            upload_files(self.client, server.user, server.index, self.result,
+                         progress=lambda name, nbytes: advance(nbytes))
+        return [f"{len(self.result.uploaded)} files, {human_bytes(self.result.bytes_uploaded)}"]
 
 
 def target_files(inventory: Inventory) -> list[Path]:
@@ -290,20 +457,6 @@ def target_files(inventory: Inventory) -> list[Path]:
             for path in sorted(directory.glob("*.whl")):
                 files.setdefault(path.name, path)
     return list(files.values())
-
-
-def upload(client: DevpiClient, server: Server, credentials: Credentials, inventory: Inventory, report: Report) -> list:
-    client.login(server.user, credentials.user_password)
-    files = target_files(inventory)
-    with byte_progress() as progress:
-        task = progress.add_task(f"uploading to {server.user}/{server.index}", total=sum(f.stat().st_size for f in files))
-        result = upload_missing(client, server.user, server.index, files,
-                                progress=lambda name, nbytes: progress.advance(task, nbytes))
-    for name, reason in result.conflicts:
-        err.print(f"  [red]conflict[/] {name}: {reason}")
-    change = f"{len(result.uploaded)} files, {human_bytes(result.bytes_uploaded)}" if result.uploaded else ""
-    report.note("upload", change + (f"; {len(result.conflicts)} conflicts" if result.conflicts else ""))
-    return result.conflicts
 
 
 def check_targets(base_url: str, inventory: Inventory, server: Server) -> list[str]:
@@ -326,6 +479,8 @@ def check_targets(base_url: str, inventory: Inventory, server: Server) -> list[s
         return [problem for problem in pool.map(check, jobs) if problem]
 
 
+# ---- where users point their clients -----------------------------------------------------
+
 def user_url(host: Host, server: Server) -> str:
     """The index URL users are given: through the nginx front when there is one."""
     front = server.front
@@ -336,18 +491,34 @@ def user_url(host: Host, server: Server) -> str:
     return f"{scheme}://{front.server_name}{port}/{server.user}/{server.index}/+simple/"
 
 
-def trust_option(host: Host, server: Server) -> str:
-    """pip ignores a plain-http index from another host unless told to trust it."""
+def trusted_host(host: Host, server: Server) -> str | None:
+    """pip ignores a plain-http index from another host unless told to trust it; None over TLS."""
     if server.front and server.front.tls_cert:
-        return ""
-    return f" --trusted-host {server.front.server_name if server.front else host.address}"
+        return None
+    return server.front.server_name if server.front else host.address
 
 
-def ensure_front_if_wanted(host: Host, inventory: Inventory, server: Server, report: Report) -> None:
-    if server.front:
-        largest_wheel = max((f.stat().st_size for f in target_files(inventory)), default=0)
-        ensure_front(host, server, inventory, largest_wheel, report)
+def client_config(host: Host, server: Server) -> str:
+    """What a user pastes: a pip.conf, a uv index, and a one-off pip command."""
+    url = user_url(host, server)
+    trusted = trusted_host(host, server)
+    return f"""\
+# pip.conf (Linux: ~/.config/pip/pip.conf, Windows: %APPDATA%\\pip\\pip.ini)
+[global]
+index-url = {url}
+{f"trusted-host = {trusted}" + chr(10) if trusted else ""}
+# pyproject.toml, for uv (or the same [[index]] table in uv.toml)
+[[tool.uv.index]]
+name = "airgap"
+url = "{url}"
+default = true
 
+# one-off
+pip install --index-url {url}{f" --trusted-host {trusted}" if trusted else ""} PACKAGE
+"""
+
+
+# ---- failures mid-upload -----------------------------------------------------------------
 
 def upload_failure(host: Host, server: Server, exc: DevpiError) -> RemoteError:
     """Why talking to devpi failed mid-deploy, worked out on the server, and what to do about it."""
@@ -357,17 +528,17 @@ def upload_failure(host: Host, server: Server, exc: DevpiError) -> RemoteError:
         return RemoteError(f"upload: the SSH connection to {host.name} broke mid-upload ({exc}); once {host.name} "
                            f"answers over SSH again, {again}")
     try:
-        free_kb = host.run(f"df -Pk {SERVERDIR}/+files {SERVERDIR} 2>/dev/null | awk 'NR>1 {{print $4}}' | sort -n | head -1",
+        free_kb = host.run(f"df -Pk {FILES} {SERVERDIR} 2>/dev/null | awk 'NR>1 {{print $4}}' | sort -n | head -1",
                            step="upload", check=False).stdout.strip()
-        logged = host.run(f"journalctl --no-pager -n 200 -u {UNIT_NAME}", step="upload", check=False).stdout
+        logged = journal(host, 200)
     except AirgapError:
         return RemoteError(f"upload: the connection to {host.name} broke mid-upload ({exc}); once {host.name} "
                            f"answers over SSH again, {again}")
     low = free_kb.isdigit() and int(free_kb) < 64 * 1024
     if "No space left" in str(exc) or ((exc.status or 0) >= 500 and (low or "No space left" in logged)):
         return RemoteError(f"upload: the disk holding {SERVERDIR} on {host.name} is full "
-                           f"({int(free_kb) // 1024 if free_kb.isdigit() else '?'} MB free; the server said: {exc}). Free space there "
-                           f"(or grow that filesystem), {again}")
+                           f"({int(free_kb) // 1024 if free_kb.isdigit() else '?'} MB free; the server said: {exc}). "
+                           f"Free space there (or grow that filesystem), {again}")
     systemd_lines = [line for line in logged.splitlines() if " INFO " not in line][-8:]
     return RemoteError(f"upload: devpi-server on {host.name} stopped answering or the connection to it broke "
                        f"mid-upload ({exc}). Its journal:\n{chr(10).join(systemd_lines)}\nFix any cause shown above, {again}")
@@ -381,111 +552,87 @@ def explained_upload_errors(host: Host, server: Server):
         raise upload_failure(host, server, exc) from None
 
 
-def prepare_host(host: Host, inventory: Inventory, server: Server, *, partial_ok: bool = False,
-                 before_upgrade=None) -> tuple[Report, bool]:
-    """What primaries and replicas share: checks, wheels, service user and venv. True when the venv is new.
+@contextmanager
+def devpi_api(host: Host, server: Server, *, serving: bool):
+    """A client for devpi's API through the SSH connection, or None while devpi is not up (only under --check)."""
+    if not serving:
+        yield None, None
+        return
+    with host.http(server.port) as base_url, DevpiClient(base_url) as client, explained_upload_errors(host, server):
+        yield base_url, client
 
-    before_upgrade(report) runs before a running devpi-server is replaced by another version.
-    """
+
+# ---- the whole deploy ----------------------------------------------------------------------
+
+def prepare_host(runner: Runner, inventory: Inventory, server: Server, *, partial_ok: bool = False,
+                 before_upgrade: Callable[[], str] = lambda: "") -> DevpiVenv:
+    """What primaries and replicas share: checks, wheels, service user and venv. Returns the venv step."""
+    host = runner.host
     target = inventory.targets[server.target]
     wheels, version = devpi_wheels(inventory, target, partial_ok=partial_ok)
-    report = Report(host.name)
-    role = f"a replica of {server.primary}" if server.is_replica else "devpi"
-    err.print(f"deploying {role} to {host.name} ({host.address}) from target {target.name!r}")
     host.become_root()
     check_facts(host, target)
     check_port(host, server.port)
-    sync_wheels(host, wheels, report)
-    ensure_service_user(host, report)
-    venv_changed = ensure_venv(host, version, server.port, report, wheels_at_hand=bool(wheels),
-                               before_upgrade=lambda: before_upgrade and before_upgrade(report))
-    return report, venv_changed
+    runner.run(CopyWheels(wheels))
+    runner.run(ServiceUser())
+    venv = DevpiVenv(version, server.port, wheels_at_hand=bool(wheels), before_upgrade=before_upgrade)
+    runner.run(venv)
+    return venv
 
 
-def finish(report: Report, host: Host, server: Server, problems: list[str]) -> None:
+def finish(runner: Runner, server: Server, problems: list[str], conflicts: list[tuple[str, str]]) -> DeployResult:
     if problems:
         raise AirgapError("the index cannot serve every target yet:\n" + "\n".join(f"  - {p}" for p in problems))
-    report.note("every target resolves from the index alone")
-    out.print("no changes" if not report.changed else
-              f"{sum(1 for _, c in report.steps if c)} steps changed something")
-    out.print(f"users install with: pip install --index-url {user_url(host, server)}{trust_option(host, server)} PACKAGE")
+    if not runner.check:
+        runner.record("every target resolves from the index alone")
+    host = runner.host
+    return DeployResult(host.name, runner.check, runner.outcomes, user_url(host, server), trusted_host(host, server),
+                        conflicts)
 
 
-def deploy(host: Host, inventory: Inventory, server: Server, credentials: Credentials, *,
-           from_bundle: bool = False, on_uploaded=lambda: None) -> Report:
-    def backup_first(report: Report) -> None:
-        from devpi_airgap.offline.backup import backup  # backup builds on this module; importing it here keeps the cycle out of load time
+def deploy(runner: Runner, inventory: Inventory, server: Server, credentials: Credentials | None, *,
+           progress: ProgressFactory = no_progress, from_bundle: bool = False, after: list[Step] = ()) -> DeployResult:
+    """Converge one primary (or standalone) devpi server; `after` are steps that only a full success may run.
 
-        report.note("backup before upgrade", str(backup(host, server, inventory.path.parent / "backups", BACKUPS_KEPT)))
+    Under runner.check nothing on the server changes and no credentials are needed.
+    """
+    host = runner.host
+    venv = prepare_host(runner, inventory, server, partial_ok=from_bundle,
+                        before_upgrade=lambda: str(backup(host, server, inventory.path.parent / "backups")))
+    runner.run(SecretFile())
+    runner.run(DevpiInit(credentials.root_password if credentials else ""))
+    runner.run(ServiceUnit(unit_for(server, has_replicas=bool(inventory.replicas_of(server))), lambda: venv.fresh))
+    serving = not runner.check or service_active(host)
+    if not runner.check:
+        wait_healthy(host, server.port)
+    if server.front:
+        largest_wheel = max((f.stat().st_size for f in target_files(inventory)), default=0)
+        runner.run(NginxFront(server, has_replicas=bool(inventory.replicas_of(server)), max_body_bytes=largest_wheel))
+    with devpi_api(host, server, serving=serving) as (base_url, client):
+        runner.run(UserAndIndex(client, server, credentials))
+        upload = Upload(client, server, credentials, target_files(inventory), progress)
+        runner.run(upload)
+        problems = [] if runner.check else check_targets(base_url, inventory, server)
+    result = finish(runner, server, problems, upload.result.conflicts)
+    if not result.conflicts:
+        for step in after:
+            runner.run(step)
+    return result
 
-    report, venv_changed = prepare_host(host, inventory, server, partial_ok=from_bundle, before_upgrade=backup_first)
-    ensure_secret(host, report)
-    ensure_initialized(host, credentials, report)
-    ensure_unit(host, server, venv_changed, report, has_replicas=bool(inventory.replicas_of(server)))
-    wait_healthy(host, server.port)
-    ensure_front_if_wanted(host, inventory, server, report)
-    with host.http(server.port) as base_url, DevpiClient(base_url) as client:
-        with explained_upload_errors(host, server):
-            ensure_index(client, server, credentials, report)
-            conflicts = upload(client, server, credentials, inventory, report)
-        on_uploaded()
-        problems = check_targets(base_url, inventory, server)
-    finish(report, host, server, problems)
-    if conflicts:
-        raise AirgapError(f"{len(conflicts)} files conflict with different files of the same name on the index "
-                          "(listed above); the index keeps its copies. Remove the stale files from the wheelhouse.")
-    return report
 
-
-def upload_only(host: Host, inventory: Inventory, server: Server, credentials: Credentials) -> None:
+def upload_only(runner: Runner, inventory: Inventory, server: Server, credentials: Credentials | None, *,
+                progress: ProgressFactory = no_progress) -> DeployResult:
     """Just the upload step, for a server deploy already set up."""
-    report = Report(host.name)
+    host = runner.host
     host.become_root()
     wait_healthy(host, server.port)
-    with host.http(server.port) as base_url, DevpiClient(base_url) as client, explained_upload_errors(host, server):
-        conflicts = upload(client, server, credentials, inventory, report)
-    out.print("no changes" if not report.changed else "uploaded")
-    if conflicts:
-        raise AirgapError(f"{len(conflicts)} files conflict with files of the same name on the index (listed above)")
+    with devpi_api(host, server, serving=True) as (_, client):
+        upload = Upload(client, server, credentials, target_files(inventory), progress)
+        runner.run(upload)
+    return DeployResult(host.name, runner.check, runner.outcomes, conflicts=upload.result.conflicts)
 
 
-def status(host: Host, server: Server) -> None:
-    """Unit state, devpi version, the index's projects and files, and disk used; changes nothing."""
-    host.become_root()
-    state = host.run(f"systemctl is-active {UNIT_NAME}; systemctl is-enabled {UNIT_NAME}", step="status",
-                     check=False).stdout.split()
-    version = host.run(f"{VENV}/bin/devpi-server --version", step="status", check=False).stdout.strip() or "not installed"
-    disk = host.run(f"du -sh {SERVERDIR} 2>/dev/null | cut -f1", step="status", check=False).stdout.strip() or "-"
-    rows = [["unit", " / ".join(state) or "absent"], ["devpi-server", version], ["data on disk", disk]]
-    if state[:1] == ["active"]:
-        with host.http(server.port) as base_url, DevpiClient(base_url) as client:
-            files = client.index_files(server.user, server.index)
-            devpi = client.status()
-        projects = {name.split("-")[0].lower() for name in files}
-        rows.append([f"{server.user}/{server.index}", f"{len(projects)} projects, {len(files)} files"])
-        if server.is_replica:
-            serial, primary = devpi.get("serial"), devpi.get("primary-serial")
-            behind = "in sync" if primary is not None and serial >= primary else "catching up"
-            rows.append([f"replica of {server.primary}", f"{behind}: serial {serial} of {primary}"])
-    out.print(table(f"devpi on {host.name}", ["what", "state"], rows, right_from=2))
+def conflicts_error(conflicts: list[tuple[str, str]]) -> AirgapError:
+    return AirgapError(f"{len(conflicts)} files conflict with different files of the same name on the index "
+                       "(listed above); the index keeps its copies. Remove the stale files from the wheelhouse.")
 
-
-def client_config(host: Host, server: Server) -> str:
-    """What a user pastes: a pip.conf, a uv index, and a one-off pip command."""
-    url = user_url(host, server)
-    trust = trust_option(host, server)
-    trusted_host = f"trusted-host = {trust.split()[-1]}\n" if trust else ""
-    return f"""\
-# pip.conf (Linux: ~/.config/pip/pip.conf, Windows: %APPDATA%\\pip\\pip.ini)
-[global]
-index-url = {url}
-{trusted_host}
-# pyproject.toml, for uv (or the same [[index]] table in uv.toml)
-[[tool.uv.index]]
-name = "airgap"
-url = "{url}"
-default = true
-
-# one-off
-pip install --index-url {url}{trust} PACKAGE
-"""

@@ -24,7 +24,6 @@ Protocol (checked against devpi-server 6.20 / devpi-client 7.3 sources):
 from __future__ import annotations
 
 import base64
-import hashlib
 import zipfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -34,7 +33,8 @@ from typing import Callable, Iterable
 
 import httpx
 
-from devpi_airgap.core.errors import AirgapError
+from devpi_airgap.core.errors import RemoteError
+from devpi_airgap.core.files import sha256_file
 
 JSON = "application/json"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
@@ -51,10 +51,8 @@ _FIELD_NAMES = {
 }
 
 
-class DevpiError(AirgapError):
+class DevpiError(RemoteError):
     """A devpi-server request failed; ``status`` is the HTTP status (or None)."""
-
-    exit_code = 6  # a remote step failed: a clear message, never a traceback
 
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
@@ -63,6 +61,7 @@ class DevpiError(AirgapError):
 
 @dataclass
 class UploadResult:
+    todo: list[Path] = field(default_factory=list)  # files the index lacks, still to upload
     uploaded: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     conflicts: list[tuple[str, str]] = field(default_factory=list)
@@ -82,14 +81,6 @@ def _server_message(response: httpx.Response) -> str:
         if isinstance(candidate, str) and candidate.strip():
             return candidate.strip()
     return "(no message)"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _wheel_metadata(path: Path) -> dict[str, str | list[str]]:
@@ -170,6 +161,15 @@ class DevpiClient:
             f"{user}:{token}".encode()
         ).decode("ascii")
 
+    def user_exists(self, user: str) -> bool:
+        return self._request(f"read user {user!r}", "GET", f"/{user}", ok=(200, 404)).status_code == 200
+
+    def index_config(self, user: str, index: str) -> dict | None:
+        """The index's configuration, or None when there is no such index."""
+        name = f"{user}/{index}"
+        response = self._request(f"read index {name}", "GET", f"/{name}", params={"no_projects": ""}, ok=(200, 404))
+        return response.json()["result"] if response.status_code == 200 else None
+
     def ensure_user(self, user: str, password: str) -> bool:
         """Create ``user``; False if it already exists (left unchanged)."""
         response = self._request(
@@ -184,29 +184,27 @@ class DevpiClient:
         """Create or reconfigure a stage index; True if something changed."""
         wanted = {"bases": list(bases), "volatile": volatile}
         name = f"{user}/{index}"
-        response = self._request(
-            f"read index {name}", "GET", f"/{name}", params={"no_projects": ""}, ok=(200, 404)
-        )
-        if response.status_code == 404:
+        config = self.index_config(user, index)
+        if config is None:
             self._request(
                 f"create index {name}", "PUT", f"/{name}", json={"type": "stage", **wanted}
             )
             return True
-        config = response.json()["result"]
-        if config.get("type") != "stage":
-            raise DevpiError(f"index {name} exists with type {config.get('type')!r}, not 'stage'")
-        if list(config.get("bases", ())) == wanted["bases"] and config.get("volatile") == volatile:
+        if index_matches(config, bases=bases, volatile=volatile):
             return False
         self._request(f"modify index {name}", "PATCH", f"/{name}", json={**config, **wanted})
         return True
 
     def index_files(self, user: str, index: str) -> dict[str, str]:
-        """filename -> sha256 of every file on the index (its own files, not its bases')."""
+        """filename -> sha256 of every file on the index (its own files, not its bases'); none for no index."""
         name = f"{user}/{index}"
         headers = {"Accept": SIMPLE_JSON}
-        projects = self._request(
-            f"list projects of {name}", "GET", f"/{name}/+simple/", headers=headers
-        ).json()["projects"]
+        listing = self._request(
+            f"list projects of {name}", "GET", f"/{name}/+simple/", headers=headers, ok=(200, 404)
+        )
+        if listing.status_code == 404:
+            return {}
+        projects = listing.json()["projects"]
 
         def files_of(project: str) -> dict[str, str]:
             page = self._request(
@@ -234,6 +232,28 @@ class DevpiClient:
             )
 
 
+def index_matches(config: dict, *, bases: Iterable[str], volatile: bool) -> bool:
+    """True when an existing index is a stage with exactly these bases and volatility."""
+    if config.get("type") != "stage":
+        raise DevpiError(f"index exists with type {config.get('type')!r}, not 'stage'; remove it or name another index")
+    return list(config.get("bases", ())) == list(bases) and config.get("volatile") == volatile
+
+
+def plan_upload(paths: Iterable[Path], remote: dict[str, str], local_sha256: Callable[[Path], str],
+                where: str) -> UploadResult:
+    """Sort files into those to upload (`todo`), those the index holds (`skipped`) and `conflicts`."""
+    result = UploadResult()
+    for path in paths:
+        remote_sha = remote.get(path.name)
+        if remote_sha is None:
+            result.todo.append(path)
+        elif remote_sha == local_sha256(path):
+            result.skipped.append(path.name)
+        else:
+            result.conflicts.append((path.name, f"already on {where} with sha256 {remote_sha}"))
+    return result
+
+
 def upload_missing(
     client: DevpiClient,
     user: str,
@@ -252,32 +272,27 @@ def upload_missing(
     conflict, so a byte progress bar over all ``paths`` reaches its total;
     the bytes actually sent are in ``UploadResult.bytes_uploaded``.
     """
-    result = UploadResult()
     paths = [Path(p) for p in paths]
-    todo: list[Path] = []
     # hash local files while the index is being listed; drop unneeded hashes after
     with ThreadPoolExecutor(max_workers=2) as hasher:
-        local = {path: hasher.submit(_sha256, path) for path in paths}
+        local = {path: hasher.submit(sha256_file, path) for path in paths}
         remote = client.index_files(user, index)
         for path in paths:
             if path.name not in remote:
                 local[path].cancel()
-    for path in paths:
-        remote_sha = remote.get(path.name)
-        if remote_sha is None:
-            todo.append(path)
-            continue
-        if remote_sha == local[path].result():
-            result.skipped.append(path.name)
-        else:
-            result.conflicts.append(
-                (path.name, f"already on {user}/{index} with sha256 {remote_sha}")
-            )
-        if progress:
-            progress(path.name, path.stat().st_size)
+    result = plan_upload(paths, remote, lambda path: local[path].result(), f"{user}/{index}")
+    if progress:
+        for path in paths:
+            if path not in result.todo:
+                progress(path.name, path.stat().st_size)
+    return upload_files(client, user, index, result, progress=progress, workers=workers)
 
+
+def upload_files(client: DevpiClient, user: str, index: str, result: UploadResult, *,
+                 progress: Callable[[str, int], None] | None = None, workers: int = 4) -> UploadResult:
+    """Upload `result.todo`, adding each file to `uploaded` or, refused with 409, to `conflicts`."""
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(client.upload_file, user, index, path): path for path in todo}
+        futures = {pool.submit(client.upload_file, user, index, path): path for path in result.todo}
         for future in as_completed(futures):
             path = futures[future]
             nbytes = path.stat().st_size

@@ -10,23 +10,20 @@ minutes would hide a fresh upload from its users.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from pathlib import Path
 
-from devpi_airgap.core.inventory import Inventory, Server
-from devpi_airgap.offline.remote import Host, RemoteError
-from devpi_airgap.core.wheelhouse import sha256_file
+from devpi_airgap.core.errors import RemoteError
+from devpi_airgap.core.files import sha256_file
+from devpi_airgap.core.inventory import Server
+from devpi_airgap.offline.layout import CERT_PATH, KEY_PATH, TLS_DIR
+from devpi_airgap.offline.layout import NGINX_CACHE_DIR as CACHE_DIR
+from devpi_airgap.offline.layout import NGINX_DEFAULT_SITE as DEFAULT_SITE
+from devpi_airgap.offline.layout import NGINX_SITE_AVAILABLE as SITE_AVAILABLE
+from devpi_airgap.offline.layout import NGINX_SITE_ENABLED as SITE_ENABLED
+from devpi_airgap.offline.remote import Host
+from devpi_airgap.offline.steps import Step
 
-if TYPE_CHECKING:
-    from devpi_airgap.offline.deploy import Report
-
-SITE_NAME = "devpi-airgap"
-SITE_AVAILABLE = f"/etc/nginx/sites-available/{SITE_NAME}"
-SITE_ENABLED = f"/etc/nginx/sites-enabled/{SITE_NAME}"
-DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
-CACHE_DIR = "/var/cache/nginx/devpi-airgap"
-TLS_DIR = "/etc/devpi-airgap/tls"
-CERT_PATH = f"{TLS_DIR}/front.crt"
-KEY_PATH = f"{TLS_DIR}/front.key"
 STEP = "nginx front"
 MIN_BODY_MB = 64  # devpi's own template allows 64M
 BODY_MARGIN = 1.25  # the next release of the largest wheel may well be a little larger
@@ -87,69 +84,118 @@ server {{
 """
 
 
-def ensure_front(host: Host, server: Server, inventory: Inventory, wheels_max_bytes: int, report: Report) -> None:
+@dataclass(frozen=True)
+class FrontFacts:
+    installed: bool
+    cache_dir: bool
+    tls_sha256: dict[str, str]  # server path -> sha256 of the certificate and key there
+    site: str | None
+    enabled_link: str
+    default_collides: bool  # Debian's default site listens on our port too
+    enabled: bool
+    active: bool
+
+
+class NginxFront(Step):
     """Put nginx in front of devpi as server.front says, acting only on the difference."""
-    if not host.run("command -v nginx", step=STEP, check=False).ok:
-        raise RemoteError(f"{STEP}: nginx is not installed on {host.name}; {INSTALL_NGINX}")
-    front = server.front
-    tls = [(local, remote, mode) for local, remote, mode in
-           ((front.tls_cert, CERT_PATH, "0644"), (front.tls_key, KEY_PATH, "0600")) if local]
-    site = render_site(server, has_replicas=bool(inventory.replicas_of(server)), max_body_bytes=wheels_max_bytes,
-                       cert_path=CERT_PATH if front.tls_cert else None, key_path=KEY_PATH if front.tls_key else None)
-    changes = _ensure_cache_dir(host)
-    backup = host.run(f"d=$(mktemp -d) && for p in {_CONFIG_FILES}; do "
-                      "if [ -e $p ] || [ -L $p ]; then cp -a --parents $p $d; fi; done && echo $d", step=STEP).stdout.strip()
-    try:
-        config_changes = _carry_tls(host, tls) + _install_site(host, site, front.port)
-        if config_changes:
-            _check_config(host, backup)
-    finally:
-        host.run(f"rm -rf {backup}", step=STEP, check=False)
-    changes += config_changes + _run_nginx(host, reload=bool(config_changes))
-    report.note(STEP, ", ".join(changes))
 
+    name = STEP
 
-def _ensure_cache_dir(host: Host) -> list[str]:
-    if host.run(f"test -d {CACHE_DIR}", step=STEP, check=False).ok:
-        return []
-    # nginx hands the directory to its worker user itself; `nginx -t` fails while it is missing.
-    host.run(f"install -d -m 0700 {CACHE_DIR}", step=STEP)
-    return [f"cache {CACHE_DIR} created"]
+    def __init__(self, server: Server, *, has_replicas: bool, max_body_bytes: int):
+        front = server.front
+        self.server_name = server.name
+        self.port = front.port
+        self.tls: list[tuple[Path, str, str]] = [
+            (local, remote, mode) for local, remote, mode in
+            ((front.tls_cert, CERT_PATH, "0644"), (front.tls_key, KEY_PATH, "0600")) if local]
+        self.site = render_site(server, has_replicas=has_replicas, max_body_bytes=max_body_bytes,
+                                cert_path=CERT_PATH if front.tls_cert else None,
+                                key_path=KEY_PATH if front.tls_key else None)
 
+    def read(self, host: Host) -> FrontFacts:
+        def ok(command: str) -> bool:
+            return host.run(command, step=STEP, check=False).ok
 
-def _carry_tls(host: Host, files: list[tuple]) -> list[str]:
-    """Copy the certificate and key over where their sha256 differs; the key is root's alone."""
-    if not files:
-        return []
-    # A 0700 directory keeps the key private even while it is copied in under a looser mode.
-    host.run(f"install -d -m 0700 {TLS_DIR}", step=STEP)
-    present = host.run("sha256sum " + " ".join(remote for _, remote, _ in files) + " 2>/dev/null",
-                       step=STEP, check=False).stdout
-    sums = {line.split()[1]: line.split()[0] for line in present.splitlines() if line.strip()}
-    changes = []
-    for local, remote, mode in files:
-        if sums.get(remote) != sha256_file(local):
+        sums = host.run("sha256sum " + " ".join(remote for _, remote, _ in self.tls) + " 2>/dev/null",
+                        step=STEP, check=False).stdout if self.tls else ""
+        site = host.run(f"cat {SITE_AVAILABLE}", step=STEP, check=False)
+        return FrontFacts(
+            installed=ok("command -v nginx"),
+            cache_dir=ok(f"test -d {CACHE_DIR}"),
+            tls_sha256={line.split()[1]: line.split()[0] for line in sums.splitlines() if line.strip()},
+            site=site.stdout if site.ok else None,
+            enabled_link=host.run(f"readlink {SITE_ENABLED}", step=STEP, check=False).stdout.strip(),
+            default_collides=ok(rf"grep -qE '^\s*listen\s+(\S+:)?{self.port}([ ;]|$)' {DEFAULT_SITE}"),
+            enabled=ok("systemctl is-enabled --quiet nginx"),
+            active=ok("systemctl is-active --quiet nginx"),
+        )
+
+    def stale_tls(self, facts: FrontFacts) -> list[tuple[Path, str, str]]:
+        return [(local, remote, mode) for local, remote, mode in self.tls
+                if facts.tls_sha256.get(remote) != sha256_file(local)]
+
+    def config_changes(self, facts: FrontFacts) -> list[str]:
+        changes = [f"{remote} ({mode})" for _, remote, mode in self.stale_tls(facts)]
+        if facts.site != self.site:
+            changes.append(f"{SITE_AVAILABLE} written")
+        if facts.enabled_link != SITE_AVAILABLE:
+            changes.append("site enabled")
+        if facts.default_collides:
+            changes.append(f"default site disabled (it also listens on {self.port})")
+        return changes
+
+    def diff(self, facts: FrontFacts) -> list[str]:
+        if not facts.installed:
+            raise RemoteError(f"{STEP}: nginx is not installed on {self.server_name}; {INSTALL_NGINX}")
+        config = self.config_changes(facts)
+        service = [] if facts.enabled else ["nginx enabled"]
+        if not facts.active:
+            service.append("nginx started")
+        elif config:
+            service.append("nginx reloaded")
+        return ([] if facts.cache_dir else [f"cache {CACHE_DIR} created"]) + config + service
+
+    def apply(self, host: Host, facts: FrontFacts) -> list[str]:
+        changes = self.diff(facts)
+        if not facts.cache_dir:
+            # nginx hands the directory to its worker user itself; `nginx -t` fails while it is missing.
+            host.run(f"install -d -m 0700 {CACHE_DIR}", step=STEP)
+        if self.config_changes(facts):
+            backup = host.run(f"d=$(mktemp -d) && for p in {_CONFIG_FILES}; do "
+                              "if [ -e $p ] || [ -L $p ]; then cp -a --parents $p $d; fi; done && echo $d",
+                              step=STEP).stdout.strip()
+            try:
+                self._write_config(host, facts)
+                _check_config(host, backup)
+            finally:
+                host.run(f"rm -rf {backup}", step=STEP, check=False)
+        if "nginx enabled" in changes:
+            host.run("systemctl enable --quiet nginx", step=STEP)
+        if "nginx started" in changes:
+            host.run("systemctl reset-failed nginx; systemctl start nginx", step=STEP, check=False)
+        if "nginx reloaded" in changes:
+            host.run("systemctl reload nginx", step=STEP, check=False)
+        if not host.run("systemctl is-active --quiet nginx", step=STEP, check=False).ok:
+            log = host.run("journalctl --no-pager -n 15 -u nginx", step=STEP, check=False).stdout
+            raise RemoteError(f"{STEP}: nginx did not start on {host.name}. Its journal:\n{log}\n"
+                              "Fix the cause above (often another service on the same port) and re-run deploy.")
+        return changes
+
+    def _write_config(self, host: Host, facts: FrontFacts) -> None:
+        stale = self.stale_tls(facts)
+        if stale:
+            # A 0700 directory keeps the key private even while it is copied in under a looser mode.
+            host.run(f"install -d -m 0700 {TLS_DIR}", step=STEP)
+        for local, remote, mode in stale:
             host.put(local, remote, step=STEP)
             host.run(f"chown root:root {remote} && chmod {mode} {remote}", step=STEP)
-            changes.append(f"{remote} ({mode})")
-    return changes
-
-
-def _install_site(host: Host, site: str, port: int) -> list[str]:
-    changes = []
-    current = host.run(f"cat {SITE_AVAILABLE}", step=STEP, check=False)
-    if not current.ok or current.stdout != site:
-        host.run(f"cat > {SITE_AVAILABLE}.tmp && mv -f {SITE_AVAILABLE}.tmp {SITE_AVAILABLE}", step=STEP, stdin=site)
-        changes.append(f"{SITE_AVAILABLE} written")
-    if host.run(f"readlink {SITE_ENABLED}", step=STEP, check=False).stdout.strip() != SITE_AVAILABLE:
-        host.run(f"ln -sfn {SITE_AVAILABLE} {SITE_ENABLED}", step=STEP)
-        changes.append("site enabled")
-    # Debian's default site claims port 80 as default_server; on that port it would answer in our stead.
-    collides = rf"grep -qE '^\s*listen\s+(\S+:)?{port}([ ;]|$)' {DEFAULT_SITE}"
-    if host.run(collides, step=STEP, check=False).ok:
-        host.run(f"rm -f {DEFAULT_SITE}", step=STEP)
-        changes.append(f"default site disabled (it also listens on {port})")
-    return changes
+        if facts.site != self.site:
+            host.run(f"cat > {SITE_AVAILABLE}.tmp && mv -f {SITE_AVAILABLE}.tmp {SITE_AVAILABLE}", step=STEP,
+                     stdin=self.site)
+        if facts.enabled_link != SITE_AVAILABLE:
+            host.run(f"ln -sfn {SITE_AVAILABLE} {SITE_ENABLED}", step=STEP)
+        if facts.default_collides:
+            host.run(f"rm -f {DEFAULT_SITE}", step=STEP)
 
 
 def _check_config(host: Host, backup: str) -> None:
@@ -162,12 +208,3 @@ def _check_config(host: Host, backup: str) -> None:
     raise RemoteError(f"{STEP}: nginx on {host.name} rejects the new configuration, so the previous one was put "
                       f"back:\n{test.stderr.strip()}\nFix what nginx names above (often a certificate and key "
                       "that do not belong together) and re-run deploy.")
-
-
-def _run_nginx(host: Host, *, reload: bool) -> list[str]:
-    changes = host.ensure_service("nginx", step=STEP, refresh="reload" if reload else None)
-    if not host.run("systemctl is-active --quiet nginx", step=STEP, check=False).ok:
-        log = host.run("journalctl --no-pager -n 15 -u nginx", step=STEP, check=False).stdout
-        raise RemoteError(f"{STEP}: nginx did not start on {host.name}. Its journal:\n{log}\n"
-                          "Fix the cause above (often another service on the same port) and re-run deploy.")
-    return [f"nginx {change}" for change in changes]

@@ -11,28 +11,26 @@ from __future__ import annotations
 import json
 import shlex
 
-from devpi_airgap.offline.deploy import (
-    SECRETFILE, SERVERDIR, SERVICE_USER, UNIT_PATH, VENV, check_targets, ensure_front_if_wanted, ensure_unit, finish, journal,
-    prepare_host, wait_healthy,
-)
+from devpi_airgap.core.errors import RemoteError
 from devpi_airgap.core.inventory import Inventory, Server
-from devpi_airgap.offline.remote import Host, RemoteError
+from devpi_airgap.offline.deploy import (
+    DeployResult,
+    ServiceUnit,
+    check_targets,
+    devpi_api,
+    finish,
+    prepare_host,
+    target_files,
+    unit_for,
+)
+from devpi_airgap.offline.health import journal, service_active, wait_healthy
+from devpi_airgap.offline.layout import SECRETFILE, SERVER_HOME, SERVERDIR, SERVICE_USER, UNIT_PATH, VENV
+from devpi_airgap.offline.nginx import NginxFront
+from devpi_airgap.offline.programs import wait_replicated as wait_replicated_program
+from devpi_airgap.offline.remote import Host
+from devpi_airgap.offline.steps import Runner, Step
 
 REPLICATION_TIMEOUT = 180
-
-_SYNC_PROBE = """
-import json, sys, time, urllib.request
-deadline = time.monotonic() + {timeout}
-while True:
-    request = urllib.request.Request("http://127.0.0.1:{port}/+status", headers={{"Accept": "application/json"}})
-    status = json.load(urllib.request.urlopen(request, timeout=10))["result"]
-    serial, primary = status.get("serial"), status.get("primary-serial")
-    if primary is not None and serial is not None and serial >= primary:
-        sys.exit(0)
-    if time.monotonic() > deadline:
-        sys.exit(json.dumps(dict(serial=serial, primary_serial=primary, errors=status.get("replication-errors"))))
-    time.sleep(1)
-"""
 
 
 def primary_host(host: Host, server: Server) -> Host:
@@ -58,21 +56,36 @@ def check_primary(primary: Host, server: Server) -> None:
         raise RemoteError(f"primary: devpi on {server.primary} does not serve replicas yet; {redeploy}")
 
 
-def share_secret(primary: Host, replica: Host, report) -> bool:
-    """Copy the primary's secret unless the replica holds the same one; True when it changed."""
-    digest = f"sha256sum {SECRETFILE} 2>/dev/null | cut -d' ' -f1"
-    wanted = primary.run(digest, step="secret file").stdout.strip()
-    if replica.run(digest, step="secret file", check=False).stdout.strip() == wanted:
-        report.note("secret file")
-        return False
-    # The secret travels on stdin of both SSH sessions, never in an argv or a log.
-    secret = primary.run(f"base64 -w0 {SECRETFILE}", step="secret file").stdout.strip()
-    directory = shlex.quote(SECRETFILE.rsplit("/", 1)[0])
-    replica.run(f"set -e; umask 077; install -d -m 0755 {directory}; base64 -d > {SECRETFILE}.new; "
-                f"chown {SERVICE_USER}:{SERVICE_USER} {SECRETFILE}.new; mv -f {SECRETFILE}.new {SECRETFILE}",
-                step="secret file", stdin=secret + "\n")
-    report.note("secret file", f"{SECRETFILE} copied from the primary (0600)")
-    return True
+def _secret_digest(host: Host, *, check: bool) -> str:
+    return host.run(f"sha256sum {SECRETFILE} 2>/dev/null | cut -d' ' -f1", step="secret file",
+                    check=check).stdout.strip()
+
+
+class SharedSecret(Step):
+    """The primary's secret on the replica, so tokens signed by one verify on the other."""
+
+    name = "secret file"
+
+    def __init__(self, primary: Host):
+        self.primary = primary
+        self.copied = False  # set by apply: devpi must restart to use it
+
+    def read(self, host: Host) -> tuple[str, str]:
+        return _secret_digest(self.primary, check=True), _secret_digest(host, check=False)
+
+    def diff(self, digests: tuple[str, str]) -> list[str]:
+        wanted, present = digests
+        return [] if wanted == present else [f"{SECRETFILE} copied from the primary (0600)"]
+
+    def apply(self, host: Host, digests: tuple[str, str]) -> list[str]:
+        # The secret travels on stdin of both SSH sessions, never in an argv or a log.
+        secret = self.primary.run(f"base64 -w0 {SECRETFILE}", step=self.name).stdout.strip()
+        directory = shlex.quote(SECRETFILE.rsplit("/", 1)[0])
+        host.run(f"set -e; umask 077; install -d -m 0755 {directory}; base64 -d > {SECRETFILE}.new; "
+                 f"chown {SERVICE_USER}:{SERVICE_USER} {SECRETFILE}.new; mv -f {SECRETFILE}.new {SECRETFILE}",
+                 step=self.name, stdin=secret + "\n")
+        self.copied = True
+        return self.diff(digests)
 
 
 def check_reach(host: Host, url: str, server: Server) -> None:
@@ -85,42 +98,65 @@ def check_reach(host: Host, url: str, server: Server) -> None:
                           "that path between the two servers")
 
 
-def ensure_replica_initialized(host: Host, url: str, report) -> None:
-    nodeinfo = host.run(f"cat {SERVERDIR}/.nodeinfo", step="devpi-init", check=False)
-    if nodeinfo.ok:
-        role = json.loads(nodeinfo.stdout or "{}").get("role")
+class ReplicaInit(Step):
+    """`devpi-init --role replica` once; a serverdir holding anything but a replica is refused, not reused."""
+
+    name = "devpi-init"
+
+    def __init__(self, url: str, server_name: str):
+        self.url = url
+        self.server_name = server_name
+
+    def read(self, host: Host) -> dict | None:
+        nodeinfo = host.run(f"cat {SERVERDIR}/.nodeinfo", step=self.name, check=False)
+        return json.loads(nodeinfo.stdout or "{}") if nodeinfo.ok else None
+
+    def diff(self, nodeinfo: dict | None) -> list[str]:
+        if nodeinfo is None:
+            return [f"{SERVERDIR} initialised as a replica of {self.url}"]
+        role = nodeinfo.get("role")
         if role != "replica":
-            raise RemoteError(f"devpi-init: {SERVERDIR} on {host.name} holds a {role or 'standalone'} devpi, not a "
-                              f"replica; a replica starts empty: move {SERVERDIR} aside (after `fab backup` if it "
-                              "matters) and re-run deploy")
-        return report.note("devpi-init")
-    host.run(f"set -e; install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 /var/lib/devpi {SERVERDIR}; "
-             f"runuser -u {SERVICE_USER} -- {VENV}/bin/devpi-init --serverdir {SERVERDIR} --role replica "
-             f"--primary-url {shlex.quote(url)}", step="devpi-init")
-    report.note("devpi-init", f"{SERVERDIR} initialised as a replica of {url}")
+            raise RemoteError(f"devpi-init: {SERVERDIR} on {self.server_name} holds a {role or 'standalone'} devpi, "
+                              f"not a replica; a replica starts empty: move {SERVERDIR} aside (after `fab backup` if "
+                              "it matters) and re-run deploy")
+        return []
+
+    def apply(self, host: Host, nodeinfo: dict | None) -> list[str]:
+        host.run(f"set -e; install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 {SERVER_HOME} {SERVERDIR}; "
+                 f"runuser -u {SERVICE_USER} -- {VENV}/bin/devpi-init --serverdir {SERVERDIR} --role replica "
+                 f"--primary-url {shlex.quote(self.url)}", step=self.name)
+        return self.diff(None)
 
 
 def wait_replicated(host: Host, server: Server) -> None:
-    probe = _SYNC_PROBE.format(timeout=REPLICATION_TIMEOUT, port=server.port)
-    result = host.run(f"python3 -c {shlex.quote(probe)}", step="replication", check=False)
+    result = host.run_program(wait_replicated_program, str(server.port), str(REPLICATION_TIMEOUT),
+                              step="replication", check=False)
     if not result.ok:
         raise RemoteError(f"replication: {host.name} did not catch up with {server.primary} within "
                           f"{REPLICATION_TIMEOUT}s ({result.stderr.strip()[-300:]}). Its journal:\n{journal(host)}\n"
                           "Re-run deploy once the cause above is fixed; replication resumes where it stopped.")
 
 
-def deploy_replica(host: Host, inventory: Inventory, server: Server) -> None:
+def deploy_replica(runner: Runner, inventory: Inventory, server: Server) -> DeployResult:
+    host = runner.host
     primary = primary_host(host, server)
     check_primary(primary, server)  # before anything changes here
-    report, venv_changed = prepare_host(host, inventory, server)
+    venv = prepare_host(runner, inventory, server)
     url = primary_url(primary, inventory, server)
     check_reach(host, url, server)
-    secret_changed = share_secret(primary, host, report)
-    ensure_replica_initialized(host, url, report)
-    ensure_unit(host, server, venv_changed or secret_changed, report, primary_url=url)
-    wait_healthy(host, server.port)
-    ensure_front_if_wanted(host, inventory, server, report)
+    secret = SharedSecret(primary)
+    runner.run(secret)
+    runner.run(ReplicaInit(url, server.name))
+    runner.run(ServiceUnit(unit_for(server, primary_url=url), lambda: venv.fresh or secret.copied))
+    serving = not runner.check or service_active(host)
+    if not runner.check:
+        wait_healthy(host, server.port)
+    if server.front:
+        largest_wheel = max((f.stat().st_size for f in target_files(inventory)), default=0)
+        runner.run(NginxFront(server, has_replicas=False, max_body_bytes=largest_wheel))
+    if runner.check:
+        return finish(runner, server, [], [])
     wait_replicated(host, server)
-    with host.http(server.port) as base_url:
+    with devpi_api(host, server, serving=serving) as (base_url, _):
         problems = check_targets(base_url, inventory, server)
-    finish(report, host, server, problems)
+    return finish(runner, server, problems, [])

@@ -9,22 +9,15 @@ the deploy check hold the unit to `systemd-analyze security` <= 2.0.
 from __future__ import annotations
 
 import re
-import shlex
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path, PurePosixPath
 
-UNIT_NAME = "devpi.service"
+from devpi_airgap.core.systemd import PLAIN, exec_line, exec_word
+from devpi_airgap.offline.layout import UNIT_NAME
+
 MAX_EXPOSURE = 2.0
-
-
-def _quote(arg: str) -> str:
-    # systemd's ExecStart= quoting is close enough to POSIX for plain paths and
-    # words; refuse what would need more so nothing is silently misparsed.
-    if any(c in arg for c in "\n\\\"'$%;"):
-        raise ValueError(f"unsupported character in unit argument: {arg!r}")
-    return f'"{arg}"' if (not arg or any(c.isspace() for c in arg)) else arg
 
 
 def render_unit(
@@ -41,6 +34,9 @@ def render_unit(
     for name, path in (("venv", venv), ("serverdir", serverdir), ("secretfile", secretfile)):
         if not PurePosixPath(path).is_absolute():
             raise ValueError(f"{name} must be an absolute path, got {path!r}")
+        # Server paths are ours to choose: plain ones keep the unit readable for whoever audits it.
+        if not PLAIN.fullmatch(path):
+            raise ValueError(f"{name} must be a plain path (letters, digits, _@+=:,./-), got {path!r}")
     if not 0 < int(port) < 65536:
         raise ValueError(f"bad port {port!r}")
     exe = str(PurePosixPath(venv) / "bin" / "devpi-server")
@@ -57,7 +53,7 @@ def render_unit(
         "--restrict-modify", "root",
         *extra_args,
     ]
-    execstart = " ".join(_quote(a) for a in argv)
+    execstart = exec_line(argv)
     secret_dir = str(PurePosixPath(secretfile).parent)
 
     return f"""\
@@ -82,9 +78,9 @@ UMask=0077
 
 # --- filesystem: the whole OS read-only, only the data dir writable ---------
 ProtectSystem=strict
-ReadWritePaths={_quote(serverdir)}
+ReadWritePaths={exec_word(serverdir)}
 # The secret must stay readable but never be modified by the running server.
-ReadOnlyPaths={_quote(secret_dir)}
+ReadOnlyPaths={exec_word(secret_dir)}
 ProtectHome=yes
 PrivateTmp=yes
 PrivateDevices=yes

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import time
-from importlib.metadata import version
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from importlib.metadata import version
 
 from devpi_airgap import __version__
+from devpi_airgap.core.console import ProgressFactory, no_progress
+from devpi_airgap.core.inventory import Inventory, Target
+from devpi_airgap.core.lock import LockedFile, read_lock, write_lock
+from devpi_airgap.core.platforms import TargetPlatform, target_platform
+from devpi_airgap.core.requirements import resolution_sets
+from devpi_airgap.core.wheelhouse import Wheelhouse
 from devpi_airgap.online.build import build_pure_wheel
-from devpi_airgap.core.console import byte_progress
 from devpi_airgap.online.fetch import fetch_all
 from devpi_airgap.online.freshness import FreshnessRecord, inputs_digest, page_fingerprints
-from devpi_airgap.core.inventory import Inventory, Target
-from devpi_airgap.core.platforms import TargetPlatform, target_platform
-from devpi_airgap.online.resolve import FileRef, Pin, resolution_sets, resolve_set
-from devpi_airgap.core.wheelhouse import LockedFile, Wheelhouse, read_lock, write_lock
+from devpi_airgap.online.resolve import FileRef, Pin, resolve_set
 
 RESOLVE_WORKERS = 4
 
@@ -89,7 +91,8 @@ def _built_before(inventory: Inventory, targets: list[Target]) -> dict[str, Lock
     return built
 
 
-def download(inventory: Inventory, targets: list[Target], *, locked: bool = False) -> list[TargetReport]:
+def download(inventory: Inventory, targets: list[Target], *, locked: bool = False,
+             progress: ProgressFactory = no_progress) -> list[TargetReport]:
     start = time.monotonic()
     wheelhouse = Wheelhouse(inventory.wheelhouse)
     platforms = {t.name: target_platform(t) for t in targets}
@@ -122,11 +125,9 @@ def download(inventory: Inventory, targets: list[Target], *, locked: bool = Fals
         for name in users[ref.filename]:
             finished[name] = max(finished[name], now)
 
-    with byte_progress() as progress:
-        task = progress.add_task(f"downloading {len(missing)} files", total=sum(r.size or 0 for r in missing))
+    with progress(f"downloading {len(missing)} files", sum(r.size or 0 for r in missing)) as advance:
         wheels = [r for r in missing if r.is_wheel]
         sdists = [r for r in missing if not r.is_wheel]
-        advance = lambda n: progress.advance(task, n)  # noqa: E731
         fetch_all(wheels, wheelhouse.pool, on_bytes=advance, on_done=done)
         fetch_all(sdists, wheelhouse.sdists, on_bytes=advance, on_done=done)
 
@@ -150,7 +151,7 @@ def download(inventory: Inventory, targets: list[Target], *, locked: bool = Fals
         report = reports[name]
         report.packages = len({f.name for f in files})
         report.files = len(files)
-        added = set(wheelhouse.link(name, [f.filename for f in files]))
+        added = set(wheelhouse.link(inventory.target_dir(target), [f.filename for f in files]))
         report.new_files = len(added)
         report.new_bytes = sum(f.size for f in files if f.filename in added)
         header = {

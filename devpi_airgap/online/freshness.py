@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
+from devpi_airgap.core.files import atomic_write
 from devpi_airgap.online.resolve import default_index_url, page_filenames
 
 WORKERS = 16
@@ -82,7 +82,4 @@ class FreshnessRecord:
             self.data.pop(target, None)
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, sort_keys=True))
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(self.data, sort_keys=True))

@@ -14,19 +14,15 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from devpi_airgap.transfer.bundle import write_bundle
-from devpi_airgap.online.download import download
-from devpi_airgap.core.errors import AirgapError, FetchError, VerificationError
+from devpi_airgap.core.errors import AirgapError, BusyError, FetchError, VerificationError
 from devpi_airgap.core.inventory import Inventory
+from devpi_airgap.core.lock import read_lock
+from devpi_airgap.online.download import download
 from devpi_airgap.online.verify import verify_targets
-from devpi_airgap.core.wheelhouse import read_lock
+from devpi_airgap.transfer.bundle import write_bundle
 
 REPORT = "refresh-report.json"
 LOG = "refresh.log"
-
-
-class AlreadyRunning(AirgapError):
-    exit_code = 8
 
 
 @contextmanager
@@ -37,7 +33,7 @@ def exclusive(inventory: Inventory):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise AlreadyRunning(f"another refresh holds {path}; wait for it to finish") from None
+            raise BusyError(f"another refresh holds {path}; wait for it to finish") from None
         yield
 
 

@@ -14,12 +14,13 @@ from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
-from rich.markup import escape
 
-from devpi_airgap.core.console import human_bytes, out, table
+from devpi_airgap.core.console import human_bytes
 from devpi_airgap.core.errors import VerificationError
+from devpi_airgap.core.files import atomic_write
 from devpi_airgap.core.inventory import Inventory
-from devpi_airgap.core.wheelhouse import POOL, read_lock
+from devpi_airgap.core.lock import read_lock
+from devpi_airgap.core.wheelhouse import POOL
 
 NOT_NEEDED = "—"
 NOT_DOWNLOADED = "not downloaded"
@@ -121,29 +122,6 @@ def totals(column: Column) -> list[str]:
 
 
 TOTAL_LABELS = ["packages", "files", "size", "missing files"]
-_STYLE = {PRESENT: "", MISSING: "bold red", EXTRA: "dim", "": "dim"}
-
-
-def print_matrix(matrix: Matrix) -> None:
-    def styled(text: str, state: str) -> str:
-        style = _STYLE[state]
-        return f"[{style}]{escape(text)}[/]" if style else escape(text)
-
-    rows = [[package, *(", ".join(styled(*piece) for piece in cell(c, package)) for c in matrix.columns)]
-            for package in matrix.packages]
-    columns = ["package", *(c.name for c in matrix.columns)]
-    # Versions read best left-aligned, like the package names beside them.
-    t = table("wheelhouse matrix", columns, rows, right_from=len(columns))
-    # A shortened package name is a wrong one; let the version cells wrap instead.
-    t.columns[0].no_wrap = True
-    t.columns[0].min_width = max(map(len, matrix.packages), default=7)
-    t.add_section()
-    for i, label in enumerate(TOTAL_LABELS):
-        t.add_row(f"[bold]{label}[/]", *(styled(totals(c)[i], "" if not c.downloaded else
-                                                  MISSING if i == 3 and c.missing_files else PRESENT)
-                                         for c in matrix.columns))
-    out.print(t)
-    out.print(f"pool: {matrix.pool_files} distinct files, {human_bytes(matrix.pool_bytes)}")
 
 
 _CSS = """
@@ -223,18 +201,14 @@ def render_html(matrix: Matrix) -> str:
 """
 
 
-def report(inv: Inventory, html_path: str | Path | None) -> None:
-    """Print the matrix, write the HTML file, and fail (exit 4) when any locked file is missing."""
-    matrix = build_matrix(inv)
-    print_matrix(matrix)
-    if html_path:
-        path = Path(html_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_html(matrix), encoding="utf-8")
-        out.print(f"HTML report: {path}")
-    pending = [c.name for c in matrix.columns if not c.downloaded]
-    if pending:
-        out.print(f"not downloaded yet: {', '.join(pending)} (run `inv download --target {','.join(pending)}`)")
+def write_html(matrix: Matrix, html_path: str | Path) -> Path:
+    path = Path(html_path)
+    atomic_write(path, render_html(matrix))
+    return path
+
+
+def check_complete(matrix: Matrix) -> None:
+    """Fail (exit 4) when any locked file is missing from its target directory."""
     incomplete = [c for c in matrix.columns if c.missing_files]
     if incomplete:
         raise VerificationError(

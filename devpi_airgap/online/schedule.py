@@ -52,7 +52,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from devpi_airgap.core.errors import AirgapError
+from devpi_airgap.core.errors import AirgapError, UsageError
+from devpi_airgap.core.files import atomic_write
+from devpi_airgap.core.systemd import exec_line
 
 NAME = "devpi-airgap-refresh"
 SERVICE = f"{NAME}.service"
@@ -62,8 +64,8 @@ DEPLOYED = ".deployed.json"
 Systemctl = Callable[[list[str]], subprocess.CompletedProcess]
 
 
-class ScheduleError(AirgapError):
-    exit_code = 2
+class ScheduleError(UsageError):
+    pass
 
 
 # --------------------------------------------------------------------------
@@ -102,19 +104,6 @@ def _check_host(host: str) -> str:
 # systemd units
 # --------------------------------------------------------------------------
 
-_PLAIN = re.compile(r"[A-Za-z0-9_@+=:,./-]+")
-
-
-def _exec_arg(arg: str) -> str:
-    """One ExecStart= word. systemd splits words like a shell but expands % specifiers and $VARS."""
-    escaped = arg.replace("%", "%%").replace("$", "$$")
-    if _PLAIN.fullmatch(arg):
-        return escaped
-    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _exec_line(argv: list[str]) -> str:
-    return " ".join(_exec_arg(a) for a in argv)
 
 
 def render_units(repo, inventory, on_calendar: str = "daily", deploy_host: str | None = None) -> dict[str, str]:
@@ -124,9 +113,9 @@ def render_units(repo, inventory, on_calendar: str = "daily", deploy_host: str |
     on_calendar = " ".join(on_calendar.split())
     if not on_calendar:
         raise ScheduleError("--on-calendar must not be empty")
-    exec_lines = [f"ExecStart={_exec_line(refresh_argv(repo, inventory))}"]
+    exec_lines = [f"ExecStart={exec_line(refresh_argv(repo, inventory))}"]
     if deploy_host:
-        exec_lines.append(f"ExecStart={_exec_line(deploy_argv(repo, inventory, _check_host(deploy_host)))}")
+        exec_lines.append(f"ExecStart={exec_line(deploy_argv(repo, inventory, _check_host(deploy_host)))}")
     header = ("# Written by `inv schedule`. Re-run it to change this file, or run\n"
               "# `inv schedule --remove` to delete it.\n")
     service = header + "\n".join([
@@ -347,14 +336,6 @@ def _cron_outcome(repo, inventory, on_calendar, deploy_host) -> Outcome:
     return result
 
 
-def _write(path: Path, text: str) -> None:
-    # Write a temporary file and rename it, so the manager never reads half a unit.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _must(systemctl: Systemctl, args: list[str]) -> None:
     r = systemctl(args)
     if r.returncode != 0:
@@ -396,7 +377,7 @@ def install(repo, inventory, on_calendar: str = "daily", deploy_host: str | None
     result = Outcome()
     if changed:
         for name in changed:
-            _write(directory / name, units[name])
+            atomic_write(directory / name, units[name])
         _must(systemctl, ["daemon-reload"])
         _must(systemctl, ["enable", TIMER])
         # restart, not start: an already active timer keeps its old next
@@ -479,33 +460,34 @@ def record_deployed(bundles: Path, host: str, bundle: Path) -> None:
     data.setdefault(host, [])
     if bundle.name not in data[host]:
         data[host].append(bundle.name)
-    tmp = bundles / (DEPLOYED + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, bundles / DEPLOYED)
+    atomic_write(bundles / DEPLOYED, json.dumps(data, indent=1, sort_keys=True))
 
 
 def deploy_pending(repo: Path, inventory: Path, host: str, *,
-                   run: Callable[[list[str]], int] | None = None) -> int:
-    """Deploy every pending bundle to host with fab, oldest first; stop at the first failure."""
+                   run: Callable[[list[str]], int] | None = None,
+                   say: Callable[[str], None] = lambda line: None) -> int:
+    """Deploy every pending bundle to host with fab, oldest first; stop at the first failure.
+
+    Returns fab's exit code; `say` is told each step, for the service's journal.
+    """
     from devpi_airgap.core.inventory import load_inventory
 
     bundles = load_inventory(inventory).bundles.directory
     run = run or (lambda argv: subprocess.run(argv, stdin=subprocess.DEVNULL).returncode)
     pending = pending_bundles(bundles, host) if bundles.is_dir() else []
     if not pending:
-        print(f"nothing to deploy: every bundle in {bundles} was deployed to {host} already", flush=True)
+        say(f"nothing to deploy: every bundle in {bundles} was deployed to {host} already")
         return 0
     fab = str(repo / ".venv/bin/fab")
     for bundle in pending:
-        print(f"deploying {bundle.name} to {host}", flush=True)
+        say(f"deploying {bundle.name} to {host}")
         code = run([fab, "-r", str(repo), "-H", host, "deploy", "--inventory", str(inventory),
                     "--bundle", str(bundle)])
         if code != 0:
-            print(f"error: deploying {bundle.name} to {host} failed (exit {code}); "
-                  "the next run retries it", file=sys.stderr, flush=True)
+            say(f"error: deploying {bundle.name} to {host} failed (exit {code}); the next run retries it")
             return code
         record_deployed(bundles, host, bundle)
-    print(f"deployed {len(pending)} bundle(s) to {host}", flush=True)
+    say(f"deployed {len(pending)} bundle(s) to {host}")
     return 0
 
 
@@ -518,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     deploy.add_argument("--host", required=True)
     args = parser.parse_args(argv)
     try:
-        return deploy_pending(args.repo, args.inventory, args.host)
+        return deploy_pending(args.repo, args.inventory, args.host, say=lambda line: print(line, flush=True))
     except AirgapError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code

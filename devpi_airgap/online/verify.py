@@ -19,10 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devpi_airgap.core.errors import VerificationError
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.isolation import isolated_env, uv_binary
 from devpi_airgap.core.platforms import target_platform
-from devpi_airgap.online.resolve import ResolutionSet, resolution_sets, uv_compile
+from devpi_airgap.core.requirements import ResolutionSet, resolution_sets, uv_compile
 
 _STAMPS = ".verified"
 
@@ -115,3 +116,13 @@ def verify_targets(inventory: Inventory, targets: list[Target], *, reuse: bool =
     """All targets at once: one target's native install overlaps the others' offline resolutions."""
     with ThreadPoolExecutor(max_workers=len(targets) or 1) as pool:
         return list(pool.map(lambda t: verify_target(inventory, t, reuse=reuse), targets))
+
+
+def check_verified(reports: list[VerifyReport]) -> None:
+    """Raise (exit 4) when any target cannot install offline from its wheelhouse."""
+    failed = [r for r in reports if not r.ok]
+    if failed:
+        raise VerificationError(
+            f"{len(failed)} target(s) cannot install offline from their wheelhouse: "
+            f"{', '.join(r.name for r in failed)} (details above); re-run `inv download` for them"
+        )

@@ -22,10 +22,12 @@ import time
 from pathlib import Path
 
 from devpi_airgap import __version__
-from devpi_airgap.transfer.bundle_check import CHUNK, MANIFEST, NAMESPACE, BundleError
 from devpi_airgap.core.errors import AirgapError
+from devpi_airgap.core.files import atomic_write
 from devpi_airgap.core.inventory import Inventory
-from devpi_airgap.core.wheelhouse import Wheelhouse, read_lock
+from devpi_airgap.core.lock import read_lock
+from devpi_airgap.core.wheelhouse import Wheelhouse
+from devpi_airgap.transfer.bundle_check import CHUNK, MANIFEST, NAMESPACE, BundleError
 
 _SHIPPED = ".shipped.json"
 
@@ -134,9 +136,7 @@ def write_bundle(inventory: Inventory, *, full: bool = False) -> Path | None:
     if inventory.bundles.sign_key:
         _sign(path, inventory.bundles.sign_key)
     shipped.update({f["sha256"]: bundle_id for f in chosen})
-    tmp = _shipped_path(inventory).with_suffix(".tmp")
-    tmp.write_text(json.dumps(shipped, indent=1, sort_keys=True))
-    os.replace(tmp, _shipped_path(inventory))
+    atomic_write(_shipped_path(inventory), json.dumps(shipped, indent=1, sort_keys=True))
     return path
 
 

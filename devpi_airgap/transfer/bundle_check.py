@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import posixpath
 import shutil
 import subprocess
@@ -24,10 +23,16 @@ MANIFEST = "manifest.json"
 CHUNK = 1 << 20
 
 
-class BundleError(Exception):
-    exit_code = 7
+try:
+    from devpi_airgap.core.errors import BundleError
+except ImportError:  # shipped alone to the server, where only the standard library is at hand
+
+    class BundleError(Exception):  # type: ignore[no-redef]
+        pass
 
 
+# The server runs this module with the standard library alone, so it keeps its own
+# copy of core.files.sha256_file rather than importing it.
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -139,7 +144,7 @@ def main(argv: list[str]) -> int:
                                 required=required == "1")
     except BundleError as exc:
         print(str(exc), file=sys.stderr)
-        return BundleError.exit_code
+        return 1  # the caller on the other side of SSH raises its own BundleError from stderr
     print(json.dumps({k: manifest[k] for k in ("bundle_id", "sha256", "signature", "inventory_id")}))
     return 0
 

@@ -1,0 +1,60 @@
+"""What the offline tasks print: each step as it happens, then what a deploy did and where users point pip."""
+
+from __future__ import annotations
+
+from devpi_airgap.core.console import err, out, table
+from devpi_airgap.offline.deploy import DeployResult
+from devpi_airgap.offline.status import ServerStatus
+from devpi_airgap.offline.steps import Outcome
+
+
+def step_printer(check: bool):
+    """The Runner's on_outcome: one line a step on stderr, so a log shows every step in order."""
+
+    def show(outcome: Outcome) -> None:
+        if not outcome.changes:
+            err.print(f"  [green]ok[/] {outcome.step}")
+            return
+        mark = "[cyan]would change[/]" if check else "[yellow]changed[/]"
+        err.print(f"  {mark} {outcome.step}: {', '.join(outcome.changes)}")
+
+    return show
+
+
+def say_deploying(host_name: str, address: str, what: str, target: str, check: bool) -> None:
+    verb = "checking (--check: nothing on the server is touched)" if check else "deploying"
+    err.print(f"{verb} {what} on {host_name} ({address}) from target {target!r}")
+
+
+def say_bundle_checked(where: str, name: str, manifest: dict) -> None:
+    if where == "here":
+        err.print(f"{name}: checksum, manifest and {manifest['signature']} ok here; {len(manifest['files'])} files")
+    else:
+        err.print(f"{name}: checked on {where} too")
+
+
+def print_deploy(result: DeployResult) -> None:
+    for name, reason in result.conflicts:
+        err.print(f"  [red]conflict[/] {name}: {reason}")
+    changed = sum(1 for outcome in result.outcomes if outcome.changes)
+    if result.check:
+        out.print("no changes" if not changed else f"{changed} steps would change something (nothing was changed)")
+        return
+    out.print("no changes" if not changed else f"{changed} steps changed something")
+    if result.user_url:
+        trust = f" --trusted-host {result.trusted_host}" if result.trusted_host else ""
+        out.print(f"users install with: pip install --index-url {result.user_url}{trust} PACKAGE")
+
+
+def print_upload(result: DeployResult) -> None:
+    for name, reason in result.conflicts:
+        err.print(f"  [red]conflict[/] {name}: {reason}")
+    out.print("no changes" if not result.changed else "uploaded")
+
+
+def print_status(status: ServerStatus) -> None:
+    out.print(table(f"devpi on {status.host}", ["what", "state"], [list(row) for row in status.rows], right_from=2))
+    rows = [[b["bundle_id"], b["files"], "full" if b["full"] else "delta", b["signature"], b["imported"]]
+            for b in status.imported]
+    out.print(table("imported bundles", ["bundle", "files", "kind", "signature", "imported"], rows, right_from=1)
+              if rows else "no bundles imported yet")

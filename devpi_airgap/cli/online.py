@@ -1,0 +1,71 @@
+"""What the online tasks print: one table a run, so a scheduled job's log says what changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.markup import escape
+
+from devpi_airgap.core.console import err, human_bytes, out, table
+from devpi_airgap.online.download import TargetReport
+from devpi_airgap.online.report import EXTRA, MISSING, PRESENT, TOTAL_LABELS, Matrix, cell, totals
+from devpi_airgap.online.verify import VerifyReport
+
+
+def print_download(reports: list[TargetReport], seconds: float) -> None:
+    rows = [[r.name, r.packages, r.files, r.new_files, human_bytes(r.new_bytes), f"{r.seconds:.1f}",
+             "updated" if r.lock_changed else "unchanged"] for r in reports]
+    out.print(table("downloaded", ["target", "packages", "files", "new files", "new bytes", "seconds", "lock"], rows))
+    if not any(r.new_files or r.lock_changed for r in reports):
+        out.print(f"no changes: every target's wheelhouse was already complete ({seconds:.1f} s)")
+    else:
+        total = sum(r.new_bytes for r in reports)
+        out.print(f"{sum(r.new_files for r in reports)} new files, {human_bytes(total)}, in {seconds:.1f} s")
+
+
+def print_verify(reports: list[VerifyReport]) -> None:
+    rows = [[r.name, r.sets, r.native, "ok" if r.ok else "FAILED"] for r in reports]
+    out.print(table("verified offline", ["target", "resolution sets", "native pip install", "result"], rows, right_from=1))
+    failed = [r for r in reports if not r.ok]
+    for r in failed:
+        for problem in r.problems:
+            err.print(f"[bold red]{r.name}[/]: {problem}", markup=True, highlight=False)
+
+
+def print_refresh(report: dict[str, dict[str, list]]) -> None:
+    rows = [[target, "; ".join(c["new"]) or "-", "; ".join(c["updated"]) or "-"] for target, c in report.items()]
+    out.print(table("refresh", ["target", "new", "updated"], rows, right_from=3))
+
+
+_STYLE = {PRESENT: "", MISSING: "bold red", EXTRA: "dim", "": "dim"}
+
+
+def print_matrix(matrix: Matrix) -> None:
+    def styled(text: str, state: str) -> str:
+        style = _STYLE[state]
+        return f"[{style}]{escape(text)}[/]" if style else escape(text)
+
+    rows = [[package, *(", ".join(styled(*piece) for piece in cell(c, package)) for c in matrix.columns)]
+            for package in matrix.packages]
+    columns = ["package", *(c.name for c in matrix.columns)]
+    # Versions read best left-aligned, like the package names beside them.
+    t = table("wheelhouse matrix", columns, rows, right_from=len(columns))
+    # A shortened package name is a wrong one; let the version cells wrap instead.
+    t.columns[0].no_wrap = True
+    t.columns[0].min_width = max(map(len, matrix.packages), default=7)
+    t.add_section()
+    for i, label in enumerate(TOTAL_LABELS):
+        t.add_row(f"[bold]{label}[/]", *(styled(totals(c)[i], "" if not c.downloaded else
+                                                  MISSING if i == 3 and c.missing_files else PRESENT)
+                                         for c in matrix.columns))
+    out.print(t)
+    out.print(f"pool: {matrix.pool_files} distinct files, {human_bytes(matrix.pool_bytes)}")
+
+
+def print_report(matrix: Matrix, html: Path | None) -> None:
+    print_matrix(matrix)
+    if html:
+        out.print(f"HTML report: {html}")
+    pending = [c.name for c in matrix.columns if not c.downloaded]
+    if pending:
+        out.print(f"not downloaded yet: {', '.join(pending)} (run `inv download --target {','.join(pending)}`)")

@@ -1,0 +1,47 @@
+"""A target's lock file: every file its wheelhouse holds, with its URL, sha256 and resolution sets.
+
+Users commit locks in their own inventory repository, so the text is stable:
+sorted keys and packages, one format for every writer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from devpi_airgap.core.errors import AirgapError
+from devpi_airgap.core.files import atomic_write
+
+
+@dataclass(frozen=True)
+class LockedFile:
+    name: str
+    version: str
+    filename: str
+    url: str
+    sha256: str
+    size: int
+    built_from: dict | None = None  # the sdist (filename, url, sha256) a pure wheel was built from
+    sets: tuple[str, ...] = ()  # the resolution sets that need this file, e.g. "devpi server"
+
+
+def write_lock(path: Path, header: dict, files: list[LockedFile]) -> bool:
+    """Write the lock atomically; returns False when it already said exactly this."""
+    body = dict(header, packages=[asdict(f) for f in sorted(files, key=lambda f: (f.name, f.version, f.filename))])
+    text = json.dumps(body, indent=1, sort_keys=True) + "\n"
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    atomic_write(path, text)
+    return True
+
+
+def read_lock(path: Path) -> tuple[dict, list[LockedFile]]:
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        files = [LockedFile(**dict(entry, sets=tuple(entry.get("sets", ())))) for entry in body.pop("packages")]
+    except FileNotFoundError:
+        raise AirgapError(f"{path}: no lock file; run `inv download` without --locked first to create it") from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise AirgapError(f"{path}: the lock file is damaged ({exc}); restore it from version control or re-resolve") from None
+    return body, files

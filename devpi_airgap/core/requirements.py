@@ -1,0 +1,120 @@
+"""Requirements as the resolver sees them: the sets that must each resolve, and uv run for a target.
+
+Shared by the online side (resolving, verifying) and the offline side, which
+resolves every target again from the live index to prove it serves them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from devpi_airgap.core.errors import ResolutionError
+from devpi_airgap.core.inventory import DEVPI_REQUIREMENTS, Target
+from devpi_airgap.core.isolation import isolated_env, uv_binary
+from devpi_airgap.core.platforms import TargetPlatform
+
+# Options that would let a requirements file add sources behind the inventory's back.
+_SOURCE_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--no-index", "--trusted-host")
+
+
+@dataclass(frozen=True)
+class RequirementLine:
+    text: str
+    origin: str  # file:line, for error messages
+    name: str
+
+
+@dataclass(frozen=True)
+class ResolutionSet:
+    """Requirements that must be installable together in one environment."""
+
+    label: str
+    lines: tuple[str, ...]
+    constraints: tuple[Path, ...] = ()
+
+
+def read_requirements(path: Path, _seen: frozenset[Path] = frozenset()) -> tuple[list[RequirementLine], list[Path]]:
+    """Requirement lines and constraint files of a requirements file, following -r."""
+    path = path.resolve()
+    if path in _seen:
+        raise ResolutionError(f"{path}: includes itself through -r")
+    lines: list[RequirementLine] = []
+    constraints: list[Path] = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        text = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+        if not text:
+            continue
+        origin = f"{path}:{number}"
+        option, _, argument = text.partition(" ")
+        option, _, inline = option.partition("=")
+        argument = (inline or argument).strip()
+        if option in ("-r", "--requirement"):
+            more, more_constraints = read_requirements(path.parent / argument, _seen | {path})
+            lines += more
+            constraints += more_constraints
+        elif option in ("-c", "--constraint"):
+            constraints.append((path.parent / argument).resolve())
+        elif option in _SOURCE_OPTIONS:
+            raise ResolutionError(
+                f"{origin}: {option!s} is not allowed in a requirements file: downloads come only from "
+                "the inventory's index_url; set index_url there instead"
+            )
+        elif text.startswith("-"):
+            raise ResolutionError(f"{origin}: option {option!r} is not supported in requirements files")
+        else:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement as exc:
+                raise ResolutionError(f"{origin}: invalid requirement {text!r}: {exc}") from None
+            if req.url:
+                raise ResolutionError(f"{origin}: {text!r} points at a URL; name a package from the index instead")
+            lines.append(RequirementLine(text=text, origin=origin, name=canonicalize_name(req.name)))
+    return lines, constraints
+
+
+def resolution_sets(target: Target) -> list[ResolutionSet]:
+    """Each file resolves on its own, and so does every extra specifier of a package named twice.
+
+    Resolved together, `setuptools<82` and `setuptools<80` collapse into one
+    version; a user who lists both wants both on the offline index.
+    """
+    sets: list[ResolutionSet] = []
+    for path in target.requirements:
+        lines, constraints = read_requirements(path)
+        sets.append(ResolutionSet(path.name, tuple(line.text for line in lines), tuple(constraints)))
+        by_name: dict[str, list[RequirementLine]] = {}
+        for line in lines:
+            by_name.setdefault(line.name, []).append(line)
+        for name, named in by_name.items():
+            if len({line.text for line in named}) > 1:
+                sets += [ResolutionSet(f"{path.name}: {line.text}", (line.text,), tuple(constraints)) for line in named]
+    if target.serves_devpi:
+        sets.append(ResolutionSet("devpi server", DEVPI_REQUIREMENTS))
+    return sets
+
+
+def uv_compile(resolution: ResolutionSet, platform: TargetPlatform, index_url: str | None, workdir: Path,
+               extra_args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run `uv pip compile` for one resolution set; the caller reads workdir/pylock.toml."""
+    (workdir / "requirements.in").write_text("\n".join(resolution.lines) + "\n", encoding="utf-8")
+    target = platform.target
+    command = [
+        uv_binary(), "pip", "compile", "--no-config", "--quiet", "--no-header",
+        "--python", sys.executable,
+        "--python-platform", platform.uv_platform,
+        "--python-version", target.python,
+        "-o", str(workdir / "pylock.toml"),
+        str(workdir / "requirements.in"),
+    ]
+    for constraint in resolution.constraints:
+        command += ["-c", str(constraint)]
+    if index_url:
+        command += ["--index-url", index_url]
+    command += list(extra_args)
+    return subprocess.run(command, capture_output=True, text=True, env=isolated_env(**dict(platform.uv_env)))

@@ -1,0 +1,41 @@
+"""`fab status`: what runs on a server, read without changing anything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from devpi_airgap.core.inventory import Server
+from devpi_airgap.offline.bundle_import import imported_bundles
+from devpi_airgap.offline.devpi_api import DevpiClient
+from devpi_airgap.offline.layout import SERVERDIR, UNIT_NAME, VENV
+from devpi_airgap.offline.remote import Host
+
+
+@dataclass
+class ServerStatus:
+    host: str
+    rows: list[tuple[str, str]] = field(default_factory=list)  # (what, state)
+    imported: list[dict] = field(default_factory=list)  # the bundles the server recorded, oldest first
+
+
+def read_status(host: Host, server: Server) -> ServerStatus:
+    """Unit state, devpi version, the index's projects and files, disk used, and imported bundles."""
+    host.become_root()
+    state = host.run(f"systemctl is-active {UNIT_NAME}; systemctl is-enabled {UNIT_NAME}", step="status",
+                     check=False).stdout.split()
+    version = host.run(f"{VENV}/bin/devpi-server --version", step="status", check=False).stdout.strip() or "not installed"
+    disk = host.run(f"du -sh {SERVERDIR} 2>/dev/null | cut -f1", step="status", check=False).stdout.strip() or "-"
+    status = ServerStatus(host.name, [("unit", " / ".join(state) or "absent"), ("devpi-server", version),
+                                      ("data on disk", disk)])
+    if state[:1] == ["active"]:
+        with host.http(server.port) as base_url, DevpiClient(base_url) as client:
+            files = client.index_files(server.user, server.index)
+            devpi = client.status()
+        projects = {name.split("-")[0].lower() for name in files}
+        status.rows.append((f"{server.user}/{server.index}", f"{len(projects)} projects, {len(files)} files"))
+        if server.is_replica:
+            serial, primary = devpi.get("serial"), devpi.get("primary-serial")
+            behind = "in sync" if primary is not None and serial >= primary else "catching up"
+            status.rows.append((f"replica of {server.primary}", f"{behind}: serial {serial} of {primary}"))
+    status.imported = imported_bundles(host)
+    return status
