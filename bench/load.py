@@ -71,9 +71,9 @@ sys.path.insert(0, str(REPO))
 
 from devpi_airgap.core.inventory import DEVPI_REQUIREMENTS, Inventory, Server, load_inventory  # noqa: E402
 from devpi_airgap.core.isolation import isolated_env  # noqa: E402
-from tests.conftest import run_task  # noqa: E402
-from tests.offline_host import OfflineHost, missing_requirements  # noqa: E402
-from tests.test_deploy import clean_env, secrets_env  # noqa: E402  (the operator's secrets file is never read)
+from testing.environment import clean_env, secrets_env
+from testing.offline_host import OfflineHost, missing_requirements  # noqa: E402
+from testing.tasks import run_task
 
 SERVER = "devpi-host"  # the sample inventory's servers: entry
 UNITS = ("devpi.service", "nginx.service")

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from devpi_airgap.offline.devpi_api import DevpiClient, upload_missing  # noqa: E402
-from tests.devpi_server import ROOT_PASSWORD, start_devpi_server  # noqa: E402
+from testing.devpi_server import ROOT_PASSWORD, start_devpi_server  # noqa: E402
 
 DOWNLOAD = [
     "devpi-server", "devpi-web", "devpi-client", "pandas", "numpy", "matplotlib",

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from devpi_airgap.offline.systemd_unit import render_unit
-from tests.offline_host import OfflineHost, cache_dir
+from testing.offline_host import OfflineHost, cache_dir
 
 VENV = "/opt/devpi/venv"
 SERVERDIR = "/var/lib/devpi/server"

@@ -503,7 +503,7 @@ def cleanup_stale(base: Path | None = None) -> list[str]:
     """Remove netns/overlays/dirs left by killed runs (no live nspawn uses them).
 
     Not called automatically: a parallel session could be between creating its
-    netns and starting nspawn. Run `python -m tests.offline_host --cleanup`.
+    netns and starting nspawn. Run `python -m testing.offline_host --cleanup`.
     """
     base = Path(base or cache_dir().parent)
     live = set()

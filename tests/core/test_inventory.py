@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devpi_airgap.core.inventory import InventoryError, UnknownTarget, load_inventory
-from tests.conftest import run_task
+from testing.tasks import run_task
 
 GOOD = """
 targets:

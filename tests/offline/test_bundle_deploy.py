@@ -6,17 +6,17 @@ generated project that gains a release mid-test.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from devpi_airgap.offline.devpi_api import DevpiClient
-from tests.conftest import run_task
-from tests.fakeindex import Dist, add_files, add_release, build_index, serve_index
-from tests.offline_host import OfflineHost, require_offline_host_support
-from tests.test_bundle import make_keys, manifest_of, resign
+from testing import deploy_host
+from testing.deploy_host import index_files
+from testing.environment import clean_env
+from testing.fakeindex import Dist, add_files, add_release, build_index, serve_index
+from testing.offline_host import OfflineHost, require_offline_host_support
+from testing.signing import make_keys, manifest_of, resign
+from testing.tasks import run_task
 
 pytestmark = [pytest.mark.offline_host, pytest.mark.network]
 
@@ -35,10 +35,8 @@ bundles:
 """
 
 
-def clean_env(project: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "DEVPI_AIRGAP_"))}
-    env.update(PASSWORDS, UV_CACHE_DIR=str(project / "uv-cache"), DEVPI_AIRGAP_SECRETS=str(project / "none.yaml"))
-    return env
+def env(project: Path) -> dict:
+    return clean_env(project, **PASSWORDS)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +47,7 @@ def setup(tmp_path_factory):
     (seed / "inventory.yaml").write_text(
         "targets:\n  server: {platform: [manylinux_2_28_x86_64, manylinux2014_x86_64], python: '3.11', "
         "requirements: [server.txt]}\nservers:\n  devpi-host: {target: server}\n")
-    run_task("download", "--inventory", str(seed / "inventory.yaml"), env=clean_env(seed), check=True)
+    run_task("download", "--inventory", str(seed / "inventory.yaml"), env=env(seed), check=True)
     root = build_index(tmp_path_factory.mktemp("index"), [Dist("demo", "1.0")])
     add_files(root, sorted((seed / "wheelhouse" / "server").glob("*.whl")))
     project = tmp_path_factory.mktemp("project")
@@ -61,17 +59,11 @@ def setup(tmp_path_factory):
 
 
 def inv(project: Path, *args: str):
-    return run_task(*args, "--inventory", str(project / "inventory.yaml"), env=clean_env(project))
+    return run_task(*args, "--inventory", str(project / "inventory.yaml"), env=env(project))
 
 
 def fab(project: Path, host: OfflineHost, *args: str):
-    return run_task("-S", str(host.ssh_config_path), "-H", "devpi-host", *args,
-                    "--inventory", str(project / "inventory.yaml"), program="fabric", env=clean_env(project))
-
-
-def index_files(host: OfflineHost) -> dict[str, str]:
-    with DevpiClient(f"http://{host.address}:3141") as client:
-        return client.index_files("myuser", "myindex")
+    return deploy_host.fab(project, host, *args, env=env(project))
 
 
 def imported(host: OfflineHost) -> str:
@@ -95,6 +87,14 @@ def test_bundle_flow(setup):
     add_release(index_root, Dist("demo", "1.1"))
     delta = last_line(inv(project, "refresh"))
     assert [f["name"] for f in manifest_of(delta)["files"]] == ["demo-1.1-py3-none-any.whl"]
+    # --check shows the one upload the delta brings, needs no password, and changes nothing on the server.
+    before_check = index_files(host), imported(host), host.run("ls -A /var/lib/devpi-airgap/incoming").stdout
+    checked = deploy_host.fab(project, host, "deploy", "--check", "--bundle", str(delta), env=clean_env(project))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    said = " ".join(checked.stderr.split())
+    assert "would change upload: 1 files" in said and "would change record import" in said
+    assert "2 steps would change something (nothing was changed)" in checked.stdout
+    assert (index_files(host), imported(host), host.run("ls -A /var/lib/devpi-airgap/incoming").stdout) == before_check
     second = fab(project, host, "deploy", "--bundle", str(delta))
     assert second.returncode == 0, second.stdout + second.stderr
     assert set(index_files(host)) - set(files) == {"demo-1.1-py3-none-any.whl"}

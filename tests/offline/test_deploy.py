@@ -7,101 +7,26 @@ host (Debian bookworm: Python 3.11, manylinux x86_64).
 from __future__ import annotations
 
 import base64
+import difflib
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
-import threading
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from devpi_airgap.offline.devpi_api import DevpiClient
+from devpi_airgap.core.files import sha256_file
 from devpi_airgap.offline.systemd_unit import parse_exposure
-from devpi_airgap.core.wheelhouse import sha256_file
-from tests.conftest import run_task
-from tests.offline_host import OfflineHost, assert_no_route_out, require_offline_host_support
+from testing.deploy_host import fab, index_files
+from testing.environment import ROOT_PASSWORD, USER_PASSWORD, clean_env, pip_install
+from testing.offline_host import OfflineHost
+from testing.tasks import run_task
 
 pytestmark = [pytest.mark.offline_host, pytest.mark.network]
-
-ROOT_PASSWORD = "root-Secret-4711"
-USER_PASSWORD = "user-Secret-0815"
-INVENTORY = """
-targets:
-  server: {platform: [manylinux_2_28_x86_64, manylinux2014_x86_64], python: "3.11", requirements: [server.txt]}
-  server312: {platform: [manylinux_2_28_x86_64], python: "3.12", requirements: [server.txt]}
-servers:
-  devpi-host: {target: server, port: 3141, user: myuser, index: myindex}
-  wrong-python: {target: server312}
-  unreachable: {target: server}
-  bad-key: {target: server}
-  no-sudo: {target: server}
-"""
-
-
-def clean_env(project: Path, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "DEVPI_AIRGAP_"))}
-    env.update(UV_CACHE_DIR=str(project / "uv-cache"), DEVPI_AIRGAP_SECRETS=str(project / "no-secrets.yaml"), **extra)
-    return env
-
-
-def secrets_env(project: Path) -> dict:
-    return clean_env(project, DEVPI_AIRGAP_ROOT_PASSWORD=ROOT_PASSWORD, DEVPI_AIRGAP_USER_PASSWORD=USER_PASSWORD)
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("deploy")
-    (root / "server.txt").write_text("packaging\n")
-    (root / "inventory.yaml").write_text(INVENTORY)
-    run_task("download", "--inventory", str(root / "inventory.yaml"), "--target", "server",
-             env=clean_env(root), check=True)
-    return root
-
-
-@pytest.fixture(scope="module")
-def host(project):
-    require_offline_host_support()
-    with OfflineHost() as h:
-        assert_no_route_out(h)  # an offline server for real: nothing the deploy does can reach an index
-        config = h.ssh_config_path.read_text()
-        free = _free_port()
-        config += f"\nHost unreachable\n    HostName 127.0.0.1\n    Port {free}\n"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(project / "other_key")], check=True)
-        config += (f"\nHost bad-key\n    HostName {h.address}\n    User root\n    IdentityFile {project / 'other_key'}\n"
-                   "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n")
-        config += (f"\nHost wrong-python\n    HostName {h.address}\n    User root\n    IdentityFile {h.ssh_key_path}\n"
-                   "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n")
-        config += (f"\nHost no-sudo\n    HostName {h.address}\n    User plain\n    IdentityFile {h.ssh_key_path}\n"
-                   "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n")
-        h.ssh_config_path.write_text(config)
-        h.run("useradd -m -s /bin/sh plain && install -d -o plain -m 700 ~plain/.ssh && "
-              "cp /root/.ssh/authorized_keys ~plain/.ssh/ && chown plain ~plain/.ssh/authorized_keys", check=True)
-        yield h
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fab(project: Path, host: OfflineHost, *args: str, alias: str = "devpi-host", env=None):
-    return run_task("-S", str(host.ssh_config_path), "-H", alias, *args, "--inventory", str(project / "inventory.yaml"),
-                    program="fabric", env=env or secrets_env(project))
-
-
-def index_files(host: OfflineHost) -> dict[str, str]:
-    with DevpiClient(f"http://{host.address}:3141") as client:
-        return client.index_files("myuser", "myindex")
-
 
 def test_missing_secret_fails_before_any_change(project, host):
     result = fab(project, host, "deploy", env=clean_env(project))
@@ -110,24 +35,30 @@ def test_missing_secret_fails_before_any_change(project, host):
     assert not host.run("test -e /opt/devpi-airgap").returncode == 0
 
 
-@pytest.fixture(scope="module")
-def deployed(project, host):
-    seen: list[str] = []
-    stop = threading.Event()
+def server_state(host: OfflineHost, *, skip: str = "/nonexistent") -> list[str]:
+    """Every file and directory where a deploy could leave a trace: type, mode, owner, size and content."""
+    prune = f"-path {skip} -prune -o"
+    return host.run(f"find /etc /opt /var/lib -xdev {prune} -printf '%p %y %m %u:%g %s\\n' | sort; "
+                    f"find /etc /opt /var/lib -xdev {prune} -type f -exec sha256sum {{}} + | sort",
+                    check=True).stdout.splitlines()
 
-    def watch_argv():  # every process's argv on the server while the deploy runs
-        while not stop.is_set():
-            seen.append(host.run("ps -eo args").stdout)
-            time.sleep(0.3)
 
-    watcher = threading.Thread(target=watch_argv, daemon=True)
-    watcher.start()
-    start = time.monotonic()
-    result = fab(project, host, "deploy")
-    stop.set()
-    watcher.join()
+def assert_same_state(before: list[str], after: list[str]) -> None:
+    changed = list(difflib.unified_diff(before, after, "before --check", "after --check", lineterm="", n=0))
+    assert not changed, "\n".join(changed[:40])
+
+
+def test_check_on_a_fresh_host_changes_nothing(project, host):
+    before = server_state(host)
+    # No passwords in the environment: --check reads and diffs, and needs none.
+    result = fab(project, host, "deploy", "--check", env=clean_env(project))
     assert result.returncode == 0, result.stdout + result.stderr
-    return result, seen, time.monotonic() - start
+    said = " ".join(result.stderr.split())
+    for step in ("copy wheels", "system user", "venv", "secret file", "devpi-init", "systemd unit", "user and index",
+                 "upload"):
+        assert f"would change {step}:" in said, said
+    assert "steps would change something (nothing was changed)" in result.stdout
+    assert_same_state(before, server_state(host))
 
 
 def test_first_deploy_serves_the_index(deployed, host):
@@ -154,21 +85,6 @@ def test_unit_exposure_is_at_most_2(deployed, host):
     assert exposure <= 2.0
 
 
-def pip_install(tmp_path: Path, index_url: str, *packages: str, pip_args=()) -> Path:
-    """Install with pip, as a user on the closed network would, into a fresh venv; returns its python."""
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    # requests lets these variables override pip's --cert; a user with them set would have to unset them too.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PIP_") and k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    install = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-cache-dir",
-         "--index-url", index_url, *pip_args, *packages], capture_output=True, text=True, env=env)
-    assert install.returncode == 0, install.stderr
-    return venv / "bin" / "python"
-
-
 def test_client_installs_from_the_index_alone(deployed, host, tmp_path):
     python = pip_install(tmp_path, f"http://{host.address}:3141/myuser/myindex/+simple/", "packaging",
                          pip_args=("--trusted-host", host.address))
@@ -182,6 +98,16 @@ def test_second_deploy_reports_no_changes(deployed, project, host):
     assert result.returncode == 0, result.stderr
     assert "no changes" in result.stdout
     assert "changed" not in result.stderr
+
+
+def test_check_on_a_converged_host_says_no_changes(deployed, project, host):
+    # A running devpi keeps writing its own data directory; what is on the index is compared instead.
+    before, files = server_state(host, skip="/var/lib/devpi"), index_files(host)
+    result = fab(project, host, "deploy", "--check", env=clean_env(project))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no changes" in result.stdout and "would change" not in result.stderr
+    assert_same_state(before, server_state(host, skip="/var/lib/devpi"))
+    assert index_files(host) == files
 
 
 def test_tunnel_survives_clients_hanging_up_mid_response(deployed, host):

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_task
-from tests.offline_host import OfflineHost, require_offline_host_support
+from testing.offline_host import OfflineHost, require_offline_host_support
+from testing.tasks import REPO, run_task
 
 pytestmark = [pytest.mark.offline_host, pytest.mark.network]
 

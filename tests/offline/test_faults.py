@@ -22,8 +22,9 @@ import httpx
 import pytest
 
 from devpi_airgap.offline.devpi_api import DevpiClient, DevpiError
-from tests.conftest import REPO, run_task
-from tests.test_deploy import clean_env, deployed, fab, host, secrets_env  # noqa: F401  (fixtures)
+from testing.deploy_host import fab
+from testing.environment import clean_env, secrets_env
+from testing.tasks import REPO, run_task
 
 pytestmark = [pytest.mark.offline_host, pytest.mark.network]
 

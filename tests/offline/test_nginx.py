@@ -10,12 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devpi_airgap.offline.deploy import Report
-from devpi_airgap.core.inventory import Front, Server, load_inventory
-from devpi_airgap.offline.nginx import ensure_front, render_site
-from devpi_airgap.offline.remote import Host, RemoteError
-from tests.offline_host import OfflineHost
-from tests.test_deploy import deployed, fab, host, pip_install, project  # noqa: F401  (fixtures)
+from devpi_airgap.core.errors import RemoteError
+from devpi_airgap.core.inventory import Front, Server
+from devpi_airgap.offline.nginx import NginxFront, render_site
+from devpi_airgap.offline.remote import Host
+from devpi_airgap.offline.steps import Outcome, Runner
+from testing.deploy_host import fab
+from testing.environment import pip_install
+from testing.offline_host import OfflineHost
 
 pytestmark = [pytest.mark.offline_host, pytest.mark.network]
 
@@ -94,11 +96,11 @@ def front_server(cert: Path, key: Path, address: str) -> Server:
                   front=Front(port=443, server_name=address, tls_cert=cert, tls_key=key))
 
 
-def apply_front(remote: Host, project: Path, server: Server) -> Report:
-    report = Report(remote.name)
+def apply_front(remote: Host, project: Path, server: Server) -> Runner:
+    runner = Runner(remote)
     largest = max(p.stat().st_size for p in (project / "wheelhouse" / "server").glob("*.whl"))
-    ensure_front(remote, server, load_inventory(project / "inventory.yaml"), largest, report)
-    return report
+    runner.run(NginxFront(server, has_replicas=False, max_body_bytes=largest))
+    return runner
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +168,7 @@ def test_rejected_config_is_rolled_back_and_nginx_keeps_serving(fronted, project
     assert "previous one was put back" in str(failure.value) and "key values mismatch" in str(failure.value)
     with https(host, tls) as client:
         assert client.get("/+api").status_code == 200
-    assert apply_front(remote, project, front_server(*tls, host.address)).steps == [("nginx front", "")]
+    assert apply_front(remote, project, front_server(*tls, host.address)).outcomes == [Outcome("nginx front")]
 
 
 def test_missing_nginx_names_the_remedy(fronted, project, host, remote, tls):

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from devpi_airgap.offline.devpi_api import DevpiClient
-from tests.conftest import run_task
-from tests.offline_host import OfflineHost, assert_no_route_out, pick_subnet, require_offline_host_support
-from tests.test_deploy import USER_PASSWORD, clean_env, pip_install, secrets_env
-from tests.test_devpi_api import make_wheel
+from testing.environment import USER_PASSWORD, clean_env, pip_install, secrets_env
+from testing.offline_host import OfflineHost, assert_no_route_out, pick_subnet, require_offline_host_support
+from testing.tasks import run_task
+from testing.wheels import make_wheel
 
 pytestmark = [pytest.mark.offline_host, pytest.mark.network]
 

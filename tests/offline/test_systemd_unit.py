@@ -15,7 +15,7 @@ import pytest
 
 from devpi_airgap.offline.systemd_unit import MAX_EXPOSURE, exposure_score, parse_exposure, render_unit
 
-pytest_plugins = ["tests.offline_host"]
+pytest_plugins = ["testing.offline_host"]
 
 UNIT_ARGS = dict(venv="/opt/devpi/venv", serverdir="/var/lib/devpi/server",
                  secretfile="/etc/devpi/secret", host="0.0.0.0", port=3141)
@@ -92,8 +92,8 @@ def _tiny_wheel(dest: Path, name="airgap_probe", version="0.1") -> Path:
 
 @pytest.fixture(scope="module")
 def devpi_host():
-    from tests.offline_host import OfflineHost, require_offline_host_support
-    from tests.devpi_on_offline_host import install_devpi
+    from testing.devpi_on_offline_host import install_devpi
+    from testing.offline_host import OfflineHost, require_offline_host_support
 
     require_offline_host_support()
     password = secrets.token_urlsafe(18)
@@ -103,7 +103,7 @@ def devpi_host():
 
 
 def _wait_status(url: str, host, timeout=60) -> dict:
-    from tests.devpi_on_offline_host import service_debug
+    from testing.devpi_on_offline_host import service_debug
 
     deadline = time.monotonic() + timeout
     while True:
@@ -120,7 +120,7 @@ def _wait_status(url: str, host, timeout=60) -> dict:
 
 @pytest.mark.offline_host
 def test_devpi_server_runs_hardened_on_offline_host(devpi_host, tmp_path):
-    from tests.devpi_on_offline_host import PORT, devpi_client
+    from testing.devpi_on_offline_host import PORT, devpi_client
 
     host, password = devpi_host
     url = f"http://{host.address}:{PORT}"

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, require_or_fail
-from tests.test_deploy import deployed, host, project  # noqa: F401  (module-scoped fixtures, re-created here)
+from testing.tasks import REPO, require_or_fail
 
 pytestmark = [pytest.mark.offline_host, pytest.mark.network]
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_task
-from tests.fakeindex import build_index, serve_index
-from tests.test_download import DISTS, TARGETS, clean_env, make_project
+from testing.download_project import DISTS, TARGETS, make_project
+from testing.environment import clean_env
+from testing.fakeindex import build_index, serve_index
+from testing.tasks import run_task
 
 BAD_INVENTORIES = [
     ("targets: [\n", "malformed YAML"),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from tests.conftest import run_task
+from testing.tasks import run_task
 
 pytestmark = pytest.mark.network
 

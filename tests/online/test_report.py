@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import pytest
 
 from devpi_airgap.core.wheelhouse import POOL
-from tests.conftest import run_task
+from testing.tasks import run_task
 
 INVENTORY = """
 targets:

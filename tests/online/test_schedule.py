@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from devpi_airgap.online import schedule
-from devpi_airgap.online.schedule import SERVICE, TIMER, crontab_line, cron_schedule, install, remove, render_units
-from tests.conftest import REPO, require_or_fail, run_task
-from tests.offline_host import OfflineHost, require_offline_host_support
+from devpi_airgap.online.schedule import SERVICE, TIMER, cron_schedule, crontab_line, install, remove, render_units
+from testing.offline_host import OfflineHost, require_offline_host_support
+from testing.tasks import REPO, require_or_fail, run_task
 
 INVENTORY = """
 targets:

@@ -25,7 +25,7 @@ except ImportError:  # Python 3.10
 from packaging.metadata import Metadata
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
 
-from tests.fakeindex import Dist, add_release, build_index, serve_index, sha256_file
+from testing.fakeindex import Dist, add_release, build_index, serve_index, sha256_file
 
 try:
     import uv as _uv

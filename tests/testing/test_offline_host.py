@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.offline_host import assert_no_route_out, find_debian_mirror
+from testing.offline_host import assert_no_route_out, find_debian_mirror
 
 # Fixtures come from tests/offline_host.py; registering it here as well keeps
 # this module runnable on its own (pytest de-duplicates the plugin by name).
-pytest_plugins = ["tests.offline_host"]
+pytest_plugins = ["testing.offline_host"]
 
 
 def test_find_debian_mirror_reads_deb822_and_one_line_sources(tmp_path: Path):

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_task
-from tests.fakeindex import Dist, add_release, build_index, serve_index
+from testing.environment import clean_env
+from testing.fakeindex import Dist, add_release, build_index, serve_index
+from testing.signing import make_keys, manifest_of, resign
+from testing.tasks import run_task
 
 INVENTORY = """
 index_url: {url}
@@ -25,18 +26,6 @@ bundles:
 """
 
 
-def env(tmp: Path) -> dict:
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    e["UV_CACHE_DIR"] = str(tmp / "uv-cache")
-    return e
-
-
-def make_keys(directory: Path, name: str = "key") -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ops", "-f", str(directory / name)], check=True)
-    public = (directory / f"{name}.pub").read_text().strip()
-    (directory / "allowed_signers").write_text(f"ops@example {public}\n")
-
-
 @pytest.fixture
 def project(tmp_path):
     root = build_index(tmp_path / "index", [Dist("app", "1.0", requires=["lib"]), Dist("lib", "1.0")])
@@ -48,12 +37,7 @@ def project(tmp_path):
 
 
 def task(project: Path, *args: str):
-    return run_task(*args, "--inventory", str(project / "inventory.yaml"), env=env(project))
-
-
-def manifest_of(bundle: Path) -> dict:
-    with tarfile.open(bundle) as tar:
-        return json.loads(tar.extractfile("manifest.json").read())
+    return run_task(*args, "--inventory", str(project / "inventory.yaml"), env=clean_env(project))
 
 
 def test_refresh_writes_full_then_delta_then_nothing(project):
@@ -101,14 +85,6 @@ def check(bundle: Path, staging: Path, signers: Path | None, required=True):
 
     return check_bundle(bundle, staging, allowed_signers=str(signers) if signers else None,
                         identity="ops@example", required=required)
-
-
-def resign(bundle: Path, key: Path) -> None:
-    from devpi_airgap.transfer.bundle_check import sha256_of
-
-    bundle.with_name(bundle.name + ".sha256").write_text(f"{sha256_of(bundle)}  {bundle.name}\n")
-    bundle.with_name(bundle.name + ".sig").unlink(missing_ok=True)
-    subprocess.run(["ssh-keygen", "-q", "-Y", "sign", "-f", str(key), "-n", "devpi-airgap", str(bundle)], check=True)
 
 
 def rewrite(bundle: Path, keep=lambda m: True, extra: tarfile.TarInfo | None = None) -> None:

@@ -1,0 +1,39 @@
+"""Wheels made on the spot, small and valid, for tests that need files to upload."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zipfile
+from pathlib import Path
+
+
+def make_wheel(directory: Path, name: str, version: str, payload: str = "") -> Path:
+    """Write a minimal valid pure-python wheel ``name-version-py3-none-any.whl``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    dist_info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f"VALUE = {payload!r}\n".encode(),
+        f"{dist_info}/METADATA": (
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+            f"Summary: test wheel {name}\nRequires-Python: >=3.8\n"
+            "Classifier: Programming Language :: Python :: 3\n"
+            "Classifier: License :: OSI Approved :: MIT License\n\n"
+            f"Long description of {name}.\n"
+        ).encode(),
+        f"{dist_info}/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: devpi-airgap-tests\n"
+            "Root-Is-Purelib: true\nTag: py3-none-any\n"
+        ).encode(),
+    }
+    record = []
+    for arcname, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+        record.append(f"{arcname},sha256={digest.decode()},{len(data)}")
+    record.append(f"{dist_info}/RECORD,,")
+    files[f"{dist_info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    path = directory / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for arcname, data in files.items():
+            zf.writestr(arcname, data)
+    return path

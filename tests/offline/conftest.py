@@ -1,0 +1,80 @@
+"""The deploy tests' shared setup: a project with a downloaded server wheelhouse, a booted offline host, a deploy.
+
+Module-scoped, so every test module that uses them gets a host and a deploy of its own.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+
+import pytest
+
+from testing.deploy_host import fab, free_port
+from testing.environment import clean_env
+from testing.offline_host import OfflineHost, assert_no_route_out, require_offline_host_support
+from testing.tasks import run_task
+
+INVENTORY = """
+targets:
+  server: {platform: [manylinux_2_28_x86_64, manylinux2014_x86_64], python: "3.11", requirements: [server.txt]}
+  server312: {platform: [manylinux_2_28_x86_64], python: "3.12", requirements: [server.txt]}
+servers:
+  devpi-host: {target: server, port: 3141, user: myuser, index: myindex}
+  wrong-python: {target: server312}
+  unreachable: {target: server}
+  bad-key: {target: server}
+  no-sudo: {target: server}
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("deploy")
+    (root / "server.txt").write_text("packaging\n")
+    (root / "inventory.yaml").write_text(INVENTORY)
+    run_task("download", "--inventory", str(root / "inventory.yaml"), "--target", "server",
+             env=clean_env(root), check=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def host(project):
+    require_offline_host_support()
+    with OfflineHost() as h:
+        assert_no_route_out(h)  # an offline server for real: nothing the deploy does can reach an index
+        config = h.ssh_config_path.read_text()
+        free = free_port()
+        config += f"\nHost unreachable\n    HostName 127.0.0.1\n    Port {free}\n"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(project / "other_key")], check=True)
+        config += (f"\nHost bad-key\n    HostName {h.address}\n    User root\n    IdentityFile {project / 'other_key'}\n"
+                   "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n")
+        config += (f"\nHost wrong-python\n    HostName {h.address}\n    User root\n    IdentityFile {h.ssh_key_path}\n"
+                   "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n")
+        config += (f"\nHost no-sudo\n    HostName {h.address}\n    User plain\n    IdentityFile {h.ssh_key_path}\n"
+                   "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n")
+        h.ssh_config_path.write_text(config)
+        h.run("useradd -m -s /bin/sh plain && install -d -o plain -m 700 ~plain/.ssh && "
+              "cp /root/.ssh/authorized_keys ~plain/.ssh/ && chown plain ~plain/.ssh/authorized_keys", check=True)
+        yield h
+
+
+@pytest.fixture(scope="module")
+def deployed(project, host):
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def watch_argv():  # every process's argv on the server while the deploy runs
+        while not stop.is_set():
+            seen.append(host.run("ps -eo args").stdout)
+            time.sleep(0.3)
+
+    watcher = threading.Thread(target=watch_argv, daemon=True)
+    watcher.start()
+    start = time.monotonic()
+    result = fab(project, host, "deploy")
+    stop.set()
+    watcher.join()
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result, seen, time.monotonic() - start
