@@ -1,16 +1,26 @@
 """The inventory: what to download for which target, and which servers serve it.
 
-The schema is a contract that later features extend, so validation is strict:
-every error names the file, the key path, the bad value and what was expected.
+The file's shape is a typed model (`InventoryFile`, on pydantic), which also
+publishes `inventory.schema.json` for editors. The schema is a contract that
+later features extend, so validation is strict: every error names the file,
+the key path, the bad value and what was expected. Checks that need more than
+one key or the filesystem (a server's target exists, a replica's primary is a
+primary, a requirements file is there) follow the model, in the same words.
+What the tasks use is the resolved `Inventory`: paths made absolute, defaults
+filled in, replicas given their primary's index.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from devpi_airgap.core.errors import UsageError
 
@@ -18,11 +28,8 @@ DEFAULT_WHEELHOUSE = "wheelhouse"
 DEFAULT_LOCKS = "locks"
 DEFAULT_PORT = 3141
 DEVPI_REQUIREMENTS = ("devpi-server", "devpi-web", "devpi-client")
+SCHEMA_FILE = "inventory.schema.json"
 
-_PLATFORM_TAG = re.compile(r"^[a-z0-9_]+$")
-_PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
-# uv resolves markers as CPython, so a PyPy target would get CPython markers silently.
-_IMPLEMENTATIONS = ("cp",)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -33,6 +40,100 @@ class InventoryError(UsageError):
 class UnknownTarget(UsageError):
     """A target name that the inventory does not define."""
 
+
+# ---- the file, as a typed model --------------------------------------------------------------
+# Each field's description is what an error says was expected, and what an editor shows.
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _no_float_version(value: Any) -> Any:
+    if isinstance(value, float):
+        raise ValueError('a quoted version such as "3.13" (YAML reads 3.10 as the number 3.1)')
+    return value
+
+
+PlatformTag = Annotated[str, Field(
+    pattern=r"^[a-z0-9_]+$",
+    description="a wheel platform tag such as win_amd64, macosx_11_0_arm64 or manylinux_2_28_x86_64")]
+Port = Annotated[int, Field(strict=True, ge=1, le=65535, description="a TCP port number from 1 to 65535")]
+FilePath = Annotated[str, Field(min_length=1, description="a file path")]
+DevpiName = Annotated[str, Field(pattern=_NAME.pattern, description="a devpi user or index name")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class TargetFile(_Strict):
+    """One wheelhouse: an exact OS and CPU (its platform tags), a Python version, and what to install."""
+
+    platform: Annotated[list[PlatformTag], BeforeValidator(_one_or_many), Field(
+        min_length=1, description="a wheel platform tag, or a non-empty list of them for one OS and CPU")]
+    python: Annotated[str, BeforeValidator(_no_float_version), Field(
+        pattern=r"^3\.\d{1,2}$", description='a quoted major.minor version such as "3.13"')]
+    # uv resolves markers as CPython, so a PyPy target would get CPython markers silently.
+    implementation: Annotated[Literal["cp"], Field(description="one of cp")] = "cp"
+    requirements: Annotated[list[Annotated[str, Field(min_length=1, description="a requirements file path")]],
+                            BeforeValidator(_one_or_many), Field(
+        min_length=1, description="a requirements file path, or a non-empty list of them")]
+
+
+class FrontFile(_Strict):
+    """nginx in front of devpi: cached release files, uploads as large as the largest wheel, optional TLS."""
+
+    port: Port | None = Field(None, description="a TCP port number from 1 to 65535 (default: 443 with TLS, 80 without)")
+    server_name: str | None = Field(None, min_length=1, description="the host name clients use")
+    tls_cert: FilePath | None = Field(None, description="the TLS certificate, a file on this machine")
+    tls_key: FilePath | None = Field(None, description="the TLS key, a file on this machine")
+
+
+class ServerFile(_Strict):
+    """An offline devpi server, matched against `fab -H NAME`."""
+
+    target: str = Field(min_length=1, description="a target name whose wheels install devpi on this host")
+    port: Port = DEFAULT_PORT
+    user: DevpiName | None = Field(None, description="a devpi user name (default: myuser)")
+    index: DevpiName | None = Field(None, description="a devpi index name (default: myindex)")
+    role: Literal["primary", "replica"] = Field("primary", description="primary or replica")
+    primary: str | None = Field(None, description="the servers: name of this replica's primary")
+    primary_url: str | None = Field(None, pattern=r"^https?://[^/\s]+/?$", description=(
+        "the primary's base URL as the replica reaches it, e.g. http://10.0.0.5:3141"))
+    nginx: FrontFile | None = None
+
+
+class BundlesFile(_Strict):
+    """Bundles to carry across the gap: where they go, and how they are signed and checked."""
+
+    dir: str | None = Field(None, min_length=1, description="a directory path (default: bundles)")
+    sign_key: FilePath | None = Field(None, description="online side: an SSH private key to sign bundles with")
+    allowed_signers: FilePath | None = Field(None, description="offline side: ssh-keygen's allowed_signers file")
+    identity: str | None = Field(None, min_length=1, description="the signer's principal in allowed_signers")
+    require_signature: bool = Field(False, description="true or false")
+
+
+class InventoryFile(_Strict):
+    """inventory.yaml: which wheelhouses to build, and which offline servers serve them."""
+
+    index_url: str | None = Field(None, pattern=r"^(https?|file)://\S+$",
+                                  description="an http(s):// or file:// URL of a simple index")
+    wheelhouse: str = Field(DEFAULT_WHEELHOUSE, min_length=1, description="a directory path")
+    locks: str = Field(DEFAULT_LOCKS, min_length=1, description="a directory path")
+    targets: dict[str, TargetFile] = Field(min_length=1, description="at least one target")
+    servers: dict[str, ServerFile] | None = None
+    bundles: BundlesFile | None = None
+
+
+def json_schema() -> str:
+    """The schema editors validate inventory.yaml with; committed as inventory.schema.json."""
+    schema = InventoryFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "devpi-airgap inventory"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+# ---- what the tasks use ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Target:
@@ -126,46 +227,31 @@ class Inventory:
         return self.locks / f"{target.name}.lock.json"
 
 
-class _Checker:
-    """Collects the context needed to phrase an error about one key path."""
+# ---- reading and checking --------------------------------------------------------------------
 
-    def __init__(self, path: Path):
-        self.path = path
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping, where plain YAML keeps the last one silently."""
 
-    def fail(self, keypath: str, value, expected: str):
-        raise InventoryError(f"{self.path}: {keypath}: got {value!r}, expected {expected}")
 
-    def mapping(self, keypath: str, value, *, allowed: set[str] | None = None, required=()):
-        if not isinstance(value, dict):
-            self.fail(keypath, value, "a mapping")
-        for key in value:
-            if not isinstance(key, str):
-                self.fail(keypath, key, "string keys")
-            if allowed is not None and key not in allowed:
-                self.fail(f"{keypath}.{key}", value[key], f"no such key (allowed: {', '.join(sorted(allowed))})")
-        for key in required:
-            if key not in value:
-                self.fail(f"{keypath}.{key}", None, "this key to be set")
-        return value
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the key {key!r} appears twice in one mapping (first at line "
+                f"{seen[key].start_mark.line + 1}); YAML would silently keep only the last one", key_node.start_mark)
+        seen[key] = key_node
+    return loader.construct_mapping(node, deep=deep)
 
-    def string(self, keypath: str, value, *, pattern: re.Pattern | None = None, expected="a string"):
-        if not isinstance(value, str) or not value.strip():
-            self.fail(keypath, value, expected)
-        if pattern is not None and not pattern.match(value):
-            self.fail(keypath, value, expected)
-        return value
 
-    def string_list(self, keypath: str, value, **kw) -> list[str]:
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not items:
-            self.fail(keypath, value, "a string or a non-empty list of strings")
-        return [self.string(f"{keypath}[{i}]", v, **kw) for i, v in enumerate(items)]
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def load_inventory(path: str | Path = "inventory.yaml") -> Inventory:
     path = Path(path).absolute()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InventoryError(
             f"{path}: inventory not found; run from the directory holding inventory.yaml "
@@ -174,7 +260,7 @@ def load_inventory(path: str | Path = "inventory.yaml") -> Inventory:
     except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError(f"{path}: cannot read the inventory: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -183,143 +269,176 @@ def load_inventory(path: str | Path = "inventory.yaml") -> Inventory:
     return parse_inventory(data, path)
 
 
+class _Checker:
+    """Phrases an error about one key path the way every inventory error reads."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, keypath: str, value, expected: str):
+        raise InventoryError(f"{self.path}: {keypath}: got {value!r}, expected {expected}")
+
+
+def _keypath(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _inner(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The model inside `X`, `X | None` or `dict[str, X]`, and whether it sits in a dict (entries by name)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    for arg in getattr(annotation, "__args__", ()):
+        model, in_dict = _inner(arg)
+        if model is not None:
+            return model, in_dict or getattr(annotation, "__origin__", None) is dict
+    return None, False
+
+
+def _walk(loc: tuple) -> tuple[type[BaseModel] | None, FieldInfo | None]:
+    """The model whose keys stand at `loc`, and the field `loc` ends in (list positions are skipped)."""
+    model: type[BaseModel] | None = InventoryFile
+    field, entry_name_next = None, False
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if entry_name_next:  # a target's or server's own name
+            entry_name_next = False
+            continue
+        field = model.model_fields.get(part) if model else None
+        if field is None:
+            return None, None
+        model, entry_name_next = _inner(field.annotation)
+    return model, field
+
+
+def _item_description(field: FieldInfo) -> str | None:
+    for arg in getattr(field.annotation, "__args__", ()):
+        for meta in getattr(arg, "__metadata__", ()):
+            if getattr(meta, "description", None):
+                return meta.description
+    return None
+
+
+def _expected(error: dict) -> str:
+    loc = error["loc"]
+    if error["type"] == "extra_forbidden":
+        model, _ = _walk(loc[:-1])
+        return f"no such key (allowed: {', '.join(sorted(model.model_fields)) if model else 'none'})"
+    if error["type"] == "missing":
+        return "this key to be set"
+    if error["type"] == "value_error":
+        return str(error["ctx"]["error"])
+    model, field = _walk(loc)
+    if field is None:
+        return "a mapping" if error["type"] in ("dict_type", "model_type") else error["msg"]
+    in_list = bool(loc) and isinstance(loc[-1], int)
+    if model is not None and error["type"] in ("dict_type", "model_type"):
+        return "a mapping"
+    return (_item_description(field) if in_list else None) or field.description or error["msg"]
+
+
+def _first_error(exc: ValidationError) -> tuple[str, Any, str]:
+    error = exc.errors(include_url=False)[0]
+    value = None if error["type"] == "missing" else error.get("input")
+    return _keypath(error["loc"]), value, _expected(error)
+
+
 def parse_inventory(data, path: Path) -> Inventory:
     check = _Checker(path)
+    if not isinstance(data, dict):
+        check.fail("(top level)", data, "a mapping")
+    try:
+        spec = InventoryFile.model_validate(data)
+    except ValidationError as exc:
+        check.fail(*_first_error(exc))
     base = path.parent
-    check.mapping("(top level)", data, allowed={"index_url", "wheelhouse", "locks", "targets", "servers", "bundles"},
-                  required=("targets",))
-    index_url = data.get("index_url")
-    if index_url is not None:
-        check.string("index_url", index_url, pattern=re.compile(r"^(https?|file)://\S+$"),
-                     expected="an http(s):// or file:// URL of a simple index")
-        index_url = index_url.rstrip("/")
-    wheelhouse = base / check.string("wheelhouse", data.get("wheelhouse", DEFAULT_WHEELHOUSE), expected="a directory path")
-    locks = base / check.string("locks", data.get("locks", DEFAULT_LOCKS), expected="a directory path")
-
-    servers = {}
-    raw_servers = data.get("servers") or {}
-    check.mapping("servers", raw_servers)
-    for name, raw in raw_servers.items():
-        key = f"servers.{name}"
-        check.mapping(key, raw, allowed={"target", "port", "user", "index", "role", "primary", "primary_url", "nginx"},
-                      required=("target",))
-        role = raw.get("role", "primary")
-        if role not in ("primary", "replica"):
-            check.fail(f"{key}.role", role, "primary or replica")
-        if role == "replica":
-            check.string(f"{key}.primary", raw.get("primary"), expected="the servers: name of this replica's primary")
-            for own in ("user", "index"):
-                if own in raw:
-                    check.fail(f"{key}.{own}", raw[own], "no such key on a replica: it serves its primary's index")
-        else:
-            for only_replica in ("primary", "primary_url"):
-                if only_replica in raw:
-                    check.fail(f"{key}.{only_replica}", raw[only_replica], "role: replica for this key")
-        primary_url = raw.get("primary_url")
-        if primary_url is not None:
-            check.string(f"{key}.primary_url", primary_url, pattern=re.compile(r"^https?://[^/\s]+/?$"),
-                         expected="the primary's base URL as the replica reaches it, e.g. http://10.0.0.5:3141")
-        servers[name] = Server(
-            name=name,
-            target=check.string(f"{key}.target", raw["target"], expected="a target name"),
-            port=_port(check, f"{key}.port", raw.get("port", DEFAULT_PORT)),
-            user=check.string(f"{key}.user", raw.get("user", "myuser"), pattern=_NAME, expected="a devpi user name"),
-            index=check.string(f"{key}.index", raw.get("index", "myindex"), pattern=_NAME, expected="a devpi index name"),
-            role=role,
-            primary=raw.get("primary"),
-            primary_url=primary_url.rstrip("/") if primary_url else None,
-            front=_front(check, f"{key}.nginx", raw["nginx"], base, name) if "nginx" in raw else None,
-        )
-    for server in servers.values():
-        if server.is_replica:
-            primary = servers.get(server.primary)
-            if primary is None or primary.is_replica:
-                check.fail(f"servers.{server.name}.primary", server.primary,
-                           f"a primary among the servers: entries ({', '.join(n for n, s in servers.items() if not s.is_replica)})")
-            if primary.target != server.target:
-                check.fail(f"servers.{server.name}.target", server.target,
-                           f"its primary's target {primary.target!r}: both must run the same devpi-server")
-            servers[server.name] = replace(server, user=primary.user, index=primary.index)
-
-    raw_targets = check.mapping("targets", data["targets"])
-    if not raw_targets:
-        check.fail("targets", raw_targets, "at least one target")
+    servers = _servers(check, spec, base)
     devpi_targets = {s.target for s in servers.values()}
     targets = {}
-    for name, raw in raw_targets.items():
+    for name, raw in spec.targets.items():
         key = f"targets.{name}"
-        check.string(key, name, pattern=_NAME, expected="a target name of letters, digits, '.', '_' or '-'")
-        check.mapping(key, raw, allowed={"platform", "python", "implementation", "requirements"},
-                      required=("platform", "python", "requirements"))
-        platforms = check.string_list(f"{key}.platform", raw["platform"], pattern=_PLATFORM_TAG,
-                                      expected="a wheel platform tag such as win_amd64, macosx_11_0_arm64 or manylinux_2_28_x86_64")
-        python = raw["python"]
-        if isinstance(python, float):
-            check.fail(f"{key}.python", python, 'a quoted version such as "3.13" (YAML reads 3.10 as the number 3.1)')
-        check.string(f"{key}.python", python, pattern=_PYTHON_VERSION, expected='a major.minor version such as "3.13"')
-        implementation = raw.get("implementation", "cp")
-        if implementation not in _IMPLEMENTATIONS:
-            check.fail(f"{key}.implementation", implementation, f"one of {', '.join(_IMPLEMENTATIONS)}")
+        if not _NAME.match(name):
+            check.fail(key, name, "a target name of letters, digits, '.', '_' or '-'")
         requirements = []
-        for i, req in enumerate(check.string_list(f"{key}.requirements", raw["requirements"], expected="a requirements file path")):
+        for i, req in enumerate(raw.requirements):
             req_path = base / req
             if not req_path.is_file():
                 check.fail(f"{key}.requirements[{i}]", req, f"an existing file (looked for {req_path})")
             requirements.append(req_path)
-        targets[name] = Target(
-            name=name,
-            platforms=tuple(platforms),
-            python=python,
-            implementation=implementation,
-            requirements=tuple(requirements),
-            serves_devpi=name in devpi_targets,
-        )
+        targets[name] = Target(name=name, platforms=tuple(raw.platform), python=raw.python,
+                               implementation=raw.implementation, requirements=tuple(requirements),
+                               serves_devpi=name in devpi_targets)
     for server in servers.values():
         if server.target not in targets:
             check.fail(f"servers.{server.name}.target", server.target,
                        f"one of the targets defined under 'targets:' ({', '.join(targets)})")
-    return Inventory(path=path, index_url=index_url, wheelhouse=wheelhouse, locks=locks,
-                     targets=targets, servers=servers, bundles=_bundle_settings(check, data.get("bundles") or {}, base))
+    return Inventory(path=path, index_url=spec.index_url.rstrip("/") if spec.index_url else None,
+                     wheelhouse=base / spec.wheelhouse, locks=base / spec.locks, targets=targets, servers=servers,
+                     bundles=_bundle_settings(check, spec.bundles or BundlesFile(), base))
 
 
-def _port(check: _Checker, keypath: str, port) -> int:
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        check.fail(keypath, port, "a TCP port number from 1 to 65535")
-    return port
+def _servers(check: _Checker, spec: InventoryFile, base: Path) -> dict[str, Server]:
+    raw_servers = spec.servers or {}
+    servers = {}
+    for name, raw in raw_servers.items():
+        key = f"servers.{name}"
+        if raw.role == "replica":
+            if raw.primary is None:
+                check.fail(f"{key}.primary", None, "the servers: name of this replica's primary")
+            for own in ("user", "index"):
+                if getattr(raw, own) is not None:
+                    check.fail(f"{key}.{own}", getattr(raw, own), "no such key on a replica: it serves its primary's index")
+        else:
+            for only_replica in ("primary", "primary_url"):
+                if getattr(raw, only_replica) is not None:
+                    check.fail(f"{key}.{only_replica}", getattr(raw, only_replica), "role: replica for this key")
+        servers[name] = Server(name=name, target=raw.target, port=raw.port, user=raw.user or "myuser",
+                               index=raw.index or "myindex", role=raw.role, primary=raw.primary,
+                               primary_url=raw.primary_url.rstrip("/") if raw.primary_url else None,
+                               front=_front(check, f"{key}.nginx", raw.nginx, base, name) if raw.nginx else None)
+    for server in list(servers.values()):
+        if server.is_replica:
+            primary = servers.get(server.primary)
+            if primary is None or primary.is_replica:
+                primaries = ", ".join(n for n, s in servers.items() if not s.is_replica)
+                check.fail(f"servers.{server.name}.primary", server.primary,
+                           f"a primary among the servers: entries ({primaries})")
+            if primary.target != server.target:
+                check.fail(f"servers.{server.name}.target", server.target,
+                           f"its primary's target {primary.target!r}: both must run the same devpi-server")
+            servers[server.name] = replace(server, user=primary.user, index=primary.index)
+    return servers
 
 
-def _front(check: _Checker, keypath: str, raw, base: Path, server_name: str) -> Front:
-    check.mapping(keypath, raw, allowed={"port", "server_name", "tls_cert", "tls_key"})
-    tls = [raw.get(k) for k in ("tls_cert", "tls_key")]
+def _front(check: _Checker, keypath: str, raw: FrontFile, base: Path, server_name: str) -> Front:
+    tls = [raw.tls_cert, raw.tls_key]
     if any(tls) and not all(tls):
         check.fail(f"{keypath}.{'tls_key' if tls[0] else 'tls_cert'}", None, "tls_cert and tls_key set together")
     paths = []
-    for key, value in zip(("tls_cert", "tls_key"), tls):
+    for key, value in zip(("tls_cert", "tls_key"), tls, strict=True):
         if value is not None:
-            path = base / Path(check.string(f"{keypath}.{key}", value, expected="a file path")).expanduser()
+            path = base / Path(value).expanduser()
             if not path.is_file():
                 check.fail(f"{keypath}.{key}", value, f"an existing file (looked for {path})")
             paths.append(path)
-    return Front(port=_port(check, f"{keypath}.port", raw.get("port", 443 if paths else 80)),
-                 server_name=check.string(f"{keypath}.server_name", raw.get("server_name", server_name),
-                                          expected="the host name clients use"),
+    return Front(port=raw.port or (443 if paths else 80), server_name=raw.server_name or server_name,
                  tls_cert=paths[0] if paths else None, tls_key=paths[1] if paths else None)
 
 
-def _bundle_settings(check: _Checker, raw, base: Path) -> BundleSettings:
-    check.mapping("bundles", raw, allowed={"dir", "sign_key", "allowed_signers", "identity", "require_signature"})
+def _bundle_settings(check: _Checker, raw: BundlesFile, base: Path) -> BundleSettings:
+    def path(value: str | None) -> Path | None:
+        return None if value is None else base / Path(value).expanduser()
 
-    def path(key: str) -> Path | None:
-        value = raw.get(key)
-        return None if value is None else base / Path(check.string(f"bundles.{key}", value, expected="a path")).expanduser()
+    if raw.require_signature and not (raw.allowed_signers and raw.identity):
+        check.fail("bundles.require_signature", True, "allowed_signers and identity to be set as well")
+    return BundleSettings(directory=path(raw.dir) or base / "bundles", sign_key=path(raw.sign_key),
+                          allowed_signers=path(raw.allowed_signers), identity=raw.identity,
+                          require_signature=raw.require_signature)
 
-    required = raw.get("require_signature", False)
-    if not isinstance(required, bool):
-        check.fail("bundles.require_signature", required, "true or false")
-    if required and not (raw.get("allowed_signers") and raw.get("identity")):
-        check.fail("bundles.require_signature", required, "allowed_signers and identity to be set as well")
-    identity = raw.get("identity")
-    if identity is not None:
-        check.string("bundles.identity", identity, expected="the signer's principal in allowed_signers")
-    return BundleSettings(directory=path("dir") or base / "bundles", sign_key=path("sign_key"),
-                          allowed_signers=path("allowed_signers"), identity=identity, require_signature=required)
+
+
+if __name__ == "__main__":  # regenerate the published schema: python -m devpi_airgap.core.inventory > inventory.schema.json
+    print(json_schema(), end="")  # noqa: T201

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from devpi_airgap.core.inventory import InventoryError, UnknownTarget, load_inventory
-from testing.tasks import run_task
+from devpi_airgap.core.inventory import SCHEMA_FILE, InventoryError, UnknownTarget, json_schema, load_inventory
+from testing.tasks import REPO, run_task
 
 GOOD = """
 targets:
@@ -126,3 +128,27 @@ def test_mixed_platforms_in_one_target_are_refused(write):
     inv = load_inventory(write(GOOD.replace("platform: win_amd64", "platform: beos_x86")))
     with pytest.raises(PlatformError, match="unknown platform tag 'beos_x86'"):
         target_platform(inv.targets["win313"])
+
+
+def test_a_key_given_twice_is_refused_not_silently_dropped(write):
+    duplicated_target = GOOD.replace("  server:\n", "  win313:\n", 1)
+    with pytest.raises(InventoryError, match="the key 'win313' appears twice"):
+        load_inventory(write(duplicated_target))
+    with pytest.raises(InventoryError, match="the key 'targets' appears twice"):
+        load_inventory(write(GOOD + "targets: {}\n"))
+
+
+def test_an_inventory_saved_with_a_byte_order_mark_reads_as_any_other(write):
+    path = write(GOOD)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert list(load_inventory(path).targets) == ["win313", "server"]
+
+
+def test_the_published_schema_is_the_models_own():
+    """inventory.schema.json is what editors validate with; it must never drift from the model."""
+    committed = (REPO / SCHEMA_FILE).read_text()
+    assert committed == json_schema(), "run: .venv/bin/python -m devpi_airgap.core.inventory > inventory.schema.json"
+    schema = json.loads(committed)
+    assert set(schema["properties"]) == {"index_url", "wheelhouse", "locks", "targets", "servers", "bundles"}
+    assert schema["required"] == ["targets"]
+    assert (REPO / "inventory.yaml").read_text().startswith(f"# yaml-language-server: $schema={SCHEMA_FILE}\n")
