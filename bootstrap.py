@@ -17,7 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-BIN = VENV / "bin"
+# A venv keeps its programs in Scripts\ on Windows and in bin/ elsewhere.
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 # What the offline-host tests need: systemd-nspawn, debootstrap, sshd/ssh, ip.
 DEBIAN_TEST_PACKAGES = ["systemd-container", "debootstrap", "openssh-server", "openssh-client", "iproute2", "chromium"]
 
@@ -27,7 +29,7 @@ def say(message: str) -> None:
 
 
 def ensure_venv(extras: str) -> None:
-    if not (BIN / "python").exists():
+    if not PYTHON.exists():
         say(f"creating {VENV}")
         venv.create(VENV, with_pip=True)
     stamp = VENV / f".installed{extras}"
@@ -35,13 +37,13 @@ def ensure_venv(extras: str) -> None:
     if stamp.exists() and stamp.read_text() == wanted:
         return
     say(f"installing devpi-airgap{extras} into {VENV}")
-    subprocess.run([str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                     "-e", f"{ROOT}{extras}"], check=True)
     stamp.write_text(wanted)
 
 
 def ensure_debian_packages() -> None:
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
+    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
         say("not root on Debian: the offline-host tests will be skipped (they fail under CI=1)")
         return
     missing = [p for p in DEBIAN_TEST_PACKAGES
@@ -60,11 +62,16 @@ def main(argv: list[str]) -> int:
     os.chdir(ROOT)
     if command == "download":
         ensure_venv("")
-        return subprocess.run([str(BIN / "inv"), "download", "--target", "all", *argv[1:]]).returncode
+        return subprocess.run([str(PYTHON), "-m", "invoke", "download", "--target", "all", *argv[1:]]).returncode
     if command == "test":
         ensure_venv("[test]")
         ensure_debian_packages()
-        pytest = [str(BIN / "python"), "-m", "pytest", "-ra", *argv[1:]]
+        # Lint and format are checked first: a style slip fails in seconds, not after the whole suite.
+        for check in (["check", "."], ["format", "--check", "."]):
+            say(f"ruff {' '.join(check)}")
+            if subprocess.run([str(PYTHON), "-m", "ruff", *check]).returncode:
+                return 1
+        pytest = [str(PYTHON), "-m", "pytest", "-ra", *argv[1:]]
         return subprocess.run(pytest).returncode
     print(__doc__.strip(), file=sys.stderr)
     return 2

@@ -1,6 +1,6 @@
 """Bundle write and check throughput against `tar cf` and `sha256sum` of the same files, in one run.
 
-    .venv/bin/python bench/bundle.py [--wheelhouse wheelhouse] [--inventory inventory.yaml]
+    .venv/bin/python -m bench.bundle [--inventory inventory.yaml] [--json bench/results/bundle.json]
 
 Writing a bundle is compared with `tar cf` of the same wheels; checking one
 (checksum, manifest, every sha256, extraction into staging) with `sha256sum`
@@ -19,11 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.results import default_path, write_results
+
 REPO = Path(__file__).resolve().parent.parent
 CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-sys.path.insert(0, {repo!r})
 from devpi_airgap.core.inventory import load_inventory
 from devpi_airgap.transfer.bundle import write_bundle
 from devpi_airgap.transfer.bundle_check import check_bundle
@@ -45,7 +46,7 @@ def timed(command: list[str], **kw) -> float:
 
 
 def ours(mode: str, inventory: Path, bundle: str = "", staging: str = "") -> dict:
-    code = CHILD.format(repo=str(REPO), inventory=str(inventory), mode=mode, bundle=bundle, staging=staging)
+    code = CHILD.format(inventory=str(inventory), mode=mode, bundle=bundle, staging=staging)
     result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -53,6 +54,7 @@ def ours(mode: str, inventory: Path, bundle: str = "", staging: str = "") -> dic
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inventory", type=Path, default=REPO / "inventory.yaml")
+    parser.add_argument("--json", type=Path, default=default_path("bundle"), help="where to write the results")
     args = parser.parse_args()
     inventory = args.inventory.resolve()
     pool = inventory.parent / "wheelhouse" / ".pool"
@@ -92,6 +94,9 @@ def main() -> int:
         print(f"{name:38} {mine:7.2f} {ref:7.2f} {bundled / mine / 1e6:10.0f} {size / ref / 1e6:9.0f} "
               f"{(bundled / mine) / (size / ref):9.2f}x {rss:7.0f}MB")
     print("goal: rate ratio >= 0.8x; peak RSS independent of bundle size")
+    results = [{"scenario": name, "ours_s": mine, "reference_s": ref, "rate_ratio": (bundled / mine) / (size / ref),
+                "peak_rss_mb": rss} for name, mine, ref, rss in rows]
+    print(f"results: {write_results(args.json, {'wheels': len(wheels), 'megabytes': size / 1e6, 'rows': results})}")
     return 0
 
 

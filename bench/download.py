@@ -1,6 +1,6 @@
 """Benchmark `inv download` against the manual `pip download` recipe users run today.
 
-    .venv/bin/python bench/download.py [--requirements requirements/base.txt] [--out bench-results.json]
+    .venv/bin/python -m bench.download [--requirements requirements/base.txt] [--out bench/results/download.json]
 
 One run measures, side by side, for the same requirements and the same target
 (Windows, CPython 3.13), each contender starting from FRESH caches and FRESH
@@ -46,6 +46,8 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from bench.results import default_path
 
 ROOT = Path(__file__).resolve().parent.parent
 INV = ROOT / ".venv" / "bin" / "inv"
@@ -246,7 +248,7 @@ def print_table(results: Results) -> None:
     rows = [[r.scenario, fmt(r.ours_s), r.baseline, fmt(r.baseline_s), fmt(r.ratio) + ("x" if r.ratio else ""),
              r.goal, {True: "yes", False: "NO", None: "n/a"}[r.met]] for r in results.rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
     print()
     print(line(headers))
     print(line(["-" * w for w in widths]))
@@ -274,7 +276,7 @@ def print_table(results: Results) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requirements", default="requirements/base.txt", type=Path)
-    parser.add_argument("--out", default="bench-results.json", type=Path)
+    parser.add_argument("--out", default=default_path("download"), type=Path)
     parser.add_argument("--mac-platform", default=MAC_PLATFORM,
                         help=f"platform tag of the mac312 target in the three-target run (default {MAC_PLATFORM}; "
                              "recent scipy has no macosx_11_0_arm64 wheels, so that target may not resolve)")

@@ -1,7 +1,7 @@
 """Load benchmark: N concurrent `pip install`s of the sample target from a deployed devpi index.
 
-    sudo .venv/bin/python bench/load.py [-n 30] [--rounds 1] [--via direct,front] [--json bench-results-load.json]
-    .venv/bin/python bench/load.py --index-url http://ADDR:3141/myuser/myindex/+simple/ [--ssh-config F --host H]
+    sudo .venv/bin/python -m bench.load [-n 30] [--rounds 1] [--via direct,front] [--json bench/results/load.json]
+    .venv/bin/python -m bench.load --index-url http://ADDR:3141/myuser/myindex/+simple/ [--ssh-config F --host H]
 
 By default it builds everything it measures, like the deploy tests do (root
 needed): it copies the repository's inventory.yaml and requirements/ into a
@@ -34,18 +34,6 @@ the client side (pip unpacking and byte-compiling) dominates the times.
 
 This is a benchmark, not a test: the goal is zero failures; timings are
 reported, never asserted.  Exit status 1 if any client failed, 2 on bad usage.
-
-Findings (devpi-server 6.20.3, sample server target: 127 packages, 205 MB of
-wheels per client, everything on one 2-CPU runner):
-- direct, 30 clients, runner shared with other test suites (load ~35):
-  0 failures; p50 2634 s, p95 2645 s; devpi-server 106 CPU s, peak RSS 242 MB.
-  Each pip got ~1 CPU min in 44 min: the figures measure starved clients.
-- direct against the nginx front, 5 clients each, runner otherwise idle:
-  0 failures both; p50 254 s direct, 222 s front (0.87x); devpi-server
-  68.6 CPU s direct, 3.4 CPU s behind the front (nginx 0.8 CPU s), which
-  served release files from its cache; devpi peak RSS 247 / 283 MB, nginx 12 MB.
-Run it on a bigger runner, or against a remote index with --index-url, to
-load the server itself.
 """
 
 from __future__ import annotations
@@ -66,14 +54,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from devpi_airgap.core.inventory import DEVPI_REQUIREMENTS, Inventory, Server, load_inventory  # noqa: E402
-from devpi_airgap.core.isolation import isolated_env  # noqa: E402
+from bench.results import default_path
+from devpi_airgap.core.inventory import DEVPI_REQUIREMENTS, Inventory, Server, load_inventory
+from devpi_airgap.core.isolation import isolated_env
 from testing.environment import clean_env, secrets_env
-from testing.offline_host import OfflineHost, missing_requirements  # noqa: E402
+from testing.offline_host import OfflineHost, missing_requirements
 from testing.tasks import run_task
+
+REPO = Path(__file__).resolve().parent.parent
 
 SERVER = "devpi-host"  # the sample inventory's servers: entry
 UNITS = ("devpi.service", "nginx.service")
@@ -419,8 +407,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                             "host, no deploy); requirements still come from the inventory")
     parser.add_argument("--ssh-config", type=Path, help="with --index-url: ssh config to sample the server with")
     parser.add_argument("--host", help="with --index-url: ssh host (alias) of the server, to sample its CPU and RSS")
-    parser.add_argument("--json", type=Path, default=Path("bench-results-load.json"),
-                        help="where to write the results (default bench-results-load.json)")
+    parser.add_argument("--json", type=Path, default=default_path("load"),
+                        help="where to write the results (default bench/results/load.json)")
     args = parser.parse_args(argv)
     if args.clients < 1 or args.rounds < 1:
         parser.error("-n and --rounds must be at least 1")

@@ -1,6 +1,6 @@
 """Benchmark: devpi_airgap.devpi_api.upload_missing vs ``devpi upload`` (devpi-client).
 
-    python bench/upload.py [--wheels DIR] [--workers N]
+    .venv/bin/python -m bench.upload [--wheels DIR] [--workers N] [--json bench/results/upload.json]
 
 Each contender gets its own fresh devpi-server on loopback.  Measured per
 contender: (1) upload of all wheels into a fresh index, (2) the same call again
@@ -10,13 +10,6 @@ no-op resync <= 0.1x of devpi-client.  Timings are reported, never asserted.
 Without --wheels it uses ``wheelhouse/server/`` if present, else downloads a
 set of real wheels (~140 files, ~140 MB) into a cache dir with pip (run with
 PIP_CONFIG_FILE=/dev/null and without PIP_* variables).
-
-Finding (devpi-server 6.20, 2 CPUs): a fresh upload is bound by the server.
-Profiling it (--profile-requests) shows ~60% of request time in webob's
-cgi.FieldStorage reading the file part line by line, plus one sqlite commit per
-file; webob drops part Content-Length headers, so no client can avoid that.
-Parallel uploads gain ~10-20%.  The no-op resync is where a client wins:
-devpi upload re-sends every byte, upload_missing lists the index instead.
 """
 
 from __future__ import annotations
@@ -33,11 +26,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from bench.results import default_path, write_results
+from devpi_airgap.offline.devpi_api import DevpiClient, upload_missing
+from testing.devpi_server import ROOT_PASSWORD, start_devpi_server
 
-from devpi_airgap.offline.devpi_api import DevpiClient, upload_missing  # noqa: E402
-from testing.devpi_server import ROOT_PASSWORD, start_devpi_server  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 DOWNLOAD = [
     "devpi-server", "devpi-web", "devpi-client", "pandas", "numpy", "matplotlib",
@@ -134,6 +127,7 @@ def main() -> None:
     parser.add_argument("--wheels", help="directory of wheels (searched recursively)")
     parser.add_argument("--workers", type=int, default=4, help="parallel uploads for ours")
     parser.add_argument("--rounds", type=int, default=1, help="repeat and report medians")
+    parser.add_argument("--json", type=Path, default=default_path("upload"), help="where to write the results")
     args = parser.parse_args()
 
     wheels = sorted(wheel_dir(args.wheels).rglob("*.whl"))
@@ -166,12 +160,15 @@ def main() -> None:
 
     print()
     print(f"{'scenario':<22}{'devpi upload':>14}{'ours':>10}{'ours/devpi':>12}{'goal':>8}")
+    rows = []
     for i, (scenario, goal) in enumerate((("upload (fresh index)", 0.5), ("no-op resync", 0.1))):
         d = statistics.median(t[i] for t in times["devpi"])
         o = statistics.median(t[i] for t in times["ours"])
         ratio = o / d
         mark = "ok" if ratio <= goal else "missed"
         print(f"{scenario:<22}{d:>13.2f}s{o:>9.2f}s{ratio:>12.3f}{'<=' + str(goal):>8} {mark}")
+        rows.append({"scenario": scenario, "devpi_upload_s": d, "ours_s": o, "ratio": ratio, "goal": goal})
+    print(f"results: {write_results(args.json, {'wheels': len(wheels), 'megabytes': total_mb, 'rows': rows})}")
 
 
 if __name__ == "__main__":

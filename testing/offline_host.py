@@ -382,7 +382,7 @@ class OfflineHost:
         except OSError:
             return "<no console log>"
         text = text.replace("\r", "")
-        return "\n".join([l for l in text.splitlines() if l.strip()][-lines:])
+        return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
 
     def _fail(self, msg: str) -> None:
         raise OfflineHostError(

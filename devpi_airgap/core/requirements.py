@@ -91,7 +91,7 @@ def resolution_sets(target: Target) -> list[ResolutionSet]:
         by_name: dict[str, list[RequirementLine]] = {}
         for line in lines:
             by_name.setdefault(line.name, []).append(line)
-        for name, named in by_name.items():
+        for named in by_name.values():
             if len({line.text for line in named}) > 1:
                 sets += [ResolutionSet(f"{path.name}: {line.text}", (line.text,), tuple(constraints)) for line in named]
     if target.serves_devpi:

@@ -10,7 +10,6 @@ tunnelled HTTP API.
 from __future__ import annotations
 
 import json
-import shlex
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -51,6 +50,7 @@ from devpi_airgap.offline.layout import (
 )
 from devpi_airgap.offline.nginx import NginxFront
 from devpi_airgap.offline.programs import facts as facts_program
+from devpi_airgap.offline.programs import port_free
 from devpi_airgap.offline.remote import Host
 from devpi_airgap.offline.steps import Outcome, Runner, Step
 from devpi_airgap.offline.systemd_unit import render_unit
@@ -124,9 +124,7 @@ def check_facts(host: Host, target: Target) -> None:
 def check_port(host: Host, port: int) -> None:
     if service_active(host):
         return
-    probe = ("import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
-             f"s.bind(('0.0.0.0', {port}))")
-    if not host.run(f"python3 -c {shlex.quote(probe)}", step="port check", check=False).ok:
+    if not host.run_program(port_free, str(port), step="port check", check=False).ok:
         holder = host.run(f"ss -Hltnp 'sport = :{port}' 2>/dev/null", step="port check", check=False).stdout.strip()
         raise RemoteError(f"port check: port {port} on {host.name} is already taken{' by ' + holder if holder else ''}; "
                           f"stop that service or set servers.{host.name}.port to a free port")

@@ -205,8 +205,13 @@ class Host:
 class _Tunnel:
     """Forward a local port to the server's loopback over the SSH connection.
 
-    Fabric's forward_local re-raises any client hang-up (a broken pipe when a
-    client closes early) at exit; here each connection's end is its own business.
+    Why not Fabric's forward_local: the hang-up test's traffic (600 clients
+    that drop a 20 MB response mid-way, half of them with a reset) took it
+    down on the offline test host (2026-11-26, Fabric 3): the SSH transport
+    died, 583 of the clients and every request after them timed out, and it
+    raised ThreadException (BrokenPipeError) at exit. This tunnel keeps the
+    same connection alive through it (test_tunnel_survives_clients_hanging_up_
+    mid_response); here each connection's end is its own business.
     Never select() on a channel: paramiko then backs it with an OS pipe, and a
     client hanging up mid-response closes that pipe while the transport thread
     still writes to it, which kills the whole SSH connection (paramiko #1157).

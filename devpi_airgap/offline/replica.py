@@ -26,6 +26,7 @@ from devpi_airgap.offline.deploy import (
 from devpi_airgap.offline.health import journal, service_active, wait_healthy
 from devpi_airgap.offline.layout import SECRETFILE, SERVER_HOME, SERVERDIR, SERVICE_USER, UNIT_PATH, VENV
 from devpi_airgap.offline.nginx import NginxFront
+from devpi_airgap.offline.programs import reach
 from devpi_airgap.offline.programs import wait_replicated as wait_replicated_program
 from devpi_airgap.offline.remote import Host
 from devpi_airgap.offline.steps import Runner, Step
@@ -89,8 +90,7 @@ class SharedSecret(Step):
 
 
 def check_reach(host: Host, url: str, server: Server) -> None:
-    probe = f"import urllib.request; urllib.request.urlopen({url + '/+api'!r}, timeout=10).read()"
-    result = host.run(f"python3 -c {shlex.quote(probe)}", step="reach primary", check=False)
+    result = host.run_program(reach, f"{url}/+api", step="reach primary", check=False)
     if not result.ok:
         reason = (result.stderr.strip().splitlines() or ["no answer"])[-1]
         raise RemoteError(f"reach primary: {host.name} cannot reach its primary at {url} ({reason}); set "

@@ -163,8 +163,3 @@ def parse_exposure(output: str) -> float:
 def exposure_score(unit_text: str, unit_name: str = UNIT_NAME) -> float:
     return parse_exposure(analyze_security(unit_text, unit_name))
 
-
-if __name__ == "__main__":  # quick look: python -m devpi_airgap.offline.systemd_unit
-    text = render_unit(venv="/opt/devpi/venv", serverdir="/var/lib/devpi/server",
-                       secretfile="/etc/devpi/secret", host="0.0.0.0", port=3141)
-    print(analyze_security(text))

@@ -46,7 +46,7 @@ def page_fingerprints(index_url: str | None, names: set[str], known: dict[str, l
     with httpx.Client(timeout=30, limits=limits, follow_redirects=True) as client, \
             ThreadPoolExecutor(max_workers=WORKERS) as pool:
         ordered = sorted(names)
-        return dict(zip(ordered, pool.map(lambda n: _page(client, base, n, known.get(n)), ordered)))
+        return dict(zip(ordered, pool.map(lambda n: _page(client, base, n, known.get(n)), ordered), strict=True))
 
 
 def inputs_digest(description: object) -> str:

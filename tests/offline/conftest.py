@@ -11,10 +11,8 @@ import time
 
 import pytest
 
-from testing.deploy_host import fab, free_port
-from testing.environment import clean_env
+from testing.deploy_host import fab, free_port, server_project
 from testing.offline_host import OfflineHost, assert_no_route_out, require_offline_host_support
-from testing.tasks import run_task
 
 INVENTORY = """
 targets:
@@ -31,12 +29,7 @@ servers:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("deploy")
-    (root / "server.txt").write_text("packaging\n")
-    (root / "inventory.yaml").write_text(INVENTORY)
-    run_task("download", "--inventory", str(root / "inventory.yaml"), "--target", "server",
-             env=clean_env(root), check=True)
-    return root
+    return server_project(tmp_path_factory.mktemp("deploy"), INVENTORY)
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,9 @@ import httpx
 import pytest
 
 from devpi_airgap.offline.devpi_api import DevpiClient, DevpiError
-from testing.deploy_host import fab
-from testing.environment import clean_env, secrets_env
-from testing.tasks import REPO, run_task
+from testing.deploy_host import fab, server_project
+from testing.environment import secrets_env
+from testing.tasks import REPO
 
 pytestmark = [pytest.mark.offline_host, pytest.mark.network]
 
@@ -41,12 +41,7 @@ servers:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faults")
-    (root / "server.txt").write_text("packaging\n")
-    (root / "inventory.yaml").write_text(INVENTORY)
-    run_task("download", "--inventory", str(root / "inventory.yaml"), "--target", "server",
-             env=clean_env(root), check=True)
-    return root
+    return server_project(tmp_path_factory.mktemp("faults"), INVENTORY)
 
 
 def manifest(project: Path) -> dict[str, str]:

@@ -23,7 +23,7 @@ UNIT_ARGS = dict(venv="/opt/devpi/venv", serverdir="/var/lib/devpi/server",
 
 def test_render_unit_runs_offline_restricted_server():
     text = render_unit(**UNIT_ARGS, extra_args=["--threads", "8"])
-    execstart = next(l for l in text.splitlines() if l.startswith("ExecStart="))
+    execstart = next(line for line in text.splitlines() if line.startswith("ExecStart="))
     assert execstart == (
         "ExecStart=/opt/devpi/venv/bin/devpi-server --serverdir /var/lib/devpi/server "
         "--secretfile /etc/devpi/secret --host 0.0.0.0 --port 3141 --offline-mode "

@@ -1,0 +1,40 @@
+"""One sha256 and one atomic write for the whole tool."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from devpi_airgap.core.files import atomic_write, sha256_file
+
+
+def test_sha256_file_reads_in_chunks_and_matches_hashlib(tmp_path):
+    path = tmp_path / "big"
+    data = os.urandom(3 * (1 << 20) + 17)  # more than one chunk, and not a multiple of it
+    path.write_bytes(data)
+    assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+
+
+def test_atomic_write_replaces_whole_and_leaves_no_temporary_file(tmp_path):
+    path = tmp_path / "deep" / "lock.json"
+    atomic_write(path, "one")
+    atomic_write(path, b"two")
+    assert path.read_text() == "two"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["lock.json"]
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_a_failed_write_keeps_the_old_file_and_removes_its_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "lock.json"
+    atomic_write(path, "old")
+
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write(path, "new")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["lock.json"]
