@@ -37,8 +37,10 @@ def ensure_venv(extras: str) -> None:
     if stamp.exists() and stamp.read_text() == wanted:
         return
     say(f"installing devpi-airgap{extras} into {VENV}")
-    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "-e", f"{ROOT}{extras}"], check=True)
+    subprocess.run(
+        [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f"{ROOT}{extras}"],
+        check=True,
+    )
     stamp.write_text(wanted)
 
 
@@ -46,9 +48,12 @@ def ensure_debian_packages() -> None:
     if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
         say("not root on Debian: the offline-host tests will be skipped (they fail under CI=1)")
         return
-    missing = [p for p in DEBIAN_TEST_PACKAGES
-               if subprocess.run(["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True)
-               .stdout != "install ok installed"]
+    missing = [
+        p
+        for p in DEBIAN_TEST_PACKAGES
+        if subprocess.run(["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True).stdout
+        != "install ok installed"
+    ]
     if not missing:
         return
     say(f"installing Debian packages: {' '.join(missing)}")

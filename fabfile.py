@@ -54,8 +54,13 @@ def _connect(c, inventory, server):
     return inv, host, _server(inv, host, server)
 
 
-@task(help=dict(HELP, bundle="deploy from this bundle file (checked here and on the server first)",
-                check="show what would change on the server, and change nothing (no secrets needed)"))
+@task(
+    help=dict(
+        HELP,
+        bundle="deploy from this bundle file (checked here and on the server first)",
+        check="show what would change on the server, and change nothing (no secrets needed)",
+    )
+)
 def deploy(c, inventory="inventory.yaml", server=None, bundle=None, check=False):
     """Install or update devpi-server on the host, create the user and index, upload missing wheels.
 
@@ -70,16 +75,19 @@ def deploy(c, inventory="inventory.yaml", server=None, bundle=None, check=False)
         runner = Runner(host, check=check, on_outcome=show.step_printer(check))
         if entry.is_replica:
             if bundle:
-                raise UsageError(f"{entry.name} is a replica: deploy the bundle to its primary {entry.primary}, "
-                                 "and the replica follows")
+                raise UsageError(
+                    f"{entry.name} is a replica: deploy the bundle to its primary {entry.primary}, "
+                    "and the replica follows"
+                )
             show.say_deploying(host.name, host.address, f"a replica of {entry.primary}", entry.target, check)
             show.print_deploy(deploy_replica(runner, inv, entry))
             return
         credentials = None if check else load_credentials(entry.name)
         show.say_deploying(host.name, host.address, "devpi", entry.target, check)
         if bundle:
-            result = deploy_bundle(runner, inv, entry, credentials, Path(bundle), progress=bar_progress,
-                                   on_checked=show.say_bundle_checked)
+            result = deploy_bundle(
+                runner, inv, entry, credentials, Path(bundle), progress=bar_progress, on_checked=show.say_bundle_checked
+            )
         else:
             result = deploy_server(runner, inv, entry, credentials, progress=bar_progress)
         show.print_deploy(result)
@@ -93,7 +101,9 @@ def upload(c, inventory="inventory.yaml", server=None):
     with user_errors():
         inv, host, entry = _connect(c, inventory, server)
         if entry.is_replica:
-            raise UsageError(f"{entry.name} is a replica: upload to its primary {entry.primary}, and the replica follows")
+            raise UsageError(
+                f"{entry.name} is a replica: upload to its primary {entry.primary}, and the replica follows"
+            )
         runner = Runner(host, on_outcome=show.step_printer(False))
         result = upload_only(runner, inv, entry, load_credentials(entry.name), progress=bar_progress)
         show.print_upload(result)

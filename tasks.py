@@ -23,12 +23,14 @@ INVENTORY_HELP = "inventory file (default: inventory.yaml in the current directo
 TARGET_HELP = "a target name from the inventory, several joined by commas, or 'all' (default)"
 
 
-@task(help={
-    "target": TARGET_HELP,
-    "inventory": INVENTORY_HELP,
-    "locked": "download exactly what the targets' lock files list, without resolving again",
-    "verify": "prove offline installability at the end (default: on; --no-verify skips it)",
-})
+@task(
+    help={
+        "target": TARGET_HELP,
+        "inventory": INVENTORY_HELP,
+        "locked": "download exactly what the targets' lock files list, without resolving again",
+        "verify": "prove offline installability at the end (default: on; --no-verify skips it)",
+    }
+)
 def download(c, target="all", inventory="inventory.yaml", locked=False, verify=True):
     """Download each target's complete dependency closure into wheelhouse/TARGET/.
 
@@ -64,8 +66,7 @@ def verify(c, target="all", inventory="inventory.yaml"):
         check_verified(verified)
 
 
-@task(help={"inventory": INVENTORY_HELP,
-            "full": "carry every file, not only those no earlier bundle carried"})
+@task(help={"inventory": INVENTORY_HELP, "full": "carry every file, not only those no earlier bundle carried"})
 def bundle(c, inventory="inventory.yaml", full=False):
     """Write one bundle file to carry across the gap: wheels, locks, manifest, checksum, signature.
 
@@ -93,8 +94,9 @@ def refresh(c, inventory="inventory.yaml"):
         print(path if path else "nothing new")
 
 
-@task(help={"inventory": INVENTORY_HELP,
-            "html": "also write a self-contained, sortable HTML matrix here ('' for none)"})
+@task(
+    help={"inventory": INVENTORY_HELP, "html": "also write a self-contained, sortable HTML matrix here ('' for none)"}
+)
 def report(c, inventory="inventory.yaml", html="wheelhouse/report.html"):
     """Show the wheelhouse matrix: each package's versions per target, totals and sizes.
 
@@ -110,10 +112,14 @@ def report(c, inventory="inventory.yaml", html="wheelhouse/report.html"):
         check_complete(matrix)
 
 
-@task(help={"on_calendar": "systemd OnCalendar= expression (default: daily)",
-            "deploy_host": "after a good refresh, fab deploy each new bundle to this -H host",
-            "remove": "stop, disable and delete the timer and service",
-            "inventory": INVENTORY_HELP})
+@task(
+    help={
+        "on_calendar": "systemd OnCalendar= expression (default: daily)",
+        "deploy_host": "after a good refresh, fab deploy each new bundle to this -H host",
+        "remove": "stop, disable and delete the timer and service",
+        "inventory": INVENTORY_HELP,
+    }
+)
 def schedule(c, on_calendar="daily", deploy_host=None, remove=False, inventory="inventory.yaml"):
     """Run `inv refresh` unattended from a systemd user timer; prints a crontab line where systemd cannot.
 
@@ -131,6 +137,7 @@ def schedule(c, on_calendar="daily", deploy_host=None, remove=False, inventory="
             inv = load_inventory(inventory)
             if deploy_host:
                 inv.server(deploy_host)  # fail now, not at the first unattended deploy
-            outcome = timer.install(Path(__file__).resolve().parent, Path(inventory).resolve(),
-                                    on_calendar, deploy_host)
+            outcome = timer.install(
+                Path(__file__).resolve().parent, Path(inventory).resolve(), on_calendar, deploy_host
+            )
         print("\n".join(outcome.lines))

@@ -66,9 +66,15 @@ def main() -> int:
         tmp = Path(tmp)
         bench_inventory = tmp / "inventory.yaml"
         text = inventory.read_text()
-        bench_inventory.write_text(text.replace("targets:", f"wheelhouse: {inventory.parent / 'wheelhouse'}\n"
-                                                f"locks: {inventory.parent / 'locks'}\nbundles: {{dir: {tmp / 'out'}}}\n"
-                                                "targets:", 1))
+        bench_inventory.write_text(
+            text.replace(
+                "targets:",
+                f"wheelhouse: {inventory.parent / 'wheelhouse'}\n"
+                f"locks: {inventory.parent / 'locks'}\nbundles: {{dir: {tmp / 'out'}}}\n"
+                "targets:",
+                1,
+            )
+        )
         for req in inventory.parent.glob("requirements/*.txt"):
             (tmp / "requirements").mkdir(exist_ok=True)
             (tmp / "requirements" / req.name).write_text(req.read_text())
@@ -89,13 +95,25 @@ def main() -> int:
         ("check bundle vs sha256sum + tar xf", check["seconds"], sha, check["max_rss_mb"]),
     ]
     print(f"{len(wheels)} wheels in the pool, {size / 1e6:.1f} MB (bundle of the locked ones: {bundled / 1e6:.1f} MB)")
-    print(f"{'scenario':38} {'ours s':>7} {'ref s':>7} {'ours MB/s':>10} {'ref MB/s':>9} {'rate ratio':>10} {'peak RSS':>9}")
+    print(
+        f"{'scenario':38} {'ours s':>7} {'ref s':>7} {'ours MB/s':>10} {'ref MB/s':>9} {'rate ratio':>10} {'peak RSS':>9}"
+    )
     for name, mine, ref, rss in rows:
-        print(f"{name:38} {mine:7.2f} {ref:7.2f} {bundled / mine / 1e6:10.0f} {size / ref / 1e6:9.0f} "
-              f"{(bundled / mine) / (size / ref):9.2f}x {rss:7.0f}MB")
+        print(
+            f"{name:38} {mine:7.2f} {ref:7.2f} {bundled / mine / 1e6:10.0f} {size / ref / 1e6:9.0f} "
+            f"{(bundled / mine) / (size / ref):9.2f}x {rss:7.0f}MB"
+        )
     print("goal: rate ratio >= 0.8x; peak RSS independent of bundle size")
-    results = [{"scenario": name, "ours_s": mine, "reference_s": ref, "rate_ratio": (bundled / mine) / (size / ref),
-                "peak_rss_mb": rss} for name, mine, ref, rss in rows]
+    results = [
+        {
+            "scenario": name,
+            "ours_s": mine,
+            "reference_s": ref,
+            "rate_ratio": (bundled / mine) / (size / ref),
+            "peak_rss_mb": rss,
+        }
+        for name, mine, ref, rss in rows
+    ]
     print(f"results: {write_results(args.json, {'wheels': len(wheels), 'megabytes': size / 1e6, 'rows': results})}")
     return 0
 

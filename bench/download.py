@@ -64,12 +64,22 @@ def three_targets(mac_platform: str) -> dict:
         "lin311": {"platform": ["manylinux_2_28_x86_64", "manylinux2014_x86_64"], "python": "3.11"},
     }
 
-PIP_TARGET_ARGS = ["--platform", "win_amd64", "--python-version", "313", "--implementation", "cp",
-                   "--abi", "cp313", "--only-binary=:all:"]
 
-GOAL_COLD = 1.0       # ours cold <= 1.0x pip cold
-GOAL_RERUN = 0.25     # ours re-run <= 0.25x pip re-run
-GOAL_THREE = 1.5      # ours, three targets <= 1.5x ours, one target
+PIP_TARGET_ARGS = [
+    "--platform",
+    "win_amd64",
+    "--python-version",
+    "313",
+    "--implementation",
+    "cp",
+    "--abi",
+    "cp313",
+    "--only-binary=:all:",
+]
+
+GOAL_COLD = 1.0  # ours cold <= 1.0x pip cold
+GOAL_RERUN = 0.25  # ours re-run <= 0.25x pip re-run
+GOAL_THREE = 1.5  # ours, three targets <= 1.5x ours, one target
 
 
 @dataclass
@@ -207,9 +217,23 @@ def row(scenario: str, ours: Run, baseline_name: str, baseline: Run, goal: float
 
 def correctness(pip_dir: Path, ours_dir: Path, pip_reqs: Path, logdir: Path, tmp: Path) -> dict:
     uv = shutil.which("uv", path=str(ROOT / ".venv" / "bin")) or "uv"
-    cmd = [uv, "pip", "compile", "--no-config", "--offline", "--no-index", "--find-links", str(pip_dir),
-           "--python-platform", "x86_64-pc-windows-msvc", "--python-version", "3.13", "--only-binary", ":all:",
-           str(pip_reqs)]
+    cmd = [
+        uv,
+        "pip",
+        "compile",
+        "--no-config",
+        "--offline",
+        "--no-index",
+        "--find-links",
+        str(pip_dir),
+        "--python-platform",
+        "x86_64-pc-windows-msvc",
+        "--python-version",
+        "3.13",
+        "--only-binary",
+        ":all:",
+        str(pip_reqs),
+    ]
     check = run("pip-wheelhouse-offline", cmd, logdir, clean_env(UV_CACHE_DIR=str(tmp / "uv-cache-check")))
     log_text = Path(check.log).read_text()
     mentioned = sorted({m for m in ("colorama", "legacy-cgi") if m in log_text})
@@ -222,8 +246,9 @@ def correctness(pip_dir: Path, ours_dir: Path, pip_reqs: Path, logdir: Path, tmp
         "pip_offline_check_error": _uv_error(log_text),
         "in_pip_not_ours": sorted(set(pip_has) - set(ours_has)),
         "in_ours_not_pip": sorted(set(ours_has) - set(pip_has)),
-        "pexpect_ptyprocess_in_pip_not_ours": sorted(n for n in ("pexpect", "ptyprocess")
-                                                     if n in pip_has and n not in ours_has),
+        "pexpect_ptyprocess_in_pip_not_ours": sorted(
+            n for n in ("pexpect", "ptyprocess") if n in pip_has and n not in ours_has
+        ),
         "ours_has_colorama": "colorama" in ours_has,
         "ours_has_legacy_cgi": "legacy-cgi" in ours_has,
         "ours_setuptools_versions": sorted(ours_has.get("setuptools", ())),
@@ -245,8 +270,18 @@ def _uv_error(text: str) -> str:
 def print_table(results: Results) -> None:
     headers = ["scenario", "ours (s)", "baseline", "baseline (s)", "ratio", "goal", "met"]
     fmt = lambda v: "-" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))  # noqa: E731
-    rows = [[r.scenario, fmt(r.ours_s), r.baseline, fmt(r.baseline_s), fmt(r.ratio) + ("x" if r.ratio else ""),
-             r.goal, {True: "yes", False: "NO", None: "n/a"}[r.met]] for r in results.rows]
+    rows = [
+        [
+            r.scenario,
+            fmt(r.ours_s),
+            r.baseline,
+            fmt(r.baseline_s),
+            fmt(r.ratio) + ("x" if r.ratio else ""),
+            r.goal,
+            {True: "yes", False: "NO", None: "n/a"}[r.met],
+        ]
+        for r in results.rows
+    ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
     print()
@@ -261,25 +296,36 @@ def print_table(results: Results) -> None:
     c = results.correctness
     if c:
         print("\ncorrectness (target win313, Windows / CPython 3.13):")
-        print(f"  pip's wheelhouse installs the requirements offline: "
-              f"{'yes' if c['pip_wheelhouse_installs_offline_for_win313'] else 'NO'}"
-              + (f" (uv mentions: {', '.join(c['pip_offline_check_mentions'])})" if c["pip_offline_check_mentions"] else ""))
+        print(
+            f"  pip's wheelhouse installs the requirements offline: "
+            f"{'yes' if c['pip_wheelhouse_installs_offline_for_win313'] else 'NO'}"
+            + (
+                f" (uv mentions: {', '.join(c['pip_offline_check_mentions'])})"
+                if c["pip_offline_check_mentions"]
+                else ""
+            )
+        )
         if not c["pip_wheelhouse_installs_offline_for_win313"] and c["pip_offline_check_error"]:
             print("    " + c["pip_offline_check_error"].replace("\n", "\n    "))
         print(f"  in pip's wheelhouse, not ours: {', '.join(c['in_pip_not_ours']) or '(none)'}")
         print(f"  in ours, not pip's:            {', '.join(c['in_ours_not_pip']) or '(none)'}")
-        print(f"  ours has colorama: {c['ours_has_colorama']}, legacy-cgi: {c['ours_has_legacy_cgi']}, "
-              f"setuptools versions: {', '.join(c['ours_setuptools_versions']) or '(none)'} "
-              f"(pip: {', '.join(c['pip_setuptools_versions']) or '(none)'})")
+        print(
+            f"  ours has colorama: {c['ours_has_colorama']}, legacy-cgi: {c['ours_has_legacy_cgi']}, "
+            f"setuptools versions: {', '.join(c['ours_setuptools_versions']) or '(none)'} "
+            f"(pip: {', '.join(c['pip_setuptools_versions']) or '(none)'})"
+        )
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requirements", default="requirements/base.txt", type=Path)
     parser.add_argument("--out", default=default_path("download"), type=Path)
-    parser.add_argument("--mac-platform", default=MAC_PLATFORM,
-                        help=f"platform tag of the mac312 target in the three-target run (default {MAC_PLATFORM}; "
-                             "recent scipy has no macosx_11_0_arm64 wheels, so that target may not resolve)")
+    parser.add_argument(
+        "--mac-platform",
+        default=MAC_PLATFORM,
+        help=f"platform tag of the mac312 target in the three-target run (default {MAC_PLATFORM}; "
+        "recent scipy has no macosx_11_0_arm64 wheels, so that target may not resolve)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the downloaded wheelhouses (logs are always kept)")
     args = parser.parse_args(argv)
 
@@ -293,21 +339,34 @@ def main(argv=None) -> int:
     logs = tmp / "logs"
     logs.mkdir()
     pip_reqs = requirements_without(reqs, tmp / "requirements-for-pip.txt", PIP_DROPPED)
-    pip_version = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, text=True,
-                                 env=clean_env()).stdout.split(" from ")[0]
-    uv_version = subprocess.run([str(ROOT / ".venv" / "bin" / "uv"), "--version"], capture_output=True,
-                                text=True).stdout.strip()
+    pip_version = subprocess.run(
+        [sys.executable, "-m", "pip", "--version"], capture_output=True, text=True, env=clean_env()
+    ).stdout.split(" from ")[0]
+    uv_version = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "uv"), "--version"], capture_output=True, text=True
+    ).stdout.strip()
     results = Results(
-        requirements=str(reqs), pip_requirements=str(pip_reqs),
-        pip_note=(f"pip runs on the same requirements minus {PIP_DROPPED} (its pyramid-chameleon dependency is "
-                  f"sdist-only, so `--only-binary=:all:` for a foreign platform cannot get it); "
-                  f"ours downloads the full list, {PIP_DROPPED} included."),
+        requirements=str(reqs),
+        pip_requirements=str(pip_reqs),
+        pip_note=(
+            f"pip runs on the same requirements minus {PIP_DROPPED} (its pyramid-chameleon dependency is "
+            f"sdist-only, so `--only-binary=:all:` for a foreign platform cannot get it); "
+            f"ours downloads the full list, {PIP_DROPPED} included."
+        ),
         tempdir=str(tmp),
-        host={"python": platform.python_version(), "pip": pip_version, "uv": uv_version,
-              "machine": platform.machine(), "cpus": os.cpu_count()},
+        host={
+            "python": platform.python_version(),
+            "pip": pip_version,
+            "uv": uv_version,
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+        },
     )
-    print(f"temp dir: {tmp}\nrequirements: {reqs}\npip requirements (minus {PIP_DROPPED}): {pip_reqs}\n"
-          f"{pip_version}, {uv_version}\n", flush=True)
+    print(
+        f"temp dir: {tmp}\nrequirements: {reqs}\npip requirements (minus {PIP_DROPPED}): {pip_reqs}\n"
+        f"{pip_version}, {uv_version}\n",
+        flush=True,
+    )
 
     # Fresh everything per contender; the re-run reuses the contender's own dirs and caches.
     one = write_inventory(tmp / "ours-one", reqs, SINGLE_TARGET)
@@ -317,8 +376,18 @@ def main(argv=None) -> int:
     pip_dir = tmp / "pip" / "wheelhouse"
     pip_env = clean_env(PIP_CACHE_DIR=str(tmp / "pip" / "pip-cache"))
     ours_cmd = [str(INV), "download", "--target", "win313", "--inventory", str(one)]
-    pip_cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", *PIP_TARGET_ARGS,
-               "-d", str(pip_dir), "-r", str(pip_reqs)]
+    pip_cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        *PIP_TARGET_ARGS,
+        "-d",
+        str(pip_dir),
+        "-r",
+        str(pip_reqs),
+    ]
     ours_dir = one.parent / "wheelhouse" / "win313"
 
     print("1. cold (fresh caches, empty output dirs)", flush=True)
@@ -328,29 +397,58 @@ def main(argv=None) -> int:
     ours_warm = dir_stats(ours_dir, run("ours-rerun", ours_cmd, logs, ours_env))
     pip_warm = dir_stats(pip_dir, run("pip-rerun", pip_cmd, logs, pip_env))
     print("3. three targets, cold (fresh cache, empty output dirs)", flush=True)
-    ours_three = dir_stats(three.parent / "wheelhouse" / ".pool",
-                           run("ours-three-targets", [str(INV), "download", "--target", "all", "--inventory",
-                                                      str(three)], logs, three_env))
+    ours_three = dir_stats(
+        three.parent / "wheelhouse" / ".pool",
+        run(
+            "ours-three-targets", [str(INV), "download", "--target", "all", "--inventory", str(three)], logs, three_env
+        ),
+    )
     results.runs = [ours_cold, pip_cold, ours_warm, pip_warm, ours_three]
     for r in (ours_cold, ours_warm, ours_three):
         download_phase(r)
     phase = lambda r: f"{r.download_phase_s:.1f} s" if r.download_phase_s is not None else "?"  # noqa: E731
-    split = lambda r: (f"ours = {r.seconds:.1f} s wall: download phase {phase(r)} (inv's own figure), "  # noqa: E731
-                       f"the rest is inv's offline verify")
+    split = lambda r: (
+        f"ours = {r.seconds:.1f} s wall: download phase {phase(r)} (inv's own figure), "  # noqa: E731
+        f"the rest is inv's offline verify"
+    )
 
-    size_note = (f"ours {ours_cold.files} files / {ours_cold.megabytes} MB, "
-                 f"pip {pip_cold.files} files / {pip_cold.megabytes} MB")
+    size_note = (
+        f"ours {ours_cold.files} files / {ours_cold.megabytes} MB, pip {pip_cold.files} files / {pip_cold.megabytes} MB"
+    )
     results.rows = [
-        row("cold, win313", ours_cold, "pip", pip_cold, GOAL_COLD, f"<= {GOAL_COLD}x pip",
-            f"{size_note}; {split(ours_cold)}"),
-        row("re-run, nothing new", ours_warm, "pip re-run", pip_warm, GOAL_RERUN, f"<= {GOAL_RERUN}x pip re-run",
-            split(ours_warm)),
-        row("3 targets vs 1, cold", ours_three, "ours, 1 target", ours_cold, GOAL_THREE,
+        row(
+            "cold, win313",
+            ours_cold,
+            "pip",
+            pip_cold,
+            GOAL_COLD,
+            f"<= {GOAL_COLD}x pip",
+            f"{size_note}; {split(ours_cold)}",
+        ),
+        row(
+            "re-run, nothing new",
+            ours_warm,
+            "pip re-run",
+            pip_warm,
+            GOAL_RERUN,
+            f"<= {GOAL_RERUN}x pip re-run",
+            split(ours_warm),
+        ),
+        row(
+            "3 targets vs 1, cold",
+            ours_three,
+            "ours, 1 target",
+            ours_cold,
+            GOAL_THREE,
             f"<= {GOAL_THREE}x one target",
             f"mac312 = {args.mac_platform}; "
-            + (f"pool {ours_three.files} files / {ours_three.megabytes} MB for 3 targets; {split(ours_three)} "
-               "(lin311 matches this machine, so verify also pip-installs it natively)"
-               if ours_three.ok else f"FAILED: {first_error(ours_three)}")),
+            + (
+                f"pool {ours_three.files} files / {ours_three.megabytes} MB for 3 targets; {split(ours_three)} "
+                "(lin311 matches this machine, so verify also pip-installs it natively)"
+                if ours_three.ok
+                else f"FAILED: {first_error(ours_three)}"
+            ),
+        ),
     ]
 
     print("\ncorrectness checks (offline)", flush=True)

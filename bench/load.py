@@ -147,6 +147,7 @@ class PathResult:
 # setup: project, wheelhouse, host, deploy
 # --------------------------------------------------------------------------
 
+
 def prepare_project(project: Path | None, tmp: Path) -> Path:
     """A project dir with the sample inventory; a given one is reused as is."""
     if project:
@@ -170,19 +171,38 @@ def run_step(label: str, *args: str, program: str, env: dict[str, str]) -> None:
 
 
 def download(project: Path) -> None:
-    run_step("inv download --target server", "download", "--target", "server",
-             "--inventory", str(project / "inventory.yaml"), program="invoke", env=clean_env(project))
+    run_step(
+        "inv download --target server",
+        "download",
+        "--target",
+        "server",
+        "--inventory",
+        str(project / "inventory.yaml"),
+        program="invoke",
+        env=clean_env(project),
+    )
 
 
 def deploy(project: Path, host: OfflineHost) -> None:
     # The deploy tests' throw-away passwords: the host lives only as long as this run.
-    run_step(f"fab deploy to {host.address}", "-S", str(host.ssh_config_path), "-H", SERVER, "deploy",
-             "--inventory", str(project / "inventory.yaml"), program="fabric", env=secrets_env(project))
+    run_step(
+        f"fab deploy to {host.address}",
+        "-S",
+        str(host.ssh_config_path),
+        "-H",
+        SERVER,
+        "deploy",
+        "--inventory",
+        str(project / "inventory.yaml"),
+        program="fabric",
+        env=secrets_env(project),
+    )
 
 
 # --------------------------------------------------------------------------
 # what the clients install, and from where
 # --------------------------------------------------------------------------
+
 
 def client_requirements(inventory: Inventory, server: Server, dest: Path) -> Path:
     """The server target's requirement files as users install them, plus what deploy adds.
@@ -229,6 +249,7 @@ def wanted_vias(server: Server, via: str | None) -> list[str]:
 # server-side sampling
 # --------------------------------------------------------------------------
 
+
 class ServerSampler:
     """CPU and RSS of the server's units, sampled on the server while a round runs."""
 
@@ -240,7 +261,11 @@ class ServerSampler:
     def __enter__(self) -> "ServerSampler":
         self.proc = subprocess.Popen(
             [*self.ssh_argv, "--", "python3", "-", str(SAMPLE_INTERVAL), *UNITS],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.proc.stdin.write(SAMPLER)
         self.proc.stdin.close()
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -258,7 +283,9 @@ class ServerSampler:
         while not self.samples and self.proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         if not self.samples:
-            self.error = f"sampler did not start: {self.proc.stderr.read() if self.proc.poll() is not None else 'timeout'}"
+            self.error = (
+                f"sampler did not start: {self.proc.stderr.read() if self.proc.poll() is not None else 'timeout'}"
+            )
 
     def __exit__(self, *exc) -> None:
         time.sleep(SAMPLE_INTERVAL * 2)  # one sample after the last client
@@ -271,9 +298,11 @@ class ServerSampler:
         for unit in UNITS:
             seen = [s[unit] for s in self.samples if s.get(unit)]
             if seen:
-                result[unit] = UnitUsage(cpu_seconds=round(seen[-1][0] - seen[0][0], 2),
-                                         peak_rss_mb=round(max(rss for _, rss in seen) / 2**20, 1),
-                                         samples=len(seen))
+                result[unit] = UnitUsage(
+                    cpu_seconds=round(seen[-1][0] - seen[0][0], 2),
+                    peak_rss_mb=round(max(rss for _, rss in seen) / 2**20, 1),
+                    samples=len(seen),
+                )
         return result
 
 
@@ -281,15 +310,27 @@ class ServerSampler:
 # clients
 # --------------------------------------------------------------------------
 
+
 def make_venv(path: Path) -> None:
     # --without-pip: seconds faster per venv; pip runs from here with --python
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
 
 
 def install(client: int, round_no: int, venv: Path, path: LoadPath, requirements: Path) -> ClientResult:
-    command = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-               "--no-cache-dir", "--index-url", path.index_url, *path.pip_args,
-               "-r", str(requirements)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        str(venv / "bin" / "python"),
+        "install",
+        "--no-cache-dir",
+        "--index-url",
+        path.index_url,
+        *path.pip_args,
+        "-r",
+        str(requirements),
+    ]
     start = time.monotonic()
     result = subprocess.run(command, env=isolated_env(), capture_output=True, text=True)
     seconds = time.monotonic() - start
@@ -300,8 +341,9 @@ def install(client: int, round_no: int, venv: Path, path: LoadPath, requirements
     return ClientResult(client, round_no, round(seconds, 2), result.returncode, tail)
 
 
-def run_clients(path: LoadPath, requirements: Path, clients: int, round_no: int,
-                workdir: Path) -> tuple[list[ClientResult], float]:
+def run_clients(
+    path: LoadPath, requirements: Path, clients: int, round_no: int, workdir: Path
+) -> tuple[list[ClientResult], float]:
     """All clients of one round, started together; returns them and the round's wall time."""
     venvs = [workdir / f"{path.via}-r{round_no}-c{i}" for i in range(clients)]
     with ThreadPoolExecutor(max_workers=clients) as pool:
@@ -319,17 +361,26 @@ def run_clients(path: LoadPath, requirements: Path, clients: int, round_no: int,
                 result = future.result()
                 results.append(result)
                 state = "ok" if result.returncode == 0 else f"FAILED (exit {result.returncode})"
-                print(f"    client {result.client:2d} {state} in {result.seconds:6.1f}s  [{len(results)}/{clients}]",
-                      flush=True)
+                print(
+                    f"    client {result.client:2d} {state} in {result.seconds:6.1f}s  [{len(results)}/{clients}]",
+                    flush=True,
+                )
     return sorted(results, key=lambda r: r.client), round(time.monotonic() - start, 1)
 
 
-def run_round(path: LoadPath, requirements: Path, clients: int, round_no: int, workdir: Path,
-              ssh_argv: list[str] | None) -> PathResult:
+def run_round(
+    path: LoadPath, requirements: Path, clients: int, round_no: int, workdir: Path, ssh_argv: list[str] | None
+) -> PathResult:
     if ssh_argv is None:
         results, wall = run_clients(path, requirements, clients, round_no, workdir)
-        return PathResult(path.via, path.index_url, round_no, wall, results,
-                          server_note="not measured: give --ssh-config and --host to sample the server")
+        return PathResult(
+            path.via,
+            path.index_url,
+            round_no,
+            wall,
+            results,
+            server_note="not measured: give --ssh-config and --host to sample the server",
+        )
     with ServerSampler(ssh_argv) as sampler:
         results, wall = run_clients(path, requirements, clients, round_no, workdir)
     usage = sampler.usage()
@@ -341,6 +392,7 @@ def run_round(path: LoadPath, requirements: Path, clients: int, round_no: int, w
 # report
 # --------------------------------------------------------------------------
 
+
 def percentile(values: list[float], pct: int) -> float:
     if len(values) == 1:
         return values[0]
@@ -351,10 +403,17 @@ def summary(rounds: list[PathResult]) -> dict:
     """One row per path, over all its rounds: client times of failed installs count too."""
     clients = [c for r in rounds for c in r.clients]
     times = [c.seconds for c in clients]
-    row = {"via": rounds[0].via, "index_url": rounds[0].index_url, "rounds": len(rounds), "clients": len(clients),
-           "failures": sum(r.failures for r in rounds), "p50_s": round(percentile(times, 50), 1),
-           "p95_s": round(percentile(times, 95), 1), "max_s": max(times),
-           "round_wall_s": [r.wall_seconds for r in rounds]}
+    row = {
+        "via": rounds[0].via,
+        "index_url": rounds[0].index_url,
+        "rounds": len(rounds),
+        "clients": len(clients),
+        "failures": sum(r.failures for r in rounds),
+        "p50_s": round(percentile(times, 50), 1),
+        "p95_s": round(percentile(times, 95), 1),
+        "max_s": max(times),
+        "round_wall_s": [r.wall_seconds for r in rounds],
+    }
     for unit in UNITS:
         usages = [r.server[unit] for r in rounds if unit in r.server]
         if usages:
@@ -368,12 +427,16 @@ def print_table(rows: list[dict]) -> None:
     def cell(row: dict, key: str, width: int) -> str:
         return f"{row[key]:>{width}.1f}" if key in row else f"{'-':>{width}}"
 
-    print(f"\n{'path':8}{'clients':>8}{'failures':>9}{'p50 s':>8}{'p95 s':>8}{'max s':>8}"
-          f"{'devpi CPU s':>12}{'devpi RSS MB':>13}{'nginx CPU s':>12}{'nginx RSS MB':>13}")
+    print(
+        f"\n{'path':8}{'clients':>8}{'failures':>9}{'p50 s':>8}{'p95 s':>8}{'max s':>8}"
+        f"{'devpi CPU s':>12}{'devpi RSS MB':>13}{'nginx CPU s':>12}{'nginx RSS MB':>13}"
+    )
     for row in rows:
-        print(f"{row['via']:8}{row['clients']:>8}{row['failures']:>9}{row['p50_s']:>8.1f}{row['p95_s']:>8.1f}"
-              f"{row['max_s']:>8.1f}{cell(row, 'devpi_cpu_s', 12)}{cell(row, 'devpi_peak_rss_mb', 13)}"
-              f"{cell(row, 'nginx_cpu_s', 12)}{cell(row, 'nginx_peak_rss_mb', 13)}")
+        print(
+            f"{row['via']:8}{row['clients']:>8}{row['failures']:>9}{row['p50_s']:>8.1f}{row['p95_s']:>8.1f}"
+            f"{row['max_s']:>8.1f}{cell(row, 'devpi_cpu_s', 12)}{cell(row, 'devpi_peak_rss_mb', 13)}"
+            f"{cell(row, 'nginx_cpu_s', 12)}{cell(row, 'nginx_peak_rss_mb', 13)}"
+        )
 
 
 def print_failures(rounds: list[PathResult]) -> None:
@@ -393,22 +456,35 @@ def print_failures(rounds: list[PathResult]) -> None:
 # main
 # --------------------------------------------------------------------------
 
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", "--clients", type=int, default=30, help="concurrent clients per round (default 30)")
     parser.add_argument("--rounds", type=int, default=1, help="rounds per path (default 1)")
-    parser.add_argument("--via", help="comma-separated paths: direct, front (default: direct, plus front when the "
-                                      "server entry has nginx:)")
-    parser.add_argument("--project", type=Path,
-                        help="project dir with inventory.yaml to reuse (default: a temp copy of this repo's sample "
-                             "inventory and requirements/); `inv download --target server` runs in it either way")
+    parser.add_argument(
+        "--via",
+        help="comma-separated paths: direct, front (default: direct, plus front when the server entry has nginx:)",
+    )
+    parser.add_argument(
+        "--project",
+        type=Path,
+        help="project dir with inventory.yaml to reuse (default: a temp copy of this repo's sample "
+        "inventory and requirements/); `inv download --target server` runs in it either way",
+    )
     parser.add_argument("--server", default=SERVER, help=f"the inventory's servers: entry (default {SERVER})")
-    parser.add_argument("--index-url", help="load this existing index instead of setting one up (no download, no "
-                                            "host, no deploy); requirements still come from the inventory")
+    parser.add_argument(
+        "--index-url",
+        help="load this existing index instead of setting one up (no download, no "
+        "host, no deploy); requirements still come from the inventory",
+    )
     parser.add_argument("--ssh-config", type=Path, help="with --index-url: ssh config to sample the server with")
     parser.add_argument("--host", help="with --index-url: ssh host (alias) of the server, to sample its CPU and RSS")
-    parser.add_argument("--json", type=Path, default=default_path("load"),
-                        help="where to write the results (default bench/results/load.json)")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=default_path("load"),
+        help="where to write the results (default bench/results/load.json)",
+    )
     args = parser.parse_args(argv)
     if args.clients < 1 or args.rounds < 1:
         parser.error("-n and --rounds must be at least 1")
@@ -421,8 +497,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def measure(paths: list[LoadPath], requirements: Path, args: argparse.Namespace, workdir: Path,
-            ssh_argv: list[str] | None) -> list[PathResult]:
+def measure(
+    paths: list[LoadPath], requirements: Path, args: argparse.Namespace, workdir: Path, ssh_argv: list[str] | None
+) -> list[PathResult]:
     rounds = []
     for round_no in range(1, args.rounds + 1):
         for path in paths:
@@ -466,8 +543,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         workdir = Path(tmp)
         rounds = on_existing_index(args, workdir) if args.index_url else on_fresh_host(args, workdir)
-        pip_version = subprocess.run([sys.executable, "-m", "pip", "--version"], env=isolated_env(),
-                                     capture_output=True, text=True).stdout.split(" from ")[0]
+        pip_version = subprocess.run(
+            [sys.executable, "-m", "pip", "--version"], env=isolated_env(), capture_output=True, text=True
+        ).stdout.split(" from ")[0]
     by_path: dict[str, list[PathResult]] = {}
     for r in rounds:
         by_path.setdefault(r.via, []).append(r)
@@ -478,11 +556,19 @@ def main(argv=None) -> int:
         if r.server_note:
             print(f"{r.via} round {r.round}: server {r.server_note}")
     out = args.json if args.json.is_absolute() else Path.cwd() / args.json
-    out.write_text(json.dumps({
-        "clients": args.clients, "rounds": args.rounds,
-        "runner": {"python": platform.python_version(), "pip": pip_version, "cpus": os.cpu_count()},
-        "summary": rows, "runs": [asdict(r) | {"failures": r.failures} for r in rounds],
-    }, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "clients": args.clients,
+                "rounds": args.rounds,
+                "runner": {"python": platform.python_version(), "pip": pip_version, "cpus": os.cpu_count()},
+                "summary": rows,
+                "runs": [asdict(r) | {"failures": r.failures} for r in rounds],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"\nresults: {out}")
     return 1 if any(row["failures"] for row in rows) else 0
 

@@ -33,8 +33,17 @@ from testing.devpi_server import ROOT_PASSWORD, start_devpi_server
 REPO = Path(__file__).resolve().parent.parent
 
 DOWNLOAD = [
-    "devpi-server", "devpi-web", "devpi-client", "pandas", "numpy", "matplotlib",
-    "ipython", "ipykernel", "scipy", "jupyterlab", "sqlalchemy",
+    "devpi-server",
+    "devpi-web",
+    "devpi-client",
+    "pandas",
+    "numpy",
+    "matplotlib",
+    "ipython",
+    "ipykernel",
+    "scipy",
+    "jupyterlab",
+    "sqlalchemy",
 ]
 USER, INDEX = "bench", "wheels"
 PASSWORD = "bench-" + secrets.token_hex(8)
@@ -56,9 +65,19 @@ def wheel_dir(arg: str | None) -> Path:
     if len(list(target.glob("*.whl"))) < 100:
         print(f"downloading benchmark wheels into {target} ...", flush=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
-             "-d", str(target), *DOWNLOAD],
-            env=clean_env(), check=True,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--disable-pip-version-check",
+                "-d",
+                str(target),
+                *DOWNLOAD,
+            ],
+            env=clean_env(),
+            check=True,
         )
     return target
 
@@ -94,7 +113,9 @@ def bench_devpi_client(url: str, wheels: list[Path], tmp: Path) -> tuple[float, 
     def run(*args: str) -> None:
         subprocess.run(
             [devpi, *args, "--clientdir", str(clientdir)],
-            check=True, stdout=subprocess.DEVNULL, env=clean_env(),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env=clean_env(),
         )
 
     run("use", f"{url}/{USER}/{INDEX}")
@@ -155,8 +176,7 @@ def main() -> None:
                 finally:
                     stop()
                 upload, resync = times[name][-1]
-                print(f"  round {round_no + 1} {name:<6} upload {upload:6.2f}s  resync {resync:6.2f}s",
-                      flush=True)
+                print(f"  round {round_no + 1} {name:<6} upload {upload:6.2f}s  resync {resync:6.2f}s", flush=True)
 
     print()
     print(f"{'scenario':<22}{'devpi upload':>14}{'ours':>10}{'ours/devpi':>12}{'goal':>8}")

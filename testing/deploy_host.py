@@ -19,8 +19,17 @@ def free_port() -> int:
 
 
 def fab(project: Path, host: OfflineHost, *args: str, alias: str = "devpi-host", env=None):
-    return run_task("-S", str(host.ssh_config_path), "-H", alias, *args, "--inventory", str(project / "inventory.yaml"),
-                    program="fabric", env=env or secrets_env(project))
+    return run_task(
+        "-S",
+        str(host.ssh_config_path),
+        "-H",
+        alias,
+        *args,
+        "--inventory",
+        str(project / "inventory.yaml"),
+        program="fabric",
+        env=env or secrets_env(project),
+    )
 
 
 def index_files(host: OfflineHost) -> dict[str, str]:
@@ -32,6 +41,7 @@ def server_project(root: Path, inventory: str) -> Path:
     """A project whose `server` target (packaging, and devpi itself) is downloaded, ready to deploy."""
     (root / "server.txt").write_text("packaging\n")
     (root / "inventory.yaml").write_text(inventory)
-    run_task("download", "--inventory", str(root / "inventory.yaml"), "--target", "server", env=clean_env(root),
-             check=True)
+    run_task(
+        "download", "--inventory", str(root / "inventory.yaml"), "--target", "server", env=clean_env(root), check=True
+    )
     return root

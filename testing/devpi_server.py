@@ -59,10 +59,14 @@ def start_devpi_server(
     proc = subprocess.Popen(
         [
             _bin("devpi-server"),
-            "--serverdir", str(serverdir),
-            "--secretfile", str(secretfile),
-            "--host", "127.0.0.1",
-            "--port", str(port),
+            "--serverdir",
+            str(serverdir),
+            "--secretfile",
+            str(secretfile),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
         ],
         env=env,
         stdout=log,
@@ -83,9 +87,7 @@ def start_devpi_server(
     while True:
         if proc.poll() is not None:
             stop()
-            raise RuntimeError(
-                f"devpi-server exited with {proc.returncode}; see {base / 'devpi-server.log'}"
-            )
+            raise RuntimeError(f"devpi-server exited with {proc.returncode}; see {base / 'devpi-server.log'}")
         try:
             r = httpx.get(f"{url}/+api", headers={"Accept": "application/json"}, timeout=2)
             if r.status_code == 200:

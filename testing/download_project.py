@@ -7,24 +7,37 @@ from pathlib import Path
 from testing.fakeindex import Dist
 
 DISTS = [
-    Dist("app", "1.0", requires=[
-        'winonly; sys_platform == "win32"',
-        'posixonly; sys_platform != "win32"',
-        'macdep; sys_platform == "darwin"',
-        'newpy; python_version >= "3.13"',
-        'oldpy; python_version < "3.12"',
-        "natext",
-        "sdistonly",
-    ]),
+    Dist(
+        "app",
+        "1.0",
+        requires=[
+            'winonly; sys_platform == "win32"',
+            'posixonly; sys_platform != "win32"',
+            'macdep; sys_platform == "darwin"',
+            'newpy; python_version >= "3.13"',
+            'oldpy; python_version < "3.12"',
+            "natext",
+            "sdistonly",
+        ],
+    ),
     Dist("winonly", "1.0"),
     Dist("posixonly", "1.0"),
     Dist("macdep", "1.0"),
     Dist("newpy", "1.0"),
     Dist("oldpy", "1.0"),
-    Dist("natext", "1.0", tags=["cp313-cp313-win_amd64", "cp312-cp312-macosx_11_0_arm64",
-                                "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"]),
+    Dist(
+        "natext",
+        "1.0",
+        tags=[
+            "cp313-cp313-win_amd64",
+            "cp312-cp312-macosx_11_0_arm64",
+            "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64",
+        ],
+    ),
     Dist("sdistonly", "1.0", sdist=True, wheel=False),
-    Dist("lib", "1.0"), Dist("lib", "2.0"), Dist("lib", "3.0"),
+    Dist("lib", "1.0"),
+    Dist("lib", "2.0"),
+    Dist("lib", "3.0"),
     # The newest release of a compiled project has only a compiled sdist and a wheel for another
     # Python; the target must get the older release's wheel, never a build for this machine.
     Dist("compiled", "1.0", tags=["cp313-cp313-win_amd64", "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"]),

@@ -26,11 +26,29 @@ def pip_install(tmp_path: Path, index_url: str, *packages: str, pip_args=()) -> 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     # requests lets these variables override pip's --cert; a user with them set would have to unset them too.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PIP_") and k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PIP_") and k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+    }
     env["PIP_CONFIG_FILE"] = os.devnull
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-cache-dir",
-         "--index-url", index_url, *pip_args, *packages], capture_output=True, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--no-cache-dir",
+            "--index-url",
+            index_url,
+            *pip_args,
+            *packages,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert install.returncode == 0, install.stderr
     return venv / "bin" / "python"

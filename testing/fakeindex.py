@@ -264,10 +264,7 @@ class Dist:
         return "\n".join(lines) + "\n\n"
 
     def module_source(self) -> str:
-        return (
-            f'"""{self.name} {self.version} (fakeindex)."""\n'
-            f"NAME = {self.name!r}\n__version__ = {self.version!r}\n"
-        )
+        return f'"""{self.name} {self.version} (fakeindex)."""\nNAME = {self.name!r}\n__version__ = {self.version!r}\n'
 
     def sdist_filename(self) -> str:
         return f"{wheel_escape(self.name)}-{self.version}.tar.gz"
@@ -342,8 +339,13 @@ def _publish(root: Path, d: Dist) -> list[dict]:
     if d.wheel:
         for tag in d.tags:
             fn = _write_wheel(
-                str(files), d.name, d.version, tag, d.metadata(),
-                {f"{d.module}.py": d.module_source()}, _is_pure(tag),
+                str(files),
+                d.name,
+                d.version,
+                tag,
+                d.metadata(),
+                {f"{d.module}.py": d.module_source()},
+                _is_pure(tag),
             )
             meta = d.metadata().encode("utf-8")
             (files / (fn + ".metadata")).write_bytes(meta)
@@ -384,20 +386,14 @@ def _write_pages(root: Path, entries: list[dict]) -> None:
             if e.get("requires_python"):
                 attrs += f' data-requires-python="{html.escape(e["requires_python"])}"'
             if e.get("metadata_sha256"):
-                m = f'sha256={e["metadata_sha256"]}'
+                m = f"sha256={e['metadata_sha256']}"
                 attrs += f' data-dist-info-metadata="{m}" data-core-metadata="{m}"'
-            links.append(f'    <a {attrs}>{html.escape(e["filename"])}</a><br/>')
+            links.append(f"    <a {attrs}>{html.escape(e['filename'])}</a><br/>")
         page = root / "simple" / project
         page.mkdir(parents=True, exist_ok=True)
-        (page / "index.html").write_text(
-            _PAGE.format(title=f"Links for {project}", links="\n".join(links)), "utf-8"
-        )
-    root_links = "\n".join(
-        f'    <a href="{p}/">{p}</a><br/>' for p in sorted(projects)
-    )
-    (simple / "index.html").write_text(
-        _PAGE.format(title="Simple index", links=root_links), "utf-8"
-    )
+        (page / "index.html").write_text(_PAGE.format(title=f"Links for {project}", links="\n".join(links)), "utf-8")
+    root_links = "\n".join(f'    <a href="{p}/">{p}</a><br/>' for p in sorted(projects))
+    (simple / "index.html").write_text(_PAGE.format(title="Simple index", links=root_links), "utf-8")
 
 
 def _state_path(root: Path) -> Path:
@@ -457,8 +453,7 @@ class ServedIndex(str):
         """Paths fetched under /files/ (artefact downloads); ``.metadata``
         (PEP 658) fetches are excluded unless include_metadata."""
         return [
-            p for p in self.paths()
-            if p.startswith("/files/") and (include_metadata or not p.endswith(".metadata"))
+            p for p in self.paths() if p.startswith("/files/") and (include_metadata or not p.endswith(".metadata"))
         ]
 
     def clear(self) -> None:
@@ -551,7 +546,14 @@ def add_files(root: Path, paths: list[Path]) -> None:
             continue
         shutil.copy(path, root / "files" / path.name)
         name, version = path.name.split("-")[:2]
-        state.append({"filename": path.name, "project": normalize(name), "version": version,
-                      "sha256": sha256_file(path), "requires_python": None})
+        state.append(
+            {
+                "filename": path.name,
+                "project": normalize(name),
+                "version": version,
+                "sha256": sha256_file(path),
+                "requires_python": None,
+            }
+        )
     _state_path(root).write_text(json.dumps(state, indent=1), "utf-8")
     _write_pages(root, state)

@@ -10,6 +10,7 @@ Core functions do not import pytest; the fixtures at the bottom do, lazily.
 PYTEST_DONT_REWRITE: test modules import this before pytest loads it as a
 plugin; its asserts carry their own messages, so rewriting is not needed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,6 +42,7 @@ def log(msg: str) -> None:
 # --------------------------------------------------------------------------
 # mirror discovery: never hard-code a public host, use what this machine uses
 # --------------------------------------------------------------------------
+
 
 def _deb822_stanzas(text: str):
     stanza: dict[str, str] = {}
@@ -107,6 +109,7 @@ def mirror_host(uri: str | None = None) -> str:
 # cached pristine rootfs
 # --------------------------------------------------------------------------
 
+
 def cache_dir() -> Path:
     env = os.environ.get("DEVPI_AIRGAP_CACHE")
     if env:
@@ -166,9 +169,10 @@ def ensure_rootfs(cache: Path | None = None) -> Path:
         os.chmod(tmp, 0o755)  # mkdtemp's 0700 would make dbus in the guest fail
         log(f"debootstrap {SUITE} from {mirror} into {tmp} (one-time)")
         t0 = time.monotonic()
-        _run(["debootstrap", "--variant=minbase", f"--include={INCLUDE}",
-              SUITE, str(tmp), mirror],
-             stdout=subprocess.DEVNULL if not os.environ.get("OFFLINE_HOST_VERBOSE") else None)
+        _run(
+            ["debootstrap", "--variant=minbase", f"--include={INCLUDE}", SUITE, str(tmp), mirror],
+            stdout=subprocess.DEVNULL if not os.environ.get("OFFLINE_HOST_VERBOSE") else None,
+        )
         _prepare_image(tmp)
         log(f"rootfs built in {time.monotonic() - t0:.0f}s")
         if cache.exists():  # stale version: swap it out, then delete
@@ -190,6 +194,7 @@ def ensure_rootfs(cache: Path | None = None) -> Path:
 # --------------------------------------------------------------------------
 # per-boot network: a netns with a /30 veth link and nothing else
 # --------------------------------------------------------------------------
+
 
 def _host_ipv4_networks() -> list[ipaddress.IPv4Network]:
     out = _run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout
@@ -233,14 +238,14 @@ def overlay_rootfs(src: Path, dst: Path, scratch: Path) -> float:
     upper.mkdir(mode=0o755)
     work.mkdir(mode=0o700)
     os.chmod(upper, 0o755)  # becomes the mode of the guest's "/": dbus needs 0755
-    _run(["mount", "-t", "overlay", "overlay", "-o",
-          f"lowerdir={src},upperdir={upper},workdir={work}", str(dst)])
+    _run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={src},upperdir={upper},workdir={work}", str(dst)])
     return time.monotonic() - t0
 
 
 # --------------------------------------------------------------------------
 # the host object
 # --------------------------------------------------------------------------
+
 
 class OfflineHostError(RuntimeError):
     pass
@@ -255,9 +260,15 @@ class OfflineHost:
 
     ssh_alias = "devpi-host"
 
-    def __init__(self, *, subnet: str | None = None, image: Path | None = None,
-                 workdir: Path | None = None, boot_timeout: float = BOOT_TIMEOUT,
-                 copy_mode: str | None = None):
+    def __init__(
+        self,
+        *,
+        subnet: str | None = None,
+        image: Path | None = None,
+        workdir: Path | None = None,
+        boot_timeout: float = BOOT_TIMEOUT,
+        copy_mode: str | None = None,
+    ):
         """copy_mode: "overlay" (default; falls back to "copy" if the kernel
         refuses) or "copy" (cp -a --reflink=auto), also via
         $OFFLINE_HOST_COPY_MODE."""
@@ -317,8 +328,7 @@ class OfflineHost:
         self.stop()
 
     def _prepare_copy(self) -> None:
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", self.name,
-              "-f", str(self.ssh_key_path)])
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", self.name, "-f", str(self.ssh_key_path)])
         ssh_dir = self.rootfs / "root/.ssh"
         ssh_dir.mkdir(mode=0o700, exist_ok=True)
         os.chmod(ssh_dir, 0o700)
@@ -345,8 +355,9 @@ class OfflineHost:
         ns = ["ip", "-n", self.netns]
         _run(["ip", "netns", "add", self.netns])
         self._netns_created = True
-        _run(["ip", "link", "add", self.veth_host, "type", "veth",
-              "peer", "name", self.veth_guest, "netns", self.netns])
+        _run(
+            ["ip", "link", "add", self.veth_host, "type", "veth", "peer", "name", self.veth_guest, "netns", self.netns]
+        )
         _run(["ip", "addr", "add", f"{self.host_address}/30", "dev", self.veth_host])
         _run(["ip", "link", "set", self.veth_host, "up"])
         _run(ns + ["link", "set", self.veth_guest, "name", "eth0"])
@@ -359,11 +370,20 @@ class OfflineHost:
         logf = open(self.console_log, "ab")
         try:
             self._proc = subprocess.Popen(
-                ["systemd-nspawn", "-b", "--register=no", "--keep-unit",
-                 "--console=read-only", f"--machine={self.name}",
-                 f"--network-namespace-path=/run/netns/{self.netns}",
-                 "-D", str(self.rootfs)],
-                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                [
+                    "systemd-nspawn",
+                    "-b",
+                    "--register=no",
+                    "--keep-unit",
+                    "--console=read-only",
+                    f"--machine={self.name}",
+                    f"--network-namespace-path=/run/netns/{self.netns}",
+                    "-D",
+                    str(self.rootfs),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,  # a ^C to pytest must not kill it mid-boot
             )
         finally:
@@ -386,8 +406,8 @@ class OfflineHost:
 
     def _fail(self, msg: str) -> None:
         raise OfflineHostError(
-            f"{self.name}: {msg}\n--- console log tail ({self.console_log}) ---\n"
-            f"{self.console_tail()}")
+            f"{self.name}: {msg}\n--- console log tail ({self.console_log}) ---\n{self.console_tail()}"
+        )
 
     def _ssh_port_open(self) -> bool:
         try:
@@ -406,8 +426,7 @@ class OfflineHost:
         state = ""
         while time.monotonic() < deadline:
             left = max(1, int(deadline - time.monotonic()))
-            r = self.run(f"timeout {left} systemctl is-system-running --wait",
-                         timeout=left + 10)
+            r = self.run(f"timeout {left} systemctl is-system-running --wait", timeout=left + 10)
             state = r.stdout.strip()
             if state in ("running", "degraded"):
                 break
@@ -464,8 +483,7 @@ class OfflineHost:
             subprocess.run(["ip", "netns", "del", self.netns], stderr=subprocess.DEVNULL)
             self._netns_created = False
         # The host end vanishes with its peer; this only covers a half-made pair.
-        subprocess.run(["ip", "link", "del", self.veth_host],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["ip", "link", "del", self.veth_host], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if self._mounted:
             r = subprocess.run(["umount", str(self.rootfs)], stderr=subprocess.PIPE, text=True)
             if r.returncode != 0:
@@ -480,23 +498,27 @@ class OfflineHost:
     def ssh_argv(self, *extra: str) -> list[str]:
         return ["ssh", "-F", str(self.ssh_config_path), *extra, self.ssh_alias]
 
-    def run(self, cmd, *, check: bool = False, input=None, timeout: float = 120,
-            text: bool = True) -> subprocess.CompletedProcess:
+    def run(
+        self, cmd, *, check: bool = False, input=None, timeout: float = 120, text: bool = True
+    ) -> subprocess.CompletedProcess:
         """Run a shell command line (str) or argv (list) inside the container."""
         if not isinstance(cmd, str):
             cmd = shlex.join(cmd)
-        r = subprocess.run(self.ssh_argv() + ["--", cmd], input=input, text=text,
-                           capture_output=True, timeout=timeout,
-                           stdin=None if input is not None else subprocess.DEVNULL)
+        r = subprocess.run(
+            self.ssh_argv() + ["--", cmd],
+            input=input,
+            text=text,
+            capture_output=True,
+            timeout=timeout,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
         if check and r.returncode != 0:
-            raise OfflineHostError(
-                f"{cmd!r} failed ({r.returncode}) on {self.name}:\n{r.stdout}\n{r.stderr}")
+            raise OfflineHostError(f"{cmd!r} failed ({r.returncode}) on {self.name}:\n{r.stdout}\n{r.stderr}")
         return r
 
     def put(self, src: str | os.PathLike, dest: str) -> None:
         """Copy a local file or directory tree into the guest (absolute dest)."""
-        _run(["scp", "-F", str(self.ssh_config_path), "-q", "-r", str(src),
-              f"{self.ssh_alias}:{dest}"])
+        _run(["scp", "-F", str(self.ssh_config_path), "-q", "-r", str(src), f"{self.ssh_alias}:{dest}"])
 
 
 def cleanup_stale(base: Path | None = None) -> list[str]:
@@ -511,8 +533,7 @@ def cleanup_stale(base: Path | None = None) -> list[str]:
         with contextlib.suppress(OSError):
             args = Path(cmdline).read_bytes().split(b"\0")
             if args and args[0].endswith(b"systemd-nspawn"):
-                live.update(a.decode().rsplit("/", 1)[-1] for a in args
-                            if a.startswith(b"--network-namespace-path="))
+                live.update(a.decode().rsplit("/", 1)[-1] for a in args if a.startswith(b"--network-namespace-path="))
     removed = []
     for ns in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
         if ns.startswith("dah-") and ns not in live:
@@ -531,6 +552,7 @@ def cleanup_stale(base: Path | None = None) -> list[str]:
 # --------------------------------------------------------------------------
 # isolation check
 # --------------------------------------------------------------------------
+
 
 def registry_hosts() -> list[str]:
     """Package registry hosts this runner uses, derived at runtime."""
@@ -574,6 +596,7 @@ def assert_no_route_out(host: OfflineHost, hosts: list[str] | None = None) -> No
 # --------------------------------------------------------------------------
 # pytest fixtures (pytest is imported only here)
 # --------------------------------------------------------------------------
+
 
 def missing_requirements() -> list[str]:
     missing = []

@@ -9,7 +9,9 @@ from pathlib import Path
 
 
 def make_keys(directory: Path, name: str = "key") -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ops", "-f", str(directory / name)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ops", "-f", str(directory / name)], check=True
+    )
     public = (directory / f"{name}.pub").read_text().strip()
     (directory / "allowed_signers").write_text(f"ops@example {public}\n")
 

@@ -12,8 +12,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_task(*args: str, cwd: Path | None = None, env: dict | None = None, program: str = "invoke",
-             check: bool = False) -> subprocess.CompletedProcess:
+def run_task(
+    *args: str, cwd: Path | None = None, env: dict | None = None, program: str = "invoke", check: bool = False
+) -> subprocess.CompletedProcess:
     """Run a task exactly as a user would, through its command line, from the repo's task file."""
     command = [sys.executable, "-m", program, "--search-root", str(REPO), *args]
     result = subprocess.run(command, cwd=cwd or REPO, env=env or dict(os.environ), capture_output=True, text=True)

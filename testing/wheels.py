@@ -22,8 +22,7 @@ def make_wheel(directory: Path, name: str, version: str, payload: str = "") -> P
             f"Long description of {name}.\n"
         ).encode(),
         f"{dist_info}/WHEEL": (
-            "Wheel-Version: 1.0\nGenerator: devpi-airgap-tests\n"
-            "Root-Is-Purelib: true\nTag: py3-none-any\n"
+            "Wheel-Version: 1.0\nGenerator: devpi-airgap-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
         ).encode(),
     }
     record = []

@@ -54,7 +54,12 @@ def print_upload(result: DeployResult) -> None:
 
 def print_status(status: ServerStatus) -> None:
     out.print(table(f"devpi on {status.host}", ["what", "state"], [list(row) for row in status.rows], right_from=2))
-    rows = [[b["bundle_id"], b["files"], "full" if b["full"] else "delta", b["signature"], b["imported"]]
-            for b in status.imported]
-    out.print(table("imported bundles", ["bundle", "files", "kind", "signature", "imported"], rows, right_from=1)
-              if rows else "no bundles imported yet")
+    rows = [
+        [b["bundle_id"], b["files"], "full" if b["full"] else "delta", b["signature"], b["imported"]]
+        for b in status.imported
+    ]
+    out.print(
+        table("imported bundles", ["bundle", "files", "kind", "signature", "imported"], rows, right_from=1)
+        if rows
+        else "no bundles imported yet"
+    )

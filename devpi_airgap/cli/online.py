@@ -13,8 +13,18 @@ from devpi_airgap.online.verify import VerifyReport
 
 
 def print_download(reports: list[TargetReport], seconds: float) -> None:
-    rows = [[r.name, r.packages, r.files, r.new_files, human_bytes(r.new_bytes), f"{r.seconds:.1f}",
-             "updated" if r.lock_changed else "unchanged"] for r in reports]
+    rows = [
+        [
+            r.name,
+            r.packages,
+            r.files,
+            r.new_files,
+            human_bytes(r.new_bytes),
+            f"{r.seconds:.1f}",
+            "updated" if r.lock_changed else "unchanged",
+        ]
+        for r in reports
+    ]
     out.print(table("downloaded", ["target", "packages", "files", "new files", "new bytes", "seconds", "lock"], rows))
     if not any(r.new_files or r.lock_changed for r in reports):
         out.print(f"no changes: every target's wheelhouse was already complete ({seconds:.1f} s)")
@@ -25,7 +35,9 @@ def print_download(reports: list[TargetReport], seconds: float) -> None:
 
 def print_verify(reports: list[VerifyReport]) -> None:
     rows = [[r.name, r.sets, r.native, "ok" if r.ok else "FAILED"] for r in reports]
-    out.print(table("verified offline", ["target", "resolution sets", "native pip install", "result"], rows, right_from=1))
+    out.print(
+        table("verified offline", ["target", "resolution sets", "native pip install", "result"], rows, right_from=1)
+    )
     failed = [r for r in reports if not r.ok]
     for r in failed:
         for problem in r.problems:
@@ -45,8 +57,10 @@ def print_matrix(matrix: Matrix) -> None:
         style = _STYLE[state]
         return f"[{style}]{escape(text)}[/]" if style else escape(text)
 
-    rows = [[package, *(", ".join(styled(*piece) for piece in cell(c, package)) for c in matrix.columns)]
-            for package in matrix.packages]
+    rows = [
+        [package, *(", ".join(styled(*piece) for piece in cell(c, package)) for c in matrix.columns)]
+        for package in matrix.packages
+    ]
     columns = ["package", *(c.name for c in matrix.columns)]
     # Versions read best left-aligned, like the package names beside them.
     t = table("wheelhouse matrix", columns, rows, right_from=len(columns))
@@ -55,9 +69,13 @@ def print_matrix(matrix: Matrix) -> None:
     t.columns[0].min_width = max(map(len, matrix.packages), default=7)
     t.add_section()
     for i, label in enumerate(TOTAL_LABELS):
-        t.add_row(f"[bold]{label}[/]", *(styled(totals(c)[i], "" if not c.downloaded else
-                                                  MISSING if i == 3 and c.missing_files else PRESENT)
-                                         for c in matrix.columns))
+        t.add_row(
+            f"[bold]{label}[/]",
+            *(
+                styled(totals(c)[i], "" if not c.downloaded else MISSING if i == 3 and c.missing_files else PRESENT)
+                for c in matrix.columns
+            ),
+        )
     out.print(t)
     out.print(f"pool: {matrix.pool_files} distinct files, {human_bytes(matrix.pool_bytes)}")
 

@@ -44,6 +44,7 @@ class UnknownTarget(UsageError):
 # ---- the file, as a typed model --------------------------------------------------------------
 # Each field's description is what an error says was expected, and what an editor shows.
 
+
 def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
@@ -54,9 +55,13 @@ def _no_float_version(value: Any) -> Any:
     return value
 
 
-PlatformTag = Annotated[str, Field(
-    pattern=r"^[a-z0-9_]+$",
-    description="a wheel platform tag such as win_amd64, macosx_11_0_arm64 or manylinux_2_28_x86_64")]
+PlatformTag = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9_]+$",
+        description="a wheel platform tag such as win_amd64, macosx_11_0_arm64 or manylinux_2_28_x86_64",
+    ),
+]
 Port = Annotated[int, Field(strict=True, ge=1, le=65535, description="a TCP port number from 1 to 65535")]
 FilePath = Annotated[str, Field(min_length=1, description="a file path")]
 DevpiName = Annotated[str, Field(pattern=_NAME.pattern, description="a devpi user or index name")]
@@ -69,15 +74,23 @@ class _Strict(BaseModel):
 class TargetFile(_Strict):
     """One wheelhouse: an exact OS and CPU (its platform tags), a Python version, and what to install."""
 
-    platform: Annotated[list[PlatformTag], BeforeValidator(_one_or_many), Field(
-        min_length=1, description="a wheel platform tag, or a non-empty list of them for one OS and CPU")]
-    python: Annotated[str, BeforeValidator(_no_float_version), Field(
-        pattern=r"^3\.\d{1,2}$", description='a quoted major.minor version such as "3.13"')]
+    platform: Annotated[
+        list[PlatformTag],
+        BeforeValidator(_one_or_many),
+        Field(min_length=1, description="a wheel platform tag, or a non-empty list of them for one OS and CPU"),
+    ]
+    python: Annotated[
+        str,
+        BeforeValidator(_no_float_version),
+        Field(pattern=r"^3\.\d{1,2}$", description='a quoted major.minor version such as "3.13"'),
+    ]
     # uv resolves markers as CPython, so a PyPy target would get CPython markers silently.
     implementation: Annotated[Literal["cp"], Field(description="one of cp")] = "cp"
-    requirements: Annotated[list[Annotated[str, Field(min_length=1, description="a requirements file path")]],
-                            BeforeValidator(_one_or_many), Field(
-        min_length=1, description="a requirements file path, or a non-empty list of them")]
+    requirements: Annotated[
+        list[Annotated[str, Field(min_length=1, description="a requirements file path")]],
+        BeforeValidator(_one_or_many),
+        Field(min_length=1, description="a requirements file path, or a non-empty list of them"),
+    ]
 
 
 class FrontFile(_Strict):
@@ -98,8 +111,11 @@ class ServerFile(_Strict):
     index: DevpiName | None = Field(None, description="a devpi index name (default: myindex)")
     role: Literal["primary", "replica"] = Field("primary", description="primary or replica")
     primary: str | None = Field(None, description="the servers: name of this replica's primary")
-    primary_url: str | None = Field(None, pattern=r"^https?://[^/\s]+/?$", description=(
-        "the primary's base URL as the replica reaches it, e.g. http://10.0.0.5:3141"))
+    primary_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/\s]+/?$",
+        description=("the primary's base URL as the replica reaches it, e.g. http://10.0.0.5:3141"),
+    )
     nginx: FrontFile | None = None
 
 
@@ -116,8 +132,9 @@ class BundlesFile(_Strict):
 class InventoryFile(_Strict):
     """inventory.yaml: which wheelhouses to build, and which offline servers serve them."""
 
-    index_url: str | None = Field(None, pattern=r"^(https?|file)://\S+$",
-                                  description="an http(s):// or file:// URL of a simple index")
+    index_url: str | None = Field(
+        None, pattern=r"^(https?|file)://\S+$", description="an http(s):// or file:// URL of a simple index"
+    )
     wheelhouse: str = Field(DEFAULT_WHEELHOUSE, min_length=1, description="a directory path")
     locks: str = Field(DEFAULT_LOCKS, min_length=1, description="a directory path")
     targets: dict[str, TargetFile] = Field(min_length=1, description="at least one target")
@@ -134,6 +151,7 @@ def json_schema() -> str:
 
 
 # ---- what the tasks use ------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Target:
@@ -212,8 +230,7 @@ class Inventory:
     def server(self, name: str) -> Server:
         if name not in self.servers:
             raise InventoryError(
-                f"{self.path}: no entry {name!r} under 'servers:'; "
-                f"known servers: {', '.join(self.servers) or '(none)'}"
+                f"{self.path}: no entry {name!r} under 'servers:'; known servers: {', '.join(self.servers) or '(none)'}"
             )
         return self.servers[name]
 
@@ -229,6 +246,7 @@ class Inventory:
 
 # ---- reading and checking --------------------------------------------------------------------
 
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML that refuses a key given twice in one mapping, where plain YAML keeps the last one silently."""
 
@@ -239,8 +257,12 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
-                None, None, f"the key {key!r} appears twice in one mapping (first at line "
-                f"{seen[key].start_mark.line + 1}); YAML would silently keep only the last one", key_node.start_mark)
+                None,
+                None,
+                f"the key {key!r} appears twice in one mapping (first at line "
+                f"{seen[key].start_mark.line + 1}); YAML would silently keep only the last one",
+                key_node.start_mark,
+            )
         seen[key] = key_node
     return loader.construct_mapping(node, deep=deep)
 
@@ -254,8 +276,7 @@ def load_inventory(path: str | Path = "inventory.yaml") -> Inventory:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InventoryError(
-            f"{path}: inventory not found; run from the directory holding inventory.yaml "
-            f"or pass --inventory PATH"
+            f"{path}: inventory not found; run from the directory holding inventory.yaml or pass --inventory PATH"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError(f"{path}: cannot read the inventory: {exc}") from None
@@ -368,16 +389,30 @@ def parse_inventory(data, path: Path) -> Inventory:
             if not req_path.is_file():
                 check.fail(f"{key}.requirements[{i}]", req, f"an existing file (looked for {req_path})")
             requirements.append(req_path)
-        targets[name] = Target(name=name, platforms=tuple(raw.platform), python=raw.python,
-                               implementation=raw.implementation, requirements=tuple(requirements),
-                               serves_devpi=name in devpi_targets)
+        targets[name] = Target(
+            name=name,
+            platforms=tuple(raw.platform),
+            python=raw.python,
+            implementation=raw.implementation,
+            requirements=tuple(requirements),
+            serves_devpi=name in devpi_targets,
+        )
     for server in servers.values():
         if server.target not in targets:
-            check.fail(f"servers.{server.name}.target", server.target,
-                       f"one of the targets defined under 'targets:' ({', '.join(targets)})")
-    return Inventory(path=path, index_url=spec.index_url.rstrip("/") if spec.index_url else None,
-                     wheelhouse=base / spec.wheelhouse, locks=base / spec.locks, targets=targets, servers=servers,
-                     bundles=_bundle_settings(check, spec.bundles or BundlesFile(), base))
+            check.fail(
+                f"servers.{server.name}.target",
+                server.target,
+                f"one of the targets defined under 'targets:' ({', '.join(targets)})",
+            )
+    return Inventory(
+        path=path,
+        index_url=spec.index_url.rstrip("/") if spec.index_url else None,
+        wheelhouse=base / spec.wheelhouse,
+        locks=base / spec.locks,
+        targets=targets,
+        servers=servers,
+        bundles=_bundle_settings(check, spec.bundles or BundlesFile(), base),
+    )
 
 
 def _servers(check: _Checker, spec: InventoryFile, base: Path) -> dict[str, Server]:
@@ -390,25 +425,40 @@ def _servers(check: _Checker, spec: InventoryFile, base: Path) -> dict[str, Serv
                 check.fail(f"{key}.primary", None, "the servers: name of this replica's primary")
             for own in ("user", "index"):
                 if getattr(raw, own) is not None:
-                    check.fail(f"{key}.{own}", getattr(raw, own), "no such key on a replica: it serves its primary's index")
+                    check.fail(
+                        f"{key}.{own}", getattr(raw, own), "no such key on a replica: it serves its primary's index"
+                    )
         else:
             for only_replica in ("primary", "primary_url"):
                 if getattr(raw, only_replica) is not None:
                     check.fail(f"{key}.{only_replica}", getattr(raw, only_replica), "role: replica for this key")
-        servers[name] = Server(name=name, target=raw.target, port=raw.port, user=raw.user or "myuser",
-                               index=raw.index or "myindex", role=raw.role, primary=raw.primary,
-                               primary_url=raw.primary_url.rstrip("/") if raw.primary_url else None,
-                               front=_front(check, f"{key}.nginx", raw.nginx, base, name) if raw.nginx else None)
+        servers[name] = Server(
+            name=name,
+            target=raw.target,
+            port=raw.port,
+            user=raw.user or "myuser",
+            index=raw.index or "myindex",
+            role=raw.role,
+            primary=raw.primary,
+            primary_url=raw.primary_url.rstrip("/") if raw.primary_url else None,
+            front=_front(check, f"{key}.nginx", raw.nginx, base, name) if raw.nginx else None,
+        )
     for server in list(servers.values()):
         if server.is_replica:
             primary = servers.get(server.primary)
             if primary is None or primary.is_replica:
                 primaries = ", ".join(n for n, s in servers.items() if not s.is_replica)
-                check.fail(f"servers.{server.name}.primary", server.primary,
-                           f"a primary among the servers: entries ({primaries})")
+                check.fail(
+                    f"servers.{server.name}.primary",
+                    server.primary,
+                    f"a primary among the servers: entries ({primaries})",
+                )
             if primary.target != server.target:
-                check.fail(f"servers.{server.name}.target", server.target,
-                           f"its primary's target {primary.target!r}: both must run the same devpi-server")
+                check.fail(
+                    f"servers.{server.name}.target",
+                    server.target,
+                    f"its primary's target {primary.target!r}: both must run the same devpi-server",
+                )
             servers[server.name] = replace(server, user=primary.user, index=primary.index)
     return servers
 
@@ -424,8 +474,12 @@ def _front(check: _Checker, keypath: str, raw: FrontFile, base: Path, server_nam
             if not path.is_file():
                 check.fail(f"{keypath}.{key}", value, f"an existing file (looked for {path})")
             paths.append(path)
-    return Front(port=raw.port or (443 if paths else 80), server_name=raw.server_name or server_name,
-                 tls_cert=paths[0] if paths else None, tls_key=paths[1] if paths else None)
+    return Front(
+        port=raw.port or (443 if paths else 80),
+        server_name=raw.server_name or server_name,
+        tls_cert=paths[0] if paths else None,
+        tls_key=paths[1] if paths else None,
+    )
 
 
 def _bundle_settings(check: _Checker, raw: BundlesFile, base: Path) -> BundleSettings:
@@ -434,11 +488,16 @@ def _bundle_settings(check: _Checker, raw: BundlesFile, base: Path) -> BundleSet
 
     if raw.require_signature and not (raw.allowed_signers and raw.identity):
         check.fail("bundles.require_signature", True, "allowed_signers and identity to be set as well")
-    return BundleSettings(directory=path(raw.dir) or base / "bundles", sign_key=path(raw.sign_key),
-                          allowed_signers=path(raw.allowed_signers), identity=raw.identity,
-                          require_signature=raw.require_signature)
+    return BundleSettings(
+        directory=path(raw.dir) or base / "bundles",
+        sign_key=path(raw.sign_key),
+        allowed_signers=path(raw.allowed_signers),
+        identity=raw.identity,
+        require_signature=raw.require_signature,
+    )
 
 
-
-if __name__ == "__main__":  # regenerate the published schema: python -m devpi_airgap.core.inventory > inventory.schema.json
+if (
+    __name__ == "__main__"
+):  # regenerate the published schema: python -m devpi_airgap.core.inventory > inventory.schema.json
     print(json_schema(), end="")  # noqa: T201

@@ -43,5 +43,7 @@ def read_lock(path: Path) -> tuple[dict, list[LockedFile]]:
     except FileNotFoundError:
         raise AirgapError(f"{path}: no lock file; run `inv download` without --locked first to create it") from None
     except (ValueError, TypeError, KeyError) as exc:
-        raise AirgapError(f"{path}: the lock file is damaged ({exc}); restore it from version control or re-resolve") from None
+        raise AirgapError(
+            f"{path}: the lock file is damaged ({exc}); restore it from version control or re-resolve"
+        ) from None
     return body, files

@@ -135,8 +135,12 @@ def target_platform(target: Target) -> TargetPlatform:
         arch = "x86_64" if best.arch == "x86_64" else "aarch64"
         uv_platform = f"{arch}-apple-darwin"
         uv_env["MACOSX_DEPLOYMENT_TARGET"] = f"{best.level[0]}.{best.level[1]}"
-        markers = {"sys_platform": "darwin", "platform_system": "Darwin", "os_name": "posix",
-                   "platform_machine": "x86_64" if arch == "x86_64" else "arm64"}
+        markers = {
+            "sys_platform": "darwin",
+            "platform_system": "Darwin",
+            "os_name": "posix",
+            "platform_machine": "x86_64" if arch == "x86_64" else "arm64",
+        }
     else:
         if best.os == "musllinux":
             uv_platform = f"{best.arch}-unknown-linux-musl"
@@ -150,7 +154,12 @@ def target_platform(target: Target) -> TargetPlatform:
                     "which is the oldest platform uv resolves for; use manylinux2014 or newer"
                 )
             uv_platform = f"{best.arch}-manylinux_2_{usable[-1]}"
-        markers = {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix", "platform_machine": best.arch}
+        markers = {
+            "sys_platform": "linux",
+            "platform_system": "Linux",
+            "os_name": "posix",
+            "platform_machine": best.arch,
+        }
     markers.update(
         python_version=target.python,
         python_full_version=f"{target.python}.0",

@@ -99,17 +99,31 @@ def resolution_sets(target: Target) -> list[ResolutionSet]:
     return sets
 
 
-def uv_compile(resolution: ResolutionSet, platform: TargetPlatform, index_url: str | None, workdir: Path,
-               extra_args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def uv_compile(
+    resolution: ResolutionSet,
+    platform: TargetPlatform,
+    index_url: str | None,
+    workdir: Path,
+    extra_args: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess:
     """Run `uv pip compile` for one resolution set; the caller reads workdir/pylock.toml."""
     (workdir / "requirements.in").write_text("\n".join(resolution.lines) + "\n", encoding="utf-8")
     target = platform.target
     command = [
-        uv_binary(), "pip", "compile", "--no-config", "--quiet", "--no-header",
-        "--python", sys.executable,
-        "--python-platform", platform.uv_platform,
-        "--python-version", target.python,
-        "-o", str(workdir / "pylock.toml"),
+        uv_binary(),
+        "pip",
+        "compile",
+        "--no-config",
+        "--quiet",
+        "--no-header",
+        "--python",
+        sys.executable,
+        "--python-platform",
+        platform.uv_platform,
+        "--python-version",
+        target.python,
+        "-o",
+        str(workdir / "pylock.toml"),
         str(workdir / "requirements.in"),
     ]
     for constraint in resolution.constraints:

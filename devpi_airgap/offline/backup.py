@@ -42,13 +42,18 @@ def backup(host: Host, server: Server, destination: Path, keep: int = BACKUPS_KE
     if was_active:
         host.run(f"systemctl stop {UNIT_NAME}", step="backup")
     try:
-        host.run(f"runuser -u {SERVICE_USER} -- {VENV}/bin/devpi-export --serverdir {SERVERDIR} {export}",
-                 step="devpi-export")
+        host.run(
+            f"runuser -u {SERVICE_USER} -- {VENV}/bin/devpi-export --serverdir {SERVERDIR} {export}",
+            step="devpi-export",
+        )
     finally:
         if was_active:
             host.run(f"systemctl start {UNIT_NAME}", step="backup", check=False)
-    host.run(f"tar -C {BACKUPS} -cf {export}.tar devpi-{stamp} && rm -rf {export} && "
-             f"ls -1 {BACKUPS}/devpi-*.tar | sort | head -n -{keep} | xargs -r rm -f", step="backup")
+    host.run(
+        f"tar -C {BACKUPS} -cf {export}.tar devpi-{stamp} && rm -rf {export} && "
+        f"ls -1 {BACKUPS}/devpi-*.tar | sort | head -n -{keep} | xargs -r rm -f",
+        step="backup",
+    )
     local = destination / host.name / f"devpi-{stamp}.tar"
     host.get(f"{export}.tar", local, step="copy backup")
     _prune_local(local.parent, keep)
@@ -66,20 +71,28 @@ def restore(host: Host, server: Server, source: Path) -> str:
     work = f"{RESTORES}/{name}"
     host.run(f"rm -rf {work} && install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 {RESTORES}", step="restore")
     host.put(source, f"{RESTORES}/{source.name}", step="copy backup")
-    host.run(f"tar -C {RESTORES} -xf {RESTORES}/{source.name} && test -d {work} && "
-             f"chown -R {SERVICE_USER}:{SERVICE_USER} {work}", step="restore")
+    host.run(
+        f"tar -C {RESTORES} -xf {RESTORES}/{source.name} && test -d {work} && "
+        f"chown -R {SERVICE_USER}:{SERVICE_USER} {work}",
+        step="restore",
+    )
     aside = f"{SERVERDIR}.before-restore-{_stamp()}"
     host.run(f"systemctl stop {UNIT_NAME}; mv {SERVERDIR} {aside}", step="restore")
     try:
-        host.run(f"install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 {SERVERDIR} && "
-                 f"runuser -u {SERVICE_USER} -- {VENV}/bin/devpi-import --serverdir {SERVERDIR} --no-root-pypi {work}",
-                 step="devpi-import")
+        host.run(
+            f"install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 {SERVERDIR} && "
+            f"runuser -u {SERVICE_USER} -- {VENV}/bin/devpi-import --serverdir {SERVERDIR} --no-root-pypi {work}",
+            step="devpi-import",
+        )
         host.run(f"systemctl reset-failed {UNIT_NAME}; systemctl start {UNIT_NAME}", step="restore", check=False)
         wait_healthy(host, server.port)
     except RemoteError as exc:
-        host.run(f"systemctl stop {UNIT_NAME}; rm -rf {SERVERDIR} && mv {aside} {SERVERDIR} && "
-                 f"systemctl reset-failed {UNIT_NAME}; systemctl start {UNIT_NAME}", step="roll back restore",
-                 check=False)
+        host.run(
+            f"systemctl stop {UNIT_NAME}; rm -rf {SERVERDIR} && mv {aside} {SERVERDIR} && "
+            f"systemctl reset-failed {UNIT_NAME}; systemctl start {UNIT_NAME}",
+            step="roll back restore",
+            check=False,
+        )
         raise RemoteError(f"{exc}\nThe data from before the restore is back in place.") from None
     host.run(f"rm -rf {shlex.quote(work)} {RESTORES}/{shlex.quote(source.name)}", step="restore", check=False)
     return aside

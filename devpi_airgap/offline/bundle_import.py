@@ -42,8 +42,9 @@ def check_on_server(host: Host, inventory: Inventory, bundle: Path) -> None:
     """The server checks its own copy with the same checker, so a file damaged in the last hop is caught too."""
     settings = inventory.bundles
     host.run(f"install -d -m 0700 {INCOMING}", step="copy bundle")
-    companions = [p for p in (bundle.with_name(bundle.name + ".sha256"), bundle.with_name(bundle.name + ".sig"))
-                  if p.exists()]
+    companions = [
+        p for p in (bundle.with_name(bundle.name + ".sha256"), bundle.with_name(bundle.name + ".sig")) if p.exists()
+    ]
     for path in [bundle, *companions]:
         host.put(path, f"{INCOMING}/{path.name}", step="copy bundle")
     signers = ""
@@ -52,9 +53,16 @@ def check_on_server(host: Host, inventory: Inventory, bundle: Path) -> None:
         host.put(settings.allowed_signers, signers, step="copy bundle")
     staging = f"{INCOMING}/{bundle.stem}.check"
     try:
-        result = host.run_program(bundle_check, f"{INCOMING}/{bundle.name}", staging, signers, settings.identity or "",
-                                  "1" if settings.require_signature else "0", step="check bundle on server",
-                                  check=False)
+        result = host.run_program(
+            bundle_check,
+            f"{INCOMING}/{bundle.name}",
+            staging,
+            signers,
+            settings.identity or "",
+            "1" if settings.require_signature else "0",
+            step="check bundle on server",
+            check=False,
+        )
     finally:
         host.run(f"rm -rf {staging}", step="check bundle on server", check=False)
     if not result.ok:
@@ -78,8 +86,14 @@ class RecordImport(Step):
 
     def apply(self, host: Host, recorded: list[str]) -> None:
         m = self.manifest
-        entry = {"bundle_id": m["bundle_id"], "sha256": m["sha256"], "files": len(m["files"]), "full": m["full"],
-                 "signature": m["signature"], "imported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        entry = {
+            "bundle_id": m["bundle_id"],
+            "sha256": m["sha256"],
+            "files": len(m["files"]),
+            "full": m["full"],
+            "signature": m["signature"],
+            "imported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         host.run_program(record_import, IMPORTED, json.dumps(entry), step=self.name)
 
 
@@ -88,9 +102,16 @@ def imported_bundles(host: Host) -> list[dict]:
     return json.loads(result.stdout) if result.ok and result.stdout.strip() else []
 
 
-def deploy_bundle(runner: Runner, inventory: Inventory, server: Server, credentials: Credentials | None,
-                  bundle: Path, *, progress: ProgressFactory = no_progress,
-                  on_checked=lambda where, name, manifest: None) -> DeployResult:
+def deploy_bundle(
+    runner: Runner,
+    inventory: Inventory,
+    server: Server,
+    credentials: Credentials | None,
+    bundle: Path,
+    *,
+    progress: ProgressFactory = no_progress,
+    on_checked=lambda where, name, manifest: None,
+) -> DeployResult:
     """Check `bundle` here, then (unless runner.check) on the server, then deploy its files.
 
     `on_checked(where, bundle name, manifest)` tells the task layer each check passed, so it can say so as it happens.
@@ -101,11 +122,18 @@ def deploy_bundle(runner: Runner, inventory: Inventory, server: Server, credenti
     settings = inventory.bundles
     with tempfile.TemporaryDirectory(prefix="airgap-bundle-") as tmp:
         checked = Path(tmp) / "checked"
-        manifest = bundle_check.check_bundle(bundle, checked, allowed_signers=str(settings.allowed_signers or "") or None,
-                                             identity=settings.identity, required=settings.require_signature)
+        manifest = bundle_check.check_bundle(
+            bundle,
+            checked,
+            allowed_signers=str(settings.allowed_signers or "") or None,
+            identity=settings.identity,
+            required=settings.require_signature,
+        )
         if manifest["inventory_id"] != inventory_id(inventory):
-            raise BundleError(f"{bundle.name} was made for a different inventory (its targets differ from "
-                              f"{inventory.path}'s); use the inventory it was made with")
+            raise BundleError(
+                f"{bundle.name} was made for a different inventory (its targets differ from "
+                f"{inventory.path}'s); use the inventory it was made with"
+            )
         on_checked("here", bundle.name, manifest)
         host.become_root()
         if not runner.check:  # the server's check copies the bundle over: a change --check must not make
@@ -115,5 +143,6 @@ def deploy_bundle(runner: Runner, inventory: Inventory, server: Server, credenti
         _lay_out(manifest, checked, view)
         shutil.copytree(checked / "locks", Path(tmp) / "locks")
         carried = dataclasses.replace(inventory, wheelhouse=view, locks=Path(tmp) / "locks")
-        return deploy(runner, carried, server, credentials, progress=progress, from_bundle=True,
-                      after=[RecordImport(manifest)])
+        return deploy(
+            runner, carried, server, credentials, progress=progress, from_bundle=True, after=[RecordImport(manifest)]
+        )

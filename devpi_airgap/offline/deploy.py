@@ -56,6 +56,8 @@ from devpi_airgap.offline.steps import Outcome, Runner, Step
 from devpi_airgap.offline.systemd_unit import render_unit
 
 DEVPI_SET = "devpi server"
+
+
 @dataclass
 class DeployResult:
     """What a deploy did (or, under --check, would do), for the task layer to show."""
@@ -80,20 +82,25 @@ def devpi_wheels(inventory: Inventory, target: Target, *, partial_ok: bool = Fal
     """
     directory = inventory.target_dir(target)
     if not directory.is_dir() and not partial_ok:
-        raise AirgapError(f"no wheelhouse for target {target.name!r} at {directory}; "
-                          f"run `inv download --target {target.name}` on the online side and carry it over")
+        raise AirgapError(
+            f"no wheelhouse for target {target.name!r} at {directory}; "
+            f"run `inv download --target {target.name}` on the online side and carry it over"
+        )
     _, files = read_lock(inventory.lock_path(target))
     locked = [f for f in files if DEVPI_SET in f.sets]
     version = next((f.version for f in locked if f.name == "devpi-server"), None)
     wheels = [directory / f.filename for f in locked if (directory / f.filename).is_file()]
     if version is None or (len(wheels) < len(locked) and not partial_ok):
         missing = [f.filename for f in locked if not (directory / f.filename).is_file()]
-        raise AirgapError(f"the wheelhouse for target {target.name!r} lacks the devpi-server wheels "
-                          f"({', '.join(missing[:5]) or 'none locked'}); run `inv download --target {target.name}`")
+        raise AirgapError(
+            f"the wheelhouse for target {target.name!r} lacks the devpi-server wheels "
+            f"({', '.join(missing[:5]) or 'none locked'}); run `inv download --target {target.name}`"
+        )
     return wheels, version
 
 
 # ---- checks before any change --------------------------------------------------------------
+
 
 def check_facts(host: Host, target: Target) -> None:
     """Refuse a server whose CPU, Python or libc cannot run the target's wheels, before installing anything."""
@@ -102,19 +109,25 @@ def check_facts(host: Host, target: Target) -> None:
     markers = dict(platform.marker_env)
     where = f"{host.name} runs Python {facts['python']} on {facts['machine']}"
     if markers["sys_platform"] != "linux":
-        raise RemoteError(f"inspect server: target {target.name!r} is for {markers['platform_system']}, but the "
-                          f"server is Linux; give servers.{host.name}.target a Linux target")
+        raise RemoteError(
+            f"inspect server: target {target.name!r} is for {markers['platform_system']}, but the "
+            f"server is Linux; give servers.{host.name}.target a Linux target"
+        )
     if facts["python"] != target.python or facts["machine"] != markers["platform_machine"]:
-        raise RemoteError(f"inspect server: {where}, but target {target.name!r} is for Python {target.python} on "
-                          f"{markers['platform_machine']}; point the server at a target with python: "
-                          f"\"{facts['python']}\" and a {facts['machine']} platform, then `inv download` it")
+        raise RemoteError(
+            f"inspect server: {where}, but target {target.name!r} is for Python {target.python} on "
+            f"{markers['platform_machine']}; point the server at a target with python: "
+            f'"{facts["python"]}" and a {facts["machine"]} platform, then `inv download` it'
+        )
     libc, version = facts["libc"]
     manylinux = [t for t in platform.platform_tags if t.startswith("manylinux_")]
     if libc == "glibc" and manylinux:
         needed = tuple(int(x) for x in manylinux[0].split("_")[1:3])
         if tuple(int(x) for x in version.split(".")[:2]) < needed:
-            raise RemoteError(f"inspect server: {host.name} has glibc {version}, older than the target's "
-                              f"{manylinux[0]}; use an older manylinux platform for target {target.name!r}")
+            raise RemoteError(
+                f"inspect server: {host.name} has glibc {version}, older than the target's "
+                f"{manylinux[0]}; use an older manylinux platform for target {target.name!r}"
+            )
     if not facts["ensurepip"]:
         raise RemoteError(f"inspect server: {host.name} lacks Python's venv support; install python3-venv there")
     if not facts["systemd"]:
@@ -126,11 +139,14 @@ def check_port(host: Host, port: int) -> None:
         return
     if not host.run_program(port_free, str(port), step="port check", check=False).ok:
         holder = host.run(f"ss -Hltnp 'sport = :{port}' 2>/dev/null", step="port check", check=False).stdout.strip()
-        raise RemoteError(f"port check: port {port} on {host.name} is already taken{' by ' + holder if holder else ''}; "
-                          f"stop that service or set servers.{host.name}.port to a free port")
+        raise RemoteError(
+            f"port check: port {port} on {host.name} is already taken{' by ' + holder if holder else ''}; "
+            f"stop that service or set servers.{host.name}.port to a free port"
+        )
 
 
 # ---- steps on the host ---------------------------------------------------------------------
+
 
 class CopyWheels(Step):
     """The wheels that install devpi, in WHEELS; compared by sha256, so only missing or changed ones travel."""
@@ -146,8 +162,10 @@ class CopyWheels(Step):
         return sha256_file(path)
 
     def read(self, host: Host) -> dict[str, str]:
-        listing = host.run(f"if [ -d {WHEELS} ]; then cd {WHEELS} && find . -maxdepth 1 -name '*.whl' "
-                           "-exec sha256sum {} +; fi", step=self.name).stdout
+        listing = host.run(
+            f"if [ -d {WHEELS} ]; then cd {WHEELS} && find . -maxdepth 1 -name '*.whl' -exec sha256sum {{}} +; fi",
+            step=self.name,
+        ).stdout
         return {line.split()[1][2:]: line.split()[0] for line in listing.splitlines() if line.strip()}
 
     def missing(self, present: dict[str, str]) -> list[Path]:
@@ -175,8 +193,10 @@ class ServiceUser(Step):
         return [] if exists else [f"create {SERVICE_USER}"]
 
     def apply(self, host: Host, exists: bool) -> list[str]:
-        host.run(f"useradd --system --user-group --home-dir {SERVER_HOME} --shell /usr/sbin/nologin {SERVICE_USER}",
-                 step=self.name)
+        host.run(
+            f"useradd --system --user-group --home-dir {SERVER_HOME} --shell /usr/sbin/nologin {SERVICE_USER}",
+            step=self.name,
+        )
         return [f"created {SERVICE_USER}"]
 
 
@@ -192,8 +212,9 @@ class DevpiVenv(Step):
 
     name = "venv"
 
-    def __init__(self, version: str, port: int, *, wheels_at_hand: bool = True,
-                 before_upgrade: Callable[[], str] = lambda: ""):
+    def __init__(
+        self, version: str, port: int, *, wheels_at_hand: bool = True, before_upgrade: Callable[[], str] = lambda: ""
+    ):
         self.version = version
         self.port = port
         self.wheels_at_hand = wheels_at_hand
@@ -202,15 +223,20 @@ class DevpiVenv(Step):
 
     def read(self, host: Host) -> VenvFacts:
         current = host.run(f"{VENV}/bin/devpi-server --version", step=self.name, check=False)
-        return VenvFacts(current.stdout.strip() if current.ok else None,
-                         host.run(f"test -L {VENV}", step=self.name, check=False).ok, service_active(host))
+        return VenvFacts(
+            current.stdout.strip() if current.ok else None,
+            host.run(f"test -L {VENV}", step=self.name, check=False).ok,
+            service_active(host),
+        )
 
     def diff(self, facts: VenvFacts) -> list[str]:
         if facts.installed == self.version:
             return []
         if not self.wheels_at_hand:
-            raise RemoteError(f"venv: the server has no devpi-server {self.version} and this delta bundle does not "
-                              "carry its wheels; deploy a full bundle (`inv bundle --full`) first")
+            raise RemoteError(
+                f"venv: the server has no devpi-server {self.version} and this delta bundle does not "
+                "carry its wheels; deploy a full bundle (`inv bundle --full`) first"
+            )
         if facts.installed and facts.service_active:
             return [f"upgrade devpi-server {facts.installed} -> {self.version}, after a backup"]
         return [f"install devpi-server {self.version} in {venv_for(self.version)}"]
@@ -235,8 +261,10 @@ def _installed_version(host: Host) -> str | None:
 
 def _install_venv(host: Host, version: str) -> str:
     path = venv_for(version)
-    pip = (f"PIP_CONFIG_FILE=/dev/null PIP_NO_INPUT=1 {path}/bin/pip install --quiet --no-index "
-           f"--find-links {WHEELS} devpi-server=={version} devpi-web devpi-client")
+    pip = (
+        f"PIP_CONFIG_FILE=/dev/null PIP_NO_INPUT=1 {path}/bin/pip install --quiet --no-index "
+        f"--find-links {WHEELS} devpi-server=={version} devpi-web devpi-client"
+    )
     host.run(f"set -e; rm -rf {path}; python3 -m venv {path}; {pip}", step="venv")
     return path
 
@@ -260,8 +288,10 @@ def upgrade(host: Host, old: str, new: str, port: int) -> str:
         host.run(f"systemctl reset-failed {UNIT_NAME}; systemctl restart {UNIT_NAME}", step="roll back", check=False)
         wait_healthy(host, port)
         host.run(f"rm -rf {path}", step="roll back", check=False)
-        raise RemoteError(f"upgrade: devpi-server {new} did not come up healthy, so {host.name} was rolled back to "
-                          f"{old}, which is serving again. What failed:\n{exc}") from None
+        raise RemoteError(
+            f"upgrade: devpi-server {new} did not come up healthy, so {host.name} was rolled back to "
+            f"{old}, which is serving again. What failed:\n{exc}"
+        ) from None
     return f"upgraded devpi-server {old} -> {new} (previous venv kept for a rollback)"
 
 
@@ -278,9 +308,12 @@ class SecretFile(Step):
         return [] if owner_and_mode == f"{SERVICE_USER} 600" else [f"write {SECRETFILE} (0600)"]
 
     def apply(self, host: Host, owner_and_mode: str) -> list[str]:
-        host.run(f"set -e; install -d -o root -g root -m 0755 {Path(SECRETFILE).parent}; "
-                 f"test -s {SECRETFILE} || {VENV}/bin/devpi-gen-secret --secretfile {SECRETFILE}; "
-                 f"chown {SERVICE_USER}:{SERVICE_USER} {SECRETFILE}; chmod 0600 {SECRETFILE}", step=self.name)
+        host.run(
+            f"set -e; install -d -o root -g root -m 0755 {Path(SECRETFILE).parent}; "
+            f"test -s {SECRETFILE} || {VENV}/bin/devpi-gen-secret --secretfile {SECRETFILE}; "
+            f"chown {SERVICE_USER}:{SERVICE_USER} {SECRETFILE}; chmod 0600 {SECRETFILE}",
+            step=self.name,
+        )
         return [f"{SECRETFILE} (0600)"]
 
 
@@ -299,10 +332,13 @@ class DevpiInit(Step):
         return [] if initialised else [f"initialise {SERVERDIR}"]
 
     def apply(self, host: Host, initialised: bool) -> list[str]:
-        host.run(f"set -e; install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 {SERVER_HOME} {SERVERDIR}; "
-                 "IFS= read -r DEVPISERVER_ROOT_PASSWD; export DEVPISERVER_ROOT_PASSWD; "
-                 f"runuser -u {SERVICE_USER} -- {VENV}/bin/devpi-init --serverdir {SERVERDIR} --no-root-pypi",
-                 step=self.name, stdin=self.root_password + "\n")
+        host.run(
+            f"set -e; install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 {SERVER_HOME} {SERVERDIR}; "
+            "IFS= read -r DEVPISERVER_ROOT_PASSWD; export DEVPISERVER_ROOT_PASSWD; "
+            f"runuser -u {SERVICE_USER} -- {VENV}/bin/devpi-init --serverdir {SERVERDIR} --no-root-pypi",
+            step=self.name,
+            stdin=self.root_password + "\n",
+        )
         return [f"{SERVERDIR} initialised, root password set"]
 
 
@@ -315,9 +351,11 @@ class ServiceFacts:
 
 def read_service(host: Host, unit: str, path: str | None, step: str) -> ServiceFacts:
     text = host.run(f"cat {path}", step=step, check=False) if path else None
-    return ServiceFacts(text.stdout if text is not None and text.ok else None,
-                        host.run(f"systemctl is-enabled --quiet {unit}", step=step, check=False).ok,
-                        host.run(f"systemctl is-active --quiet {unit}", step=step, check=False).ok)
+    return ServiceFacts(
+        text.stdout if text is not None and text.ok else None,
+        host.run(f"systemctl is-enabled --quiet {unit}", step=step, check=False).ok,
+        host.run(f"systemctl is-active --quiet {unit}", step=step, check=False).ok,
+    )
 
 
 def service_diff(facts: ServiceFacts, *, refresh: str | None) -> list[str]:
@@ -361,8 +399,11 @@ class ServiceUnit(Step):
     def apply(self, host: Host, facts: ServiceFacts) -> list[str]:
         changes = self.diff(facts)
         if facts.unit_text != self.unit_text:
-            host.run(f"cat > {UNIT_PATH}.tmp && mv -f {UNIT_PATH}.tmp {UNIT_PATH} && systemctl daemon-reload",
-                     step=self.name, stdin=self.unit_text)
+            host.run(
+                f"cat > {UNIT_PATH}.tmp && mv -f {UNIT_PATH}.tmp {UNIT_PATH} && systemctl daemon-reload",
+                step=self.name,
+                stdin=self.unit_text,
+            )
         apply_service(host, UNIT_NAME, changes, self.name)
         return changes
 
@@ -370,11 +411,19 @@ class ServiceUnit(Step):
 def unit_for(server: Server, *, primary_url: str | None = None, has_replicas: bool = False) -> str:
     """A replica runs with --primary-url; a primary serves the replication protocol only when asked to."""
     role_args = ["--primary-url", primary_url] if primary_url else ["--role", "primary"] if has_replicas else []
-    return render_unit(venv=VENV, serverdir=SERVERDIR, secretfile=SECRETFILE, host="0.0.0.0", port=server.port,
-                       offline_mode=primary_url is None, extra_args=role_args)
+    return render_unit(
+        venv=VENV,
+        serverdir=SERVERDIR,
+        secretfile=SECRETFILE,
+        host="0.0.0.0",
+        port=server.port,
+        offline_mode=primary_url is None,
+        extra_args=role_args,
+    )
 
 
 # ---- steps through devpi's HTTP API ----------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class IndexFacts:
@@ -395,8 +444,9 @@ class UserAndIndex(Step):
     def read(self, host: Host) -> IndexFacts:
         if self.client is None:
             return IndexFacts(False, None)
-        return IndexFacts(self.client.user_exists(self.server.user),
-                          self.client.index_config(self.server.user, self.server.index))
+        return IndexFacts(
+            self.client.user_exists(self.server.user), self.client.index_config(self.server.user, self.server.index)
+        )
 
     def diff(self, facts: IndexFacts) -> list[str]:
         user, index = self.server.user, f"{self.server.user}/{self.server.index}"
@@ -418,8 +468,14 @@ class Upload(Step):
 
     name = "upload"
 
-    def __init__(self, client: DevpiClient | None, server: Server, credentials: Credentials | None,
-                 files: list[Path], progress: ProgressFactory):
+    def __init__(
+        self,
+        client: DevpiClient | None,
+        server: Server,
+        credentials: Credentials | None,
+        files: list[Path],
+        progress: ProgressFactory,
+    ):
         self.client = client
         self.server = server
         self.credentials = credentials
@@ -432,7 +488,9 @@ class Upload(Step):
 
     def diff(self, remote: dict[str, str]) -> list[str]:
         # Conflicts are problems, not changes: the index keeps its copy, and deploy says so at the end.
-        self.result = plan_upload(self.files, remote, CopyWheels._local_sha256, f"{self.server.user}/{self.server.index}")
+        self.result = plan_upload(
+            self.files, remote, CopyWheels._local_sha256, f"{self.server.user}/{self.server.index}"
+        )
         todo = self.result.todo
         return [f"{len(todo)} files, {human_bytes(sum(p.stat().st_size for p in todo))} to upload"] if todo else []
 
@@ -441,8 +499,9 @@ class Upload(Step):
         self.client.login(server.user, self.credentials.user_password)
         total = sum(p.stat().st_size for p in self.result.todo)
         with self.progress(f"uploading to {server.user}/{server.index}", total) as advance:
-            upload_files(self.client, server.user, server.index, self.result,
-                         progress=lambda name, nbytes: advance(nbytes))
+            upload_files(
+                self.client, server.user, server.index, self.result, progress=lambda name, nbytes: advance(nbytes)
+            )
         return [f"{len(self.result.uploaded)} files, {human_bytes(self.result.bytes_uploaded)}"]
 
 
@@ -461,14 +520,15 @@ def check_targets(base_url: str, inventory: Inventory, server: Server) -> list[s
     """Resolve every target's requirements from the live index alone; returns the problems."""
     index_url = f"{base_url}/{server.user}/{server.index}/+simple"
     # Only what this machine carries was uploaded; a target never downloaded here is not ours to check.
-    carried = [t for t in inventory.targets.values() if inventory.lock_path(t).exists() and inventory.target_dir(t).is_dir()]
+    carried = [
+        t for t in inventory.targets.values() if inventory.lock_path(t).exists() and inventory.target_dir(t).is_dir()
+    ]
     jobs = [(t, s) for t in carried for s in resolution_sets(t)]
 
     def check(job) -> str | None:
         target, resolution = job
         with tempfile.TemporaryDirectory(prefix="airgap-check-") as tmp:
-            result = uv_compile(resolution, target_platform(target), index_url, Path(tmp),
-                                ("--only-binary", ":all:"))
+            result = uv_compile(resolution, target_platform(target), index_url, Path(tmp), ("--only-binary", ":all:"))
         if result.returncode:
             return f"{target.name} ({resolution.label}): " + " ".join(result.stderr.split())[-600:]
         return None
@@ -478,6 +538,7 @@ def check_targets(base_url: str, inventory: Inventory, server: Server) -> list[s
 
 
 # ---- where users point their clients -----------------------------------------------------
+
 
 def user_url(host: Host, server: Server) -> str:
     """The index URL users are given: through the nginx front when there is one."""
@@ -518,28 +579,42 @@ pip install --index-url {url}{f" --trusted-host {trusted}" if trusted else ""} P
 
 # ---- failures mid-upload -----------------------------------------------------------------
 
+
 def upload_failure(host: Host, server: Server, exc: DevpiError) -> RemoteError:
     """Why talking to devpi failed mid-deploy, worked out on the server, and what to do about it."""
-    again = ("then re-run deploy: files already on the index are kept and only the missing ones are uploaded "
-             "(a half-sent file never reaches the index)")
+    again = (
+        "then re-run deploy: files already on the index are kept and only the missing ones are uploaded "
+        "(a half-sent file never reaches the index)"
+    )
     if host.is_remote and not host.c.is_connected:
-        return RemoteError(f"upload: the SSH connection to {host.name} broke mid-upload ({exc}); once {host.name} "
-                           f"answers over SSH again, {again}")
+        return RemoteError(
+            f"upload: the SSH connection to {host.name} broke mid-upload ({exc}); once {host.name} "
+            f"answers over SSH again, {again}"
+        )
     try:
-        free_kb = host.run(f"df -Pk {FILES} {SERVERDIR} 2>/dev/null | awk 'NR>1 {{print $4}}' | sort -n | head -1",
-                           step="upload", check=False).stdout.strip()
+        free_kb = host.run(
+            f"df -Pk {FILES} {SERVERDIR} 2>/dev/null | awk 'NR>1 {{print $4}}' | sort -n | head -1",
+            step="upload",
+            check=False,
+        ).stdout.strip()
         logged = journal(host, 200)
     except AirgapError:
-        return RemoteError(f"upload: the connection to {host.name} broke mid-upload ({exc}); once {host.name} "
-                           f"answers over SSH again, {again}")
+        return RemoteError(
+            f"upload: the connection to {host.name} broke mid-upload ({exc}); once {host.name} "
+            f"answers over SSH again, {again}"
+        )
     low = free_kb.isdigit() and int(free_kb) < 64 * 1024
     if "No space left" in str(exc) or ((exc.status or 0) >= 500 and (low or "No space left" in logged)):
-        return RemoteError(f"upload: the disk holding {SERVERDIR} on {host.name} is full "
-                           f"({int(free_kb) // 1024 if free_kb.isdigit() else '?'} MB free; the server said: {exc}). "
-                           f"Free space there (or grow that filesystem), {again}")
+        return RemoteError(
+            f"upload: the disk holding {SERVERDIR} on {host.name} is full "
+            f"({int(free_kb) // 1024 if free_kb.isdigit() else '?'} MB free; the server said: {exc}). "
+            f"Free space there (or grow that filesystem), {again}"
+        )
     systemd_lines = [line for line in logged.splitlines() if " INFO " not in line][-8:]
-    return RemoteError(f"upload: devpi-server on {host.name} stopped answering or the connection to it broke "
-                       f"mid-upload ({exc}). Its journal:\n{chr(10).join(systemd_lines)}\nFix any cause shown above, {again}")
+    return RemoteError(
+        f"upload: devpi-server on {host.name} stopped answering or the connection to it broke "
+        f"mid-upload ({exc}). Its journal:\n{chr(10).join(systemd_lines)}\nFix any cause shown above, {again}"
+    )
 
 
 @contextmanager
@@ -562,8 +637,15 @@ def devpi_api(host: Host, server: Server, *, serving: bool):
 
 # ---- the whole deploy ----------------------------------------------------------------------
 
-def prepare_host(runner: Runner, inventory: Inventory, server: Server, *, partial_ok: bool = False,
-                 before_upgrade: Callable[[], str] = lambda: "") -> DevpiVenv:
+
+def prepare_host(
+    runner: Runner,
+    inventory: Inventory,
+    server: Server,
+    *,
+    partial_ok: bool = False,
+    before_upgrade: Callable[[], str] = lambda: "",
+) -> DevpiVenv:
     """What primaries and replicas share: checks, wheels, service user and venv. Returns the venv step."""
     host = runner.host
     target = inventory.targets[server.target]
@@ -584,19 +666,33 @@ def finish(runner: Runner, server: Server, problems: list[str], conflicts: list[
     if not runner.check:
         runner.record("every target resolves from the index alone")
     host = runner.host
-    return DeployResult(host.name, runner.check, runner.outcomes, user_url(host, server), trusted_host(host, server),
-                        conflicts)
+    return DeployResult(
+        host.name, runner.check, runner.outcomes, user_url(host, server), trusted_host(host, server), conflicts
+    )
 
 
-def deploy(runner: Runner, inventory: Inventory, server: Server, credentials: Credentials | None, *,
-           progress: ProgressFactory = no_progress, from_bundle: bool = False, after: list[Step] = ()) -> DeployResult:
+def deploy(
+    runner: Runner,
+    inventory: Inventory,
+    server: Server,
+    credentials: Credentials | None,
+    *,
+    progress: ProgressFactory = no_progress,
+    from_bundle: bool = False,
+    after: list[Step] = (),
+) -> DeployResult:
     """Converge one primary (or standalone) devpi server; `after` are steps that only a full success may run.
 
     Under runner.check nothing on the server changes and no credentials are needed.
     """
     host = runner.host
-    venv = prepare_host(runner, inventory, server, partial_ok=from_bundle,
-                        before_upgrade=lambda: str(backup(host, server, inventory.path.parent / "backups")))
+    venv = prepare_host(
+        runner,
+        inventory,
+        server,
+        partial_ok=from_bundle,
+        before_upgrade=lambda: str(backup(host, server, inventory.path.parent / "backups")),
+    )
     runner.run(SecretFile())
     runner.run(DevpiInit(credentials.root_password if credentials else ""))
     runner.run(ServiceUnit(unit_for(server, has_replicas=bool(inventory.replicas_of(server))), lambda: venv.fresh))
@@ -618,8 +714,14 @@ def deploy(runner: Runner, inventory: Inventory, server: Server, credentials: Cr
     return result
 
 
-def upload_only(runner: Runner, inventory: Inventory, server: Server, credentials: Credentials | None, *,
-                progress: ProgressFactory = no_progress) -> DeployResult:
+def upload_only(
+    runner: Runner,
+    inventory: Inventory,
+    server: Server,
+    credentials: Credentials | None,
+    *,
+    progress: ProgressFactory = no_progress,
+) -> DeployResult:
     """Just the upload step, for a server deploy already set up."""
     host = runner.host
     host.become_root()
@@ -631,6 +733,7 @@ def upload_only(runner: Runner, inventory: Inventory, server: Server, credential
 
 
 def conflicts_error(conflicts: list[tuple[str, str]]) -> AirgapError:
-    return AirgapError(f"{len(conflicts)} files conflict with different files of the same name on the index "
-                       "(listed above); the index keeps its copies. Remove the stale files from the wheelhouse.")
-
+    return AirgapError(
+        f"{len(conflicts)} files conflict with different files of the same name on the index "
+        "(listed above); the index keeps its copies. Remove the stale files from the wheelhouse."
+    )

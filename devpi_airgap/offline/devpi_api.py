@@ -86,10 +86,7 @@ def _server_message(response: httpx.Response) -> str:
 def _wheel_metadata(path: Path) -> dict[str, str | list[str]]:
     """Form fields for ``file_upload`` from the wheel's ``*.dist-info/METADATA``."""
     with zipfile.ZipFile(path) as zf:
-        names = [
-            n for n in zf.namelist()
-            if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
-        ]
+        names = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
         if len(names) != 1:
             raise DevpiError(f"{path.name}: no unique .dist-info/METADATA in wheel")
         msg = HeaderParser().parsestr(zf.read(names[0]).decode("utf-8"))
@@ -153,13 +150,13 @@ class DevpiClient:
 
     def login(self, user: str, password: str) -> None:
         response = self._request(
-            f"login as {user!r}", "POST", "/+login",
+            f"login as {user!r}",
+            "POST",
+            "/+login",
             json={"user": user, "password": password},
         )
         token = response.json()["result"]["password"]
-        self._http.headers["X-Devpi-Auth"] = base64.b64encode(
-            f"{user}:{token}".encode()
-        ).decode("ascii")
+        self._http.headers["X-Devpi-Auth"] = base64.b64encode(f"{user}:{token}".encode()).decode("ascii")
 
     def user_exists(self, user: str) -> bool:
         return self._request(f"read user {user!r}", "GET", f"/{user}", ok=(200, 404)).status_code == 200
@@ -173,22 +170,21 @@ class DevpiClient:
     def ensure_user(self, user: str, password: str) -> bool:
         """Create ``user``; False if it already exists (left unchanged)."""
         response = self._request(
-            f"create user {user!r}", "PUT", f"/{user}",
-            json={"password": password}, ok=(201, 409),
+            f"create user {user!r}",
+            "PUT",
+            f"/{user}",
+            json={"password": password},
+            ok=(201, 409),
         )
         return response.status_code == 201
 
-    def ensure_index(
-        self, user: str, index: str, *, bases: Iterable[str] = (), volatile: bool = False
-    ) -> bool:
+    def ensure_index(self, user: str, index: str, *, bases: Iterable[str] = (), volatile: bool = False) -> bool:
         """Create or reconfigure a stage index; True if something changed."""
         wanted = {"bases": list(bases), "volatile": volatile}
         name = f"{user}/{index}"
         config = self.index_config(user, index)
         if config is None:
-            self._request(
-                f"create index {name}", "PUT", f"/{name}", json={"type": "stage", **wanted}
-            )
+            self._request(f"create index {name}", "PUT", f"/{name}", json={"type": "stage", **wanted})
             return True
         if index_matches(config, bases=bases, volatile=volatile):
             return False
@@ -199,17 +195,17 @@ class DevpiClient:
         """filename -> sha256 of every file on the index (its own files, not its bases'); none for no index."""
         name = f"{user}/{index}"
         headers = {"Accept": SIMPLE_JSON}
-        listing = self._request(
-            f"list projects of {name}", "GET", f"/{name}/+simple/", headers=headers, ok=(200, 404)
-        )
+        listing = self._request(f"list projects of {name}", "GET", f"/{name}/+simple/", headers=headers, ok=(200, 404))
         if listing.status_code == 404:
             return {}
         projects = listing.json()["projects"]
 
         def files_of(project: str) -> dict[str, str]:
             page = self._request(
-                f"list files of {project} on {name}", "GET",
-                f"/{name}/+simple/{project}/", headers=headers,
+                f"list files of {project} on {name}",
+                "GET",
+                f"/{name}/+simple/{project}/",
+                headers=headers,
             ).json()
             return {f["filename"]: f["hashes"].get("sha256", "") for f in page["files"]}
 
@@ -227,8 +223,11 @@ class DevpiClient:
         data = {":action": "file_upload", "protocol_version": "1", **_wheel_metadata(path)}
         with open(path, "rb") as f:
             self._request(
-                f"upload {path.name} to {user}/{index}", "POST", f"/{user}/{index}/",
-                data=data, files={"content": (path.name, f, "application/octet-stream")},
+                f"upload {path.name} to {user}/{index}",
+                "POST",
+                f"/{user}/{index}/",
+                data=data,
+                files={"content": (path.name, f, "application/octet-stream")},
             )
 
 
@@ -239,8 +238,9 @@ def index_matches(config: dict, *, bases: Iterable[str], volatile: bool) -> bool
     return list(config.get("bases", ())) == list(bases) and config.get("volatile") == volatile
 
 
-def plan_upload(paths: Iterable[Path], remote: dict[str, str], local_sha256: Callable[[Path], str],
-                where: str) -> UploadResult:
+def plan_upload(
+    paths: Iterable[Path], remote: dict[str, str], local_sha256: Callable[[Path], str], where: str
+) -> UploadResult:
     """Sort files into those to upload (`todo`), those the index holds (`skipped`) and `conflicts`."""
     result = UploadResult()
     for path in paths:
@@ -288,8 +288,15 @@ def upload_missing(
     return upload_files(client, user, index, result, progress=progress, workers=workers)
 
 
-def upload_files(client: DevpiClient, user: str, index: str, result: UploadResult, *,
-                 progress: Callable[[str, int], None] | None = None, workers: int = 4) -> UploadResult:
+def upload_files(
+    client: DevpiClient,
+    user: str,
+    index: str,
+    result: UploadResult,
+    *,
+    progress: Callable[[str, int], None] | None = None,
+    workers: int = 4,
+) -> UploadResult:
     """Upload `result.todo`, adding each file to `uploaded` or, refused with 409, to `conflicts`."""
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {pool.submit(client.upload_file, user, index, path): path for path in result.todo}

@@ -20,9 +20,12 @@ def journal(host: Host, lines: int = 25) -> str:
 
 def wait_healthy(host: Host, port: int) -> None:
     """Poll /+status on the server itself: a tunnel to a port nobody listens on yet fails noisily."""
-    result = host.run_program(wait_healthy_program, str(port), UNIT_NAME, str(HEALTH_TIMEOUT), step="health",
-                              check=False)
+    result = host.run_program(
+        wait_healthy_program, str(port), UNIT_NAME, str(HEALTH_TIMEOUT), step="health", check=False
+    )
     if not result.ok:
-        raise RemoteError(f"health: devpi-server on {host.name} did not answer /+status "
-                          f"({result.stderr.strip()[-200:]}). Its journal:\n{journal(host)}\n"
-                          "Fix the cause above and re-run deploy.")
+        raise RemoteError(
+            f"health: devpi-server on {host.name} did not answer /+status "
+            f"({result.stderr.strip()[-200:]}). Its journal:\n{journal(host)}\n"
+            "Fix the cause above and re-run deploy."
+        )

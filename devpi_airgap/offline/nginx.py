@@ -29,16 +29,18 @@ MIN_BODY_MB = 64  # devpi's own template allows 64M
 BODY_MARGIN = 1.25  # the next release of the largest wheel may well be a little larger
 # Everything a change here may touch, saved first so a configuration nginx rejects can be put back.
 _CONFIG_FILES = f"{SITE_AVAILABLE} {SITE_ENABLED} {DEFAULT_SITE} {CERT_PATH} {KEY_PATH}"
-INSTALL_NGINX = ("install nginx from your distribution's media or internal mirror, e.g. apt-get install nginx, "
-                 "then re-run deploy")
+INSTALL_NGINX = (
+    "install nginx from your distribution's media or internal mirror, e.g. apt-get install nginx, then re-run deploy"
+)
 
 
 def body_limit_mb(max_body_bytes: int) -> int:
     return max(MIN_BODY_MB, math.ceil(max_body_bytes * BODY_MARGIN / (1 << 20)))
 
 
-def render_site(server: Server, *, has_replicas: bool, max_body_bytes: int, cert_path: str | None,
-                key_path: str | None) -> str:
+def render_site(
+    server: Server, *, has_replicas: bool, max_body_bytes: int, cert_path: str | None, key_path: str | None
+) -> str:
     front = server.front
     listen = f"{front.port} ssl" if cert_path else str(front.port)
     tls = f"    ssl_certificate {cert_path};\n    ssl_certificate_key {key_path};\n" if cert_path else ""
@@ -106,18 +108,29 @@ class NginxFront(Step):
         self.server_name = server.name
         self.port = front.port
         self.tls: list[tuple[Path, str, str]] = [
-            (local, remote, mode) for local, remote, mode in
-            ((front.tls_cert, CERT_PATH, "0644"), (front.tls_key, KEY_PATH, "0600")) if local]
-        self.site = render_site(server, has_replicas=has_replicas, max_body_bytes=max_body_bytes,
-                                cert_path=CERT_PATH if front.tls_cert else None,
-                                key_path=KEY_PATH if front.tls_key else None)
+            (local, remote, mode)
+            for local, remote, mode in ((front.tls_cert, CERT_PATH, "0644"), (front.tls_key, KEY_PATH, "0600"))
+            if local
+        ]
+        self.site = render_site(
+            server,
+            has_replicas=has_replicas,
+            max_body_bytes=max_body_bytes,
+            cert_path=CERT_PATH if front.tls_cert else None,
+            key_path=KEY_PATH if front.tls_key else None,
+        )
 
     def read(self, host: Host) -> FrontFacts:
         def ok(command: str) -> bool:
             return host.run(command, step=STEP, check=False).ok
 
-        sums = host.run("sha256sum " + " ".join(remote for _, remote, _ in self.tls) + " 2>/dev/null",
-                        step=STEP, check=False).stdout if self.tls else ""
+        sums = (
+            host.run(
+                "sha256sum " + " ".join(remote for _, remote, _ in self.tls) + " 2>/dev/null", step=STEP, check=False
+            ).stdout
+            if self.tls
+            else ""
+        )
         site = host.run(f"cat {SITE_AVAILABLE}", step=STEP, check=False)
         return FrontFacts(
             installed=ok("command -v nginx"),
@@ -131,8 +144,11 @@ class NginxFront(Step):
         )
 
     def stale_tls(self, facts: FrontFacts) -> list[tuple[Path, str, str]]:
-        return [(local, remote, mode) for local, remote, mode in self.tls
-                if facts.tls_sha256.get(remote) != sha256_file(local)]
+        return [
+            (local, remote, mode)
+            for local, remote, mode in self.tls
+            if facts.tls_sha256.get(remote) != sha256_file(local)
+        ]
 
     def config_changes(self, facts: FrontFacts) -> list[str]:
         changes = [f"{remote} ({mode})" for _, remote, mode in self.stale_tls(facts)]
@@ -161,9 +177,11 @@ class NginxFront(Step):
             # nginx hands the directory to its worker user itself; `nginx -t` fails while it is missing.
             host.run(f"install -d -m 0700 {CACHE_DIR}", step=STEP)
         if self.config_changes(facts):
-            backup = host.run(f"d=$(mktemp -d) && for p in {_CONFIG_FILES}; do "
-                              "if [ -e $p ] || [ -L $p ]; then cp -a --parents $p $d; fi; done && echo $d",
-                              step=STEP).stdout.strip()
+            backup = host.run(
+                f"d=$(mktemp -d) && for p in {_CONFIG_FILES}; do "
+                "if [ -e $p ] || [ -L $p ]; then cp -a --parents $p $d; fi; done && echo $d",
+                step=STEP,
+            ).stdout.strip()
             try:
                 self._write_config(host, facts)
                 _check_config(host, backup)
@@ -177,8 +195,10 @@ class NginxFront(Step):
             host.run("systemctl reload nginx", step=STEP, check=False)
         if not host.run("systemctl is-active --quiet nginx", step=STEP, check=False).ok:
             log = host.run("journalctl --no-pager -n 15 -u nginx", step=STEP, check=False).stdout
-            raise RemoteError(f"{STEP}: nginx did not start on {host.name}. Its journal:\n{log}\n"
-                              "Fix the cause above (often another service on the same port) and re-run deploy.")
+            raise RemoteError(
+                f"{STEP}: nginx did not start on {host.name}. Its journal:\n{log}\n"
+                "Fix the cause above (often another service on the same port) and re-run deploy."
+            )
         return changes
 
     def _write_config(self, host: Host, facts: FrontFacts) -> None:
@@ -190,8 +210,9 @@ class NginxFront(Step):
             host.put(local, remote, step=STEP)
             host.run(f"chown root:root {remote} && chmod {mode} {remote}", step=STEP)
         if facts.site != self.site:
-            host.run(f"cat > {SITE_AVAILABLE}.tmp && mv -f {SITE_AVAILABLE}.tmp {SITE_AVAILABLE}", step=STEP,
-                     stdin=self.site)
+            host.run(
+                f"cat > {SITE_AVAILABLE}.tmp && mv -f {SITE_AVAILABLE}.tmp {SITE_AVAILABLE}", step=STEP, stdin=self.site
+            )
         if facts.enabled_link != SITE_AVAILABLE:
             host.run(f"ln -sfn {SITE_AVAILABLE} {SITE_ENABLED}", step=STEP)
         if facts.default_collides:
@@ -203,8 +224,13 @@ def _check_config(host: Host, backup: str) -> None:
     test = host.run("nginx -t", step=STEP, check=False)
     if test.ok:
         return
-    host.run(f"for p in {_CONFIG_FILES}; do "
-             f"rm -f $p; if [ -e {backup}$p ] || [ -L {backup}$p ]; then cp -a {backup}$p $p; fi; done", step=STEP)
-    raise RemoteError(f"{STEP}: nginx on {host.name} rejects the new configuration, so the previous one was put "
-                      f"back:\n{test.stderr.strip()}\nFix what nginx names above (often a certificate and key "
-                      "that do not belong together) and re-run deploy.")
+    host.run(
+        f"for p in {_CONFIG_FILES}; do "
+        f"rm -f $p; if [ -e {backup}$p ] || [ -L {backup}$p ]; then cp -a {backup}$p $p; fi; done",
+        step=STEP,
+    )
+    raise RemoteError(
+        f"{STEP}: nginx on {host.name} rejects the new configuration, so the previous one was put "
+        f"back:\n{test.stderr.strip()}\nFix what nginx names above (often a certificate and key "
+        "that do not belong together) and re-run deploy."
+    )

@@ -54,8 +54,12 @@ class Host:
             if self.is_remote:
                 return self._remote_with_input(command, stdin.encode())
             done = subprocess.run(command, shell=True, input=stdin.encode(), capture_output=True)
-            return Result(stdout=done.stdout.decode(errors="replace"), stderr=done.stderr.decode(errors="replace"),
-                          command=command, exited=done.returncode)
+            return Result(
+                stdout=done.stdout.decode(errors="replace"),
+                stderr=done.stderr.decode(errors="replace"),
+                command=command,
+                exited=done.returncode,
+            )
         except Exception as exc:
             raise self._connection_error(exc) from None
 
@@ -75,19 +79,27 @@ class Host:
             exited = channel.recv_exit_status()
         finally:
             channel.close()
-        return Result(stdout=out.decode(errors="replace"), stderr=b"".join(errors).decode(errors="replace"),
-                      command=command, exited=exited)
+        return Result(
+            stdout=out.decode(errors="replace"),
+            stderr=b"".join(errors).decode(errors="replace"),
+            command=command,
+            exited=exited,
+        )
 
     def _connection_error(self, exc: Exception) -> AirgapError:
         import paramiko
 
         where = f"{self.name} ({self.address})" if self.is_remote else "this machine"
         if isinstance(exc, paramiko.AuthenticationException):
-            return RemoteError(f"connect: {where} rejected our SSH key ({exc}); add the key to the server's "
-                               "authorized_keys, or point ssh_config's IdentityFile at the right key")
+            return RemoteError(
+                f"connect: {where} rejected our SSH key ({exc}); add the key to the server's "
+                "authorized_keys, or point ssh_config's IdentityFile at the right key"
+            )
         if isinstance(exc, (OSError, paramiko.SSHException, EOFError)):
-            return RemoteError(f"connect: cannot reach {where}: {exc}; check the address in ssh_config "
-                               "or the inventory, and that sshd runs and the network path is open")
+            return RemoteError(
+                f"connect: cannot reach {where}: {exc}; check the address in ssh_config "
+                "or the inventory, and that sshd runs and the network path is open"
+            )
         return RemoteError(f"running a command on {where} failed: {exc}")
 
     def become_root(self) -> None:
@@ -100,9 +112,11 @@ class Host:
             self._prefix = "sudo -n "
             return
         user = self._raw("id -un", None).stdout.strip() or "this user"
-        raise RemoteError(f"privileges: {user} on {self.name} is not root and has no passwordless sudo; "
-                          f"grant it (e.g. '{user} ALL=(ALL) NOPASSWD: ALL' in /etc/sudoers.d/devpi-airgap) "
-                          "or connect as root")
+        raise RemoteError(
+            f"privileges: {user} on {self.name} is not root and has no passwordless sudo; "
+            f"grant it (e.g. '{user} ALL=(ALL) NOPASSWD: ALL' in /etc/sudoers.d/devpi-airgap) "
+            "or connect as root"
+        )
 
     def run(self, command: str, *, step: str, stdin: str | None = None, check: bool = True):
         """Run a shell command as root; stdin carries anything secret, never argv."""
@@ -174,8 +188,9 @@ class Host:
             self.c.get(remote, str(local))
             return
         login = self._raw("id -un", None).stdout.strip()
-        staging = self.run(f"f=$(mktemp) && install -m 0600 -o {shlex.quote(login)} {shlex.quote(remote)} $f && echo $f",
-                           step=step).stdout.strip()
+        staging = self.run(
+            f"f=$(mktemp) && install -m 0600 -o {shlex.quote(login)} {shlex.quote(remote)} $f && echo $f", step=step
+        ).stdout.strip()
         try:
             self.c.get(staging, str(local))
         finally:

@@ -49,8 +49,10 @@ def primary_url(primary: Host, inventory: Inventory, server: Server) -> str:
 def check_primary(primary: Host, server: Server) -> None:
     """The primary must be deployed, with replication on, before a replica can follow it."""
     primary.become_root()
-    redeploy = (f"run `fab -H {server.primary} deploy` with this inventory first (it lists {server.name} as a "
-                f"replica, which turns replication on), then deploy {server.name} again")
+    redeploy = (
+        f"run `fab -H {server.primary} deploy` with this inventory first (it lists {server.name} as a "
+        f"replica, which turns replication on), then deploy {server.name} again"
+    )
     if not primary.run(f"test -s {SECRETFILE}", step="primary", check=False).ok:
         raise RemoteError(f"primary: {server.primary} has no devpi deployed yet; {redeploy}")
     if not primary.run(f"grep -q -- '--role primary' {UNIT_PATH}", step="primary", check=False).ok:
@@ -58,8 +60,9 @@ def check_primary(primary: Host, server: Server) -> None:
 
 
 def _secret_digest(host: Host, *, check: bool) -> str:
-    return host.run(f"sha256sum {SECRETFILE} 2>/dev/null | cut -d' ' -f1", step="secret file",
-                    check=check).stdout.strip()
+    return host.run(
+        f"sha256sum {SECRETFILE} 2>/dev/null | cut -d' ' -f1", step="secret file", check=check
+    ).stdout.strip()
 
 
 class SharedSecret(Step):
@@ -82,9 +85,12 @@ class SharedSecret(Step):
         # The secret travels on stdin of both SSH sessions, never in an argv or a log.
         secret = self.primary.run(f"base64 -w0 {SECRETFILE}", step=self.name).stdout.strip()
         directory = shlex.quote(SECRETFILE.rsplit("/", 1)[0])
-        host.run(f"set -e; umask 077; install -d -m 0755 {directory}; base64 -d > {SECRETFILE}.new; "
-                 f"chown {SERVICE_USER}:{SERVICE_USER} {SECRETFILE}.new; mv -f {SECRETFILE}.new {SECRETFILE}",
-                 step=self.name, stdin=secret + "\n")
+        host.run(
+            f"set -e; umask 077; install -d -m 0755 {directory}; base64 -d > {SECRETFILE}.new; "
+            f"chown {SERVICE_USER}:{SERVICE_USER} {SECRETFILE}.new; mv -f {SECRETFILE}.new {SECRETFILE}",
+            step=self.name,
+            stdin=secret + "\n",
+        )
         self.copied = True
         return self.diff(digests)
 
@@ -93,9 +99,11 @@ def check_reach(host: Host, url: str, server: Server) -> None:
     result = host.run_program(reach, f"{url}/+api", step="reach primary", check=False)
     if not result.ok:
         reason = (result.stderr.strip().splitlines() or ["no answer"])[-1]
-        raise RemoteError(f"reach primary: {host.name} cannot reach its primary at {url} ({reason}); set "
-                          f"servers.{server.name}.primary_url to an address {host.name} can reach, or open "
-                          "that path between the two servers")
+        raise RemoteError(
+            f"reach primary: {host.name} cannot reach its primary at {url} ({reason}); set "
+            f"servers.{server.name}.primary_url to an address {host.name} can reach, or open "
+            "that path between the two servers"
+        )
 
 
 class ReplicaInit(Step):
@@ -116,25 +124,33 @@ class ReplicaInit(Step):
             return [f"{SERVERDIR} initialised as a replica of {self.url}"]
         role = nodeinfo.get("role")
         if role != "replica":
-            raise RemoteError(f"devpi-init: {SERVERDIR} on {self.server_name} holds a {role or 'standalone'} devpi, "
-                              f"not a replica; a replica starts empty: move {SERVERDIR} aside (after `fab backup` if "
-                              "it matters) and re-run deploy")
+            raise RemoteError(
+                f"devpi-init: {SERVERDIR} on {self.server_name} holds a {role or 'standalone'} devpi, "
+                f"not a replica; a replica starts empty: move {SERVERDIR} aside (after `fab backup` if "
+                "it matters) and re-run deploy"
+            )
         return []
 
     def apply(self, host: Host, nodeinfo: dict | None) -> list[str]:
-        host.run(f"set -e; install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 {SERVER_HOME} {SERVERDIR}; "
-                 f"runuser -u {SERVICE_USER} -- {VENV}/bin/devpi-init --serverdir {SERVERDIR} --role replica "
-                 f"--primary-url {shlex.quote(self.url)}", step=self.name)
+        host.run(
+            f"set -e; install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 {SERVER_HOME} {SERVERDIR}; "
+            f"runuser -u {SERVICE_USER} -- {VENV}/bin/devpi-init --serverdir {SERVERDIR} --role replica "
+            f"--primary-url {shlex.quote(self.url)}",
+            step=self.name,
+        )
         return self.diff(None)
 
 
 def wait_replicated(host: Host, server: Server) -> None:
-    result = host.run_program(wait_replicated_program, str(server.port), str(REPLICATION_TIMEOUT),
-                              step="replication", check=False)
+    result = host.run_program(
+        wait_replicated_program, str(server.port), str(REPLICATION_TIMEOUT), step="replication", check=False
+    )
     if not result.ok:
-        raise RemoteError(f"replication: {host.name} did not catch up with {server.primary} within "
-                          f"{REPLICATION_TIMEOUT}s ({result.stderr.strip()[-300:]}). Its journal:\n{journal(host)}\n"
-                          "Re-run deploy once the cause above is fixed; replication resumes where it stopped.")
+        raise RemoteError(
+            f"replication: {host.name} did not catch up with {server.primary} within "
+            f"{REPLICATION_TIMEOUT}s ({result.stderr.strip()[-300:]}). Its journal:\n{journal(host)}\n"
+            "Re-run deploy once the cause above is fixed; replication resumes where it stopped."
+        )
 
 
 def deploy_replica(runner: Runner, inventory: Inventory, server: Server) -> DeployResult:

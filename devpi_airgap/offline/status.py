@@ -21,12 +21,16 @@ class ServerStatus:
 def read_status(host: Host, server: Server) -> ServerStatus:
     """Unit state, devpi version, the index's projects and files, disk used, and imported bundles."""
     host.become_root()
-    state = host.run(f"systemctl is-active {UNIT_NAME}; systemctl is-enabled {UNIT_NAME}", step="status",
-                     check=False).stdout.split()
-    version = host.run(f"{VENV}/bin/devpi-server --version", step="status", check=False).stdout.strip() or "not installed"
+    state = host.run(
+        f"systemctl is-active {UNIT_NAME}; systemctl is-enabled {UNIT_NAME}", step="status", check=False
+    ).stdout.split()
+    version = (
+        host.run(f"{VENV}/bin/devpi-server --version", step="status", check=False).stdout.strip() or "not installed"
+    )
     disk = host.run(f"du -sh {SERVERDIR} 2>/dev/null | cut -f1", step="status", check=False).stdout.strip() or "-"
-    status = ServerStatus(host.name, [("unit", " / ".join(state) or "absent"), ("devpi-server", version),
-                                      ("data on disk", disk)])
+    status = ServerStatus(
+        host.name, [("unit", " / ".join(state) or "absent"), ("devpi-server", version), ("data on disk", disk)]
+    )
     if state[:1] == ["active"]:
         with host.http(server.port) as base_url, DevpiClient(base_url) as client:
             files = client.index_files(server.user, server.index)

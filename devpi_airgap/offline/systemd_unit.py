@@ -6,6 +6,7 @@ take away is taken away, so a compromised package upload or a bug in the web
 UI has as little as possible to work with. `exposure_score()` lets tests and
 the deploy check hold the unit to `systemd-analyze security` <= 2.0.
 """
+
 from __future__ import annotations
 
 import re
@@ -42,15 +43,20 @@ def render_unit(
     exe = str(PurePosixPath(venv) / "bin" / "devpi-server")
     argv = [
         exe,
-        "--serverdir", serverdir,
-        "--secretfile", secretfile,
-        "--host", host,
-        "--port", str(int(port)),
+        "--serverdir",
+        serverdir,
+        "--secretfile",
+        secretfile,
+        "--host",
+        host,
+        "--port",
+        str(int(port)),
         # The host has no route to any index: never try to reach one. A replica
         # must reach its primary, and --offline-mode stops replication.
         *(["--offline-mode"] if offline_mode else []),
         # Only root may create users/indexes; uploaders get accounts from root.
-        "--restrict-modify", "root",
+        "--restrict-modify",
+        "root",
         *extra_args,
     ]
     execstart = exec_line(argv)
@@ -146,7 +152,9 @@ def analyze_security(unit_text: str, unit_name: str = UNIT_NAME) -> str:
         # score is taken from the output rather than from the status.
         r = subprocess.run(
             [exe, "security", "--offline=true", "--no-pager", str(path)],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     if not _OVERALL.search(r.stdout):
         raise RuntimeError(f"systemd-analyze security failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
@@ -162,4 +170,3 @@ def parse_exposure(output: str) -> float:
 
 def exposure_score(unit_text: str, unit_name: str = UNIT_NAME) -> float:
     return parse_exposure(analyze_security(unit_text, unit_name))
-

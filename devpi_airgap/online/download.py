@@ -44,8 +44,9 @@ def _pins_from_lock(inventory: Inventory, target: Target) -> dict[Pin, set[str]]
     return pins
 
 
-def _resolve_all(inventory: Inventory, platforms: dict[str, TargetPlatform],
-                 on_resolved: Callable[[str], None]) -> dict[str, dict[Pin, set[str]]]:
+def _resolve_all(
+    inventory: Inventory, platforms: dict[str, TargetPlatform], on_resolved: Callable[[str], None]
+) -> dict[str, dict[Pin, set[str]]]:
     """Resolve every set of every target concurrently: uv mostly waits on the network."""
     jobs = [(name, s) for name, p in platforms.items() for s in resolution_sets(p.target)]
     pins: dict[str, dict[Pin, set[str]]] = {name: {} for name in platforms}
@@ -63,17 +64,28 @@ def _resolve_all(inventory: Inventory, platforms: dict[str, TargetPlatform],
 
 def _inputs(inventory: Inventory, platform: TargetPlatform) -> str:
     """Everything besides the index pages that a resolution depends on."""
-    sets = [[s.label, s.lines, [c.read_text(encoding="utf-8") for c in s.constraints]]
-            for s in resolution_sets(platform.target)]
-    return inputs_digest([platform.uv_platform, platform.platform_tags, platform.target.python, inventory.index_url,
-                          sets, __version__, version("uv")])
+    sets = [
+        [s.label, s.lines, [c.read_text(encoding="utf-8") for c in s.constraints]]
+        for s in resolution_sets(platform.target)
+    ]
+    return inputs_digest(
+        [
+            platform.uv_platform,
+            platform.platform_tags,
+            platform.target.python,
+            inventory.index_url,
+            sets,
+            __version__,
+            version("uv"),
+        ]
+    )
 
 
-def _still_fresh(inventory: Inventory, targets: list[Target], inputs: dict[str, str],
-                 record: FreshnessRecord) -> list[Target]:
+def _still_fresh(
+    inventory: Inventory, targets: list[Target], inputs: dict[str, str], record: FreshnessRecord
+) -> list[Target]:
     """The targets whose lock is still what a new resolution would give (see freshness.py)."""
-    candidates = [t for t in targets
-                  if inventory.lock_path(t).exists() and record.inputs(t.name) == inputs[t.name]]
+    candidates = [t for t in targets if inventory.lock_path(t).exists() and record.inputs(t.name) == inputs[t.name]]
     known: dict[str, list] = {}
     for target in candidates:
         known.update(record.pages(target.name))
@@ -91,8 +103,9 @@ def _built_before(inventory: Inventory, targets: list[Target]) -> dict[str, Lock
     return built
 
 
-def download(inventory: Inventory, targets: list[Target], *, locked: bool = False,
-             progress: ProgressFactory = no_progress) -> list[TargetReport]:
+def download(
+    inventory: Inventory, targets: list[Target], *, locked: bool = False, progress: ProgressFactory = no_progress
+) -> list[TargetReport]:
     start = time.monotonic()
     wheelhouse = Wheelhouse(inventory.wheelhouse)
     platforms = {t.name: target_platform(t) for t in targets}
@@ -155,9 +168,13 @@ def download(inventory: Inventory, targets: list[Target], *, locked: bool = Fals
         report.new_files = len(added)
         report.new_bytes = sum(f.size for f in files if f.filename in added)
         header = {
-            "target": name, "platform": list(target.platforms), "python": target.python,
-            "implementation": target.implementation, "uv_platform": platforms[name].uv_platform,
-            "index_url": inventory.index_url, "tool": f"devpi-airgap {__version__}",
+            "target": name,
+            "platform": list(target.platforms),
+            "python": target.python,
+            "implementation": target.implementation,
+            "uv_platform": platforms[name].uv_platform,
+            "index_url": inventory.index_url,
+            "tool": f"devpi-airgap {__version__}",
         }
         report.lock_changed = write_lock(inventory.lock_path(target), header, files)
         report.seconds = (time.monotonic() if added else finished[name]) - start
@@ -165,15 +182,19 @@ def download(inventory: Inventory, targets: list[Target], *, locked: bool = Fals
     return list(reports.values())
 
 
-def _built_wheel(inventory: Inventory, wheelhouse: Wheelhouse, platform: TargetPlatform, pin: Pin,
-                 built: dict[str, LockedFile]) -> LockedFile:
+def _built_wheel(
+    inventory: Inventory, wheelhouse: Wheelhouse, platform: TargetPlatform, pin: Pin, built: dict[str, LockedFile]
+) -> LockedFile:
     """The pure wheel for an sdist-only pin, built at most once per sdist across targets and runs."""
     sdist = pin.file
     earlier = built.get(sdist.sha256)
     if earlier is None or not wheelhouse.has(wheelhouse.pool, earlier.filename, earlier.sha256):
-        wheel = build_pure_wheel(wheelhouse.sdists / sdist.filename, pin, platform, inventory.index_url, wheelhouse.pool)
+        wheel = build_pure_wheel(
+            wheelhouse.sdists / sdist.filename, pin, platform, inventory.index_url, wheelhouse.pool
+        )
         built_from = {"filename": sdist.filename, "url": sdist.url, "sha256": sdist.sha256, "size": sdist.size}
-        earlier = LockedFile(pin.name, pin.version, wheel.name, "", wheelhouse.sha256(wheel), wheel.stat().st_size,
-                             built_from)
+        earlier = LockedFile(
+            pin.name, pin.version, wheel.name, "", wheelhouse.sha256(wheel), wheel.stat().st_size, built_from
+        )
         built[sdist.sha256] = earlier
     return earlier

@@ -56,8 +56,14 @@ def _download(client: httpx.Client, ref: FileRef, dest: Path, on_bytes: Callable
         raise
 
 
-def fetch_all(refs: Iterable[FileRef], dest_dir: Path, *, on_bytes: Callable[[int], None] = lambda n: None,
-              on_done: Callable[[FileRef], None] = lambda ref: None, workers: int = WORKERS) -> None:
+def fetch_all(
+    refs: Iterable[FileRef],
+    dest_dir: Path,
+    *,
+    on_bytes: Callable[[int], None] = lambda n: None,
+    on_done: Callable[[FileRef], None] = lambda ref: None,
+    workers: int = WORKERS,
+) -> None:
     """Download every ref into dest_dir/<filename>; raise FetchError naming each file that failed."""
     refs = list(refs)
     if not refs:
@@ -86,11 +92,15 @@ def fetch_all(refs: Iterable[FileRef], dest_dir: Path, *, on_bytes: Callable[[in
                 try:
                     on_done(future.result())
                 except OSError as exc:
-                    failures.append(f"writing into {dest_dir} failed: {exc}; free space or fix permissions, then re-run")
+                    failures.append(
+                        f"writing into {dest_dir} failed: {exc}; free space or fix permissions, then re-run"
+                    )
                 except FetchError as exc:
                     failures.append(str(exc))
     if failures:
-        raise FetchError(f"{len(failures)} of {len(refs)} downloads failed:\n" + "\n".join(f"  - {f}" for f in failures))
+        raise FetchError(
+            f"{len(failures)} of {len(refs)} downloads failed:\n" + "\n".join(f"  - {f}" for f in failures)
+        )
 
 
 def _check_space(refs: list[FileRef], dest_dir: Path) -> None:

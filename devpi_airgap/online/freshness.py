@@ -43,8 +43,10 @@ def _page(client: httpx.Client, index_url: str, name: str, known: list | None) -
 def page_fingerprints(index_url: str | None, names: set[str], known: dict[str, list]) -> dict[str, list | None]:
     base = (index_url or default_index_url()).rstrip("/")
     limits = httpx.Limits(max_connections=WORKERS, max_keepalive_connections=WORKERS)
-    with httpx.Client(timeout=30, limits=limits, follow_redirects=True) as client, \
-            ThreadPoolExecutor(max_workers=WORKERS) as pool:
+    with (
+        httpx.Client(timeout=30, limits=limits, follow_redirects=True) as client,
+        ThreadPoolExecutor(max_workers=WORKERS) as pool,
+    ):
         ordered = sorted(names)
         return dict(zip(ordered, pool.map(lambda n: _page(client, base, n, known.get(n)), ordered), strict=True))
 

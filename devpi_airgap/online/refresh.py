@@ -56,8 +56,11 @@ def changes(before: dict, after: dict) -> dict[str, dict[str, list]]:
         old = before.get(target, {})
         report[target] = {
             "new": sorted(f"{name} {', '.join(sorted(v))}" for name, v in now.items() if name not in old),
-            "updated": sorted(f"{name} {', '.join(sorted(old[name]))} -> {', '.join(sorted(v))}"
-                              for name, v in now.items() if name in old and v != old[name]),
+            "updated": sorted(
+                f"{name} {', '.join(sorted(old[name]))} -> {', '.join(sorted(v))}"
+                for name, v in now.items()
+                if name in old and v != old[name]
+            ),
         }
     return report
 
@@ -77,8 +80,9 @@ def refresh(inventory: Inventory) -> tuple[dict, Path | None]:
             download(inventory, targets)
             failed = [r for r in verify_targets(inventory, targets, reuse=True) if not r.ok]
             if failed:
-                raise VerificationError("verification failed for " + ", ".join(
-                    f"{r.name}: {'; '.join(r.problems)}" for r in failed))
+                raise VerificationError(
+                    "verification failed for " + ", ".join(f"{r.name}: {'; '.join(r.problems)}" for r in failed)
+                )
             report = changes(before, _versions(inventory))
             bundle = write_bundle(inventory)
         except AirgapError as exc:

@@ -110,8 +110,10 @@ def cell(column: Column, package: str) -> list[tuple[str, str]]:
     states = column.versions.get(package)
     if not states:
         return [(NOT_NEEDED, "")]
-    return [(f"{state} {version}" if state != PRESENT else version, state)
-            for version, state in sorted(states.items(), key=lambda item: _version_key(item[0]))]
+    return [
+        (f"{state} {version}" if state != PRESENT else version, state)
+        for version, state in sorted(states.items(), key=lambda item: _version_key(item[0]))
+    ]
 
 
 def totals(column: Column) -> list[str]:
@@ -165,17 +167,23 @@ def render_html(matrix: Matrix) -> str:
         return f"<td>{spans}</td>"
 
     head = "".join(f"<th>{e(name)}</th>" for name in ["package", *(c.name for c in matrix.columns)])
-    body = "\n".join(f"<tr><td>{e(package)}</td>{''.join(td(cell(c, package)) for c in matrix.columns)}</tr>"
-                     for package in matrix.packages)
+    body = "\n".join(
+        f"<tr><td>{e(package)}</td>{''.join(td(cell(c, package)) for c in matrix.columns)}</tr>"
+        for package in matrix.packages
+    )
+
     def total_td(column: Column, i: int) -> str:
         alert = ' class="missing"' if i == 3 and column.missing_files else ""
         return f"<td{alert}>{e(totals(column)[i])}</td>"
 
-    foot = "\n".join(f"<tr><td>{label}</td>{''.join(total_td(c, i) for c in matrix.columns)}</tr>"
-                     for i, label in enumerate(TOTAL_LABELS))
+    foot = "\n".join(
+        f"<tr><td>{label}</td>{''.join(total_td(c, i) for c in matrix.columns)}</tr>"
+        for i, label in enumerate(TOTAL_LABELS)
+    )
     missing = sum(len(c.missing_files) for c in matrix.columns)
-    status = (f'<p class="alert">{missing} file(s) missing: run <code>inv download --locked</code></p>'
-              if missing else "")
+    status = (
+        f'<p class="alert">{missing} file(s) missing: run <code>inv download --locked</code></p>' if missing else ""
+    )
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>wheelhouse matrix</title>

@@ -33,6 +33,7 @@ else:  # pragma: no cover
 # A project that publishes binary wheels anywhere has a compiled sdist; it is never built here.
 MAX_ROUNDS = 4
 
+
 @dataclass(frozen=True)
 class FileRef:
     filename: str
@@ -133,25 +134,34 @@ def resolve_set(resolution: ResolutionSet, platform: TargetPlatform, index_url: 
     for _ in range(MAX_ROUNDS):
         pins = _resolve_once(resolution, platform, index_url, no_build)
         compiled = {
-            pin.name for pin in pins
-            if not pin.file.is_wheel and pin.name not in no_build and _has_binary_wheels(index_listing(index_url, pin.name))
+            pin.name
+            for pin in pins
+            if not pin.file.is_wheel
+            and pin.name not in no_build
+            and _has_binary_wheels(index_listing(index_url, pin.name))
         }
         if not compiled:
             return pins
         no_build |= compiled
-    raise ResolutionError(f"target {platform.target.name!r} ({resolution.label}): resolution did not settle "
-                          f"after {MAX_ROUNDS} rounds excluding sdists of {', '.join(sorted(no_build))}")
+    raise ResolutionError(
+        f"target {platform.target.name!r} ({resolution.label}): resolution did not settle "
+        f"after {MAX_ROUNDS} rounds excluding sdists of {', '.join(sorted(no_build))}"
+    )
 
 
-def _resolve_once(resolution: ResolutionSet, platform: TargetPlatform, index_url: str | None,
-                  no_build: set[str]) -> list[Pin]:
+def _resolve_once(
+    resolution: ResolutionSet, platform: TargetPlatform, index_url: str | None, no_build: set[str]
+) -> list[Pin]:
     target = platform.target
     extra = tuple(arg for name in sorted(no_build) for arg in ("--only-binary", name))
     with tempfile.TemporaryDirectory(prefix="airgap-resolve-") as tmp:
         result = uv_compile(resolution, platform, index_url, Path(tmp), extra)
         if result.returncode != 0:
-            hint = (f" Packages whose sdists would not build for this target: {', '.join(sorted(no_build))}."
-                    if no_build else "")
+            hint = (
+                f" Packages whose sdists would not build for this target: {', '.join(sorted(no_build))}."
+                if no_build
+                else ""
+            )
             raise ResolutionError(
                 _uv_failure("resolving", target, resolution, result)
                 + f"\nRemedy: fix or relax the requirement named above so that it has releases for "

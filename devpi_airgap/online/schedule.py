@@ -72,6 +72,7 @@ class ScheduleError(UsageError):
 # what runs
 # --------------------------------------------------------------------------
 
+
 def _absolute(path: str | os.PathLike, what: str) -> Path:
     # A timer runs with a working directory and an environment not chosen
     # here, so relative paths would point somewhere else at 3 a.m.
@@ -88,8 +89,18 @@ def refresh_argv(repo: Path, inventory: Path) -> list[str]:
 
 
 def deploy_argv(repo: Path, inventory: Path, host: str) -> list[str]:
-    return [str(repo / ".venv/bin/python"), "-m", "devpi_airgap.online.schedule", "deploy-pending",
-            "--repo", str(repo), "--inventory", str(inventory), "--host", host]
+    return [
+        str(repo / ".venv/bin/python"),
+        "-m",
+        "devpi_airgap.online.schedule",
+        "deploy-pending",
+        "--repo",
+        str(repo),
+        "--inventory",
+        str(inventory),
+        "--host",
+        host,
+    ]
 
 
 def _check_host(host: str) -> str:
@@ -105,7 +116,6 @@ def _check_host(host: str) -> str:
 # --------------------------------------------------------------------------
 
 
-
 def render_units(repo, inventory, on_calendar: str = "daily", deploy_host: str | None = None) -> dict[str, str]:
     """The two unit files' text by file name. Deterministic, so an unchanged schedule compares equal."""
     repo = _absolute(repo, "repo")
@@ -116,51 +126,56 @@ def render_units(repo, inventory, on_calendar: str = "daily", deploy_host: str |
     exec_lines = [f"ExecStart={exec_line(refresh_argv(repo, inventory))}"]
     if deploy_host:
         exec_lines.append(f"ExecStart={exec_line(deploy_argv(repo, inventory, _check_host(deploy_host)))}")
-    header = ("# Written by `inv schedule`. Re-run it to change this file, or run\n"
-              "# `inv schedule --remove` to delete it.\n")
-    service = header + "\n".join([
-        "[Unit]",
-        "Description=devpi-airgap: refresh wheelhouses and write a delta bundle"
-        + (f", then deploy it to {deploy_host}" if deploy_host else ""),
-        "",
-        "[Service]",
-        # oneshot: the unit stays "activating" until every ExecStart= has
-        # exited. The timer will not start a second run over a running one,
-        # and a failed line stops the ones after it.
-        "Type=oneshot",
-        # WorkingDirectory takes the rest of the line as the path, so only
-        # specifiers need escaping.
-        f"WorkingDirectory={str(repo).replace('%', '%%')}",
-        # Never fetch a Python interpreter behind the operator's back. The
-        # venv's own interpreter is all this run needs.
-        "Environment=UV_PYTHON_DOWNLOADS=never",
-        # Lines reach the journal as they are printed, not at exit.
-        "Environment=PYTHONUNBUFFERED=1",
-        *exec_lines,
-        # A stalled download must not hold the unit (and with it every later
-        # timer run) forever.
-        "TimeoutStartSec=12h",
-        # Background work: yield the CPU and disk to interactive use.
-        "Nice=10",
-        "IOSchedulingClass=idle",
-        "",
-    ])
-    timer = header + "\n".join([
-        "[Unit]",
-        f"Description=devpi-airgap: unattended refresh ({on_calendar})",
-        "",
-        "[Timer]",
-        f"OnCalendar={on_calendar}",
-        # Run a missed slot at the next boot or login, instead of waiting a full period.
-        "Persistent=true",
-        # Many machines set to `daily` should not all hit the index at 00:00:00.
-        "RandomizedDelaySec=10min",
-        f"Unit={SERVICE}",
-        "",
-        "[Install]",
-        "WantedBy=timers.target",
-        "",
-    ])
+    header = (
+        "# Written by `inv schedule`. Re-run it to change this file, or run\n# `inv schedule --remove` to delete it.\n"
+    )
+    service = header + "\n".join(
+        [
+            "[Unit]",
+            "Description=devpi-airgap: refresh wheelhouses and write a delta bundle"
+            + (f", then deploy it to {deploy_host}" if deploy_host else ""),
+            "",
+            "[Service]",
+            # oneshot: the unit stays "activating" until every ExecStart= has
+            # exited. The timer will not start a second run over a running one,
+            # and a failed line stops the ones after it.
+            "Type=oneshot",
+            # WorkingDirectory takes the rest of the line as the path, so only
+            # specifiers need escaping.
+            f"WorkingDirectory={str(repo).replace('%', '%%')}",
+            # Never fetch a Python interpreter behind the operator's back. The
+            # venv's own interpreter is all this run needs.
+            "Environment=UV_PYTHON_DOWNLOADS=never",
+            # Lines reach the journal as they are printed, not at exit.
+            "Environment=PYTHONUNBUFFERED=1",
+            *exec_lines,
+            # A stalled download must not hold the unit (and with it every later
+            # timer run) forever.
+            "TimeoutStartSec=12h",
+            # Background work: yield the CPU and disk to interactive use.
+            "Nice=10",
+            "IOSchedulingClass=idle",
+            "",
+        ]
+    )
+    timer = header + "\n".join(
+        [
+            "[Unit]",
+            f"Description=devpi-airgap: unattended refresh ({on_calendar})",
+            "",
+            "[Timer]",
+            f"OnCalendar={on_calendar}",
+            # Run a missed slot at the next boot or login, instead of waiting a full period.
+            "Persistent=true",
+            # Many machines set to `daily` should not all hit the index at 00:00:00.
+            "RandomizedDelaySec=10min",
+            f"Unit={SERVICE}",
+            "",
+            "[Install]",
+            "WantedBy=timers.target",
+            "",
+        ]
+    )
     return {SERVICE: service, TIMER: timer}
 
 
@@ -171,8 +186,9 @@ def unit_dir(env: dict | None = None) -> Path:
 
 
 def _user_systemctl(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(["systemctl", "--user", *args], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=60)
+    return subprocess.run(
+        ["systemctl", "--user", *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60
+    )
 
 
 def systemd_user_available(systemctl: Systemctl | None = None) -> bool:
@@ -193,13 +209,26 @@ def systemd_user_available(systemctl: Systemctl | None = None) -> bool:
 # --------------------------------------------------------------------------
 
 _NICKNAMES = {
-    "minutely": "* * * * *", "hourly": "@hourly", "daily": "@daily", "weekly": "@weekly",
-    "monthly": "@monthly", "yearly": "@yearly", "annually": "@yearly",
-    "quarterly": "0 0 1 1,4,7,10 *", "semiannually": "0 0 1 1,7 *",
+    "minutely": "* * * * *",
+    "hourly": "@hourly",
+    "daily": "@daily",
+    "weekly": "@weekly",
+    "monthly": "@monthly",
+    "yearly": "@yearly",
+    "annually": "@yearly",
+    "quarterly": "0 0 1 1,4,7,10 *",
+    "semiannually": "0 0 1 1,7 *",
 }
 _DAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 0}
-_DAY_NAMES = {"monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday": "thu",
-              "friday": "fri", "saturday": "sat", "sunday": "sun"}
+_DAY_NAMES = {
+    "monday": "mon",
+    "tuesday": "tue",
+    "wednesday": "wed",
+    "thursday": "thu",
+    "friday": "fri",
+    "saturday": "sat",
+    "sunday": "sun",
+}
 
 
 def _cron_field(value: str, low: int, high: int) -> str | None:
@@ -292,8 +321,7 @@ def crontab_line(repo, inventory, on_calendar: str = "daily", deploy_host: str |
     """
     repo = _absolute(repo, "repo")
     inventory = _absolute(inventory, "inventory")
-    command = (f"cd {shlex.quote(str(repo))} && UV_PYTHON_DOWNLOADS=never "
-               + shlex.join(refresh_argv(repo, inventory)))
+    command = f"cd {shlex.quote(str(repo))} && UV_PYTHON_DOWNLOADS=never " + shlex.join(refresh_argv(repo, inventory))
     if deploy_host:
         # `&&`: like the service's second ExecStart=, deploy only after a good refresh.
         command += " && " + shlex.join(deploy_argv(repo, inventory, _check_host(deploy_host)))
@@ -306,6 +334,7 @@ def crontab_line(repo, inventory, on_calendar: str = "daily", deploy_host: str |
 # install / remove
 # --------------------------------------------------------------------------
 
+
 @dataclass
 class Outcome:
     lines: list[str] = field(default_factory=list)
@@ -317,30 +346,38 @@ def _linger_hint() -> str | None:
     user = os.environ.get("USER") or os.environ.get("LOGNAME")
     if not user or Path("/var/lib/systemd/linger", user).exists():
         return None
-    return (f"note: the timer runs only while {user}'s user manager runs; "
-            f"`loginctl enable-linger {user}` keeps it running without a login")
+    return (
+        f"note: the timer runs only while {user}'s user manager runs; "
+        f"`loginctl enable-linger {user}` keeps it running without a login"
+    )
 
 
 def _cron_outcome(repo, inventory, on_calendar, deploy_host) -> Outcome:
     line = crontab_line(repo, inventory, on_calendar, deploy_host)
-    result = Outcome(cron=line, lines=[
-        "systemctl --user is not usable here (no systemd user manager); no units written.",
-        "To run the refresh from cron instead, add this line with `crontab -e`:",
-        "",
-        f"# {NAME}",
-        line,
-    ])
+    result = Outcome(
+        cron=line,
+        lines=[
+            "systemctl --user is not usable here (no systemd user manager); no units written.",
+            "To run the refresh from cron instead, add this line with `crontab -e`:",
+            "",
+            f"# {NAME}",
+            line,
+        ],
+    )
     if line.startswith(CRON_PLACEHOLDER):
-        result.lines.insert(1, f"OnCalendar={on_calendar} has no cron equivalent; "
-                               f"replace {CRON_PLACEHOLDER} with a schedule of your own.")
+        result.lines.insert(
+            1,
+            f"OnCalendar={on_calendar} has no cron equivalent; replace {CRON_PLACEHOLDER} with a schedule of your own.",
+        )
     return result
 
 
 def _must(systemctl: Systemctl, args: list[str]) -> None:
     r = systemctl(args)
     if r.returncode != 0:
-        raise ScheduleError(f"systemctl --user {' '.join(args)} failed ({r.returncode}): "
-                            f"{(r.stderr or r.stdout or '').strip()}")
+        raise ScheduleError(
+            f"systemctl --user {' '.join(args)} failed ({r.returncode}): {(r.stderr or r.stdout or '').strip()}"
+        )
 
 
 def _check_calendar(on_calendar: str) -> None:
@@ -348,16 +385,30 @@ def _check_calendar(on_calendar: str) -> None:
     # to load, after the files are written.
     if shutil.which("systemd-analyze") is None:
         return
-    r = subprocess.run(["systemd-analyze", "calendar", on_calendar], capture_output=True, text=True,
-                       stdin=subprocess.DEVNULL, timeout=30)
+    r = subprocess.run(
+        ["systemd-analyze", "calendar", on_calendar],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+    )
     if r.returncode != 0:
-        raise ScheduleError(f"--on-calendar {on_calendar!r} is not a systemd calendar expression "
-                            f"({r.stderr.strip()}); try daily, hourly, weekly or 'Mon..Fri 02:30'")
+        raise ScheduleError(
+            f"--on-calendar {on_calendar!r} is not a systemd calendar expression "
+            f"({r.stderr.strip()}); try daily, hourly, weekly or 'Mon..Fri 02:30'"
+        )
 
 
-def install(repo, inventory, on_calendar: str = "daily", deploy_host: str | None = None, *,
-            systemd: bool | None = None, directory: Path | None = None,
-            systemctl: Systemctl | None = None) -> Outcome:
+def install(
+    repo,
+    inventory,
+    on_calendar: str = "daily",
+    deploy_host: str | None = None,
+    *,
+    systemd: bool | None = None,
+    directory: Path | None = None,
+    systemctl: Systemctl | None = None,
+) -> Outcome:
     """Write (or update) the units and arm the timer; print a crontab line where systemd cannot.
 
     systemd: None detects with systemd_user_available(); True or False forces
@@ -372,8 +423,11 @@ def install(repo, inventory, on_calendar: str = "daily", deploy_host: str | None
         return _cron_outcome(repo, inventory, on_calendar, deploy_host)
     _check_calendar(on_calendar)
     directory = directory or unit_dir()
-    changed = [name for name, text in units.items()
-               if not (directory / name).is_file() or (directory / name).read_text() != text]
+    changed = [
+        name
+        for name, text in units.items()
+        if not (directory / name).is_file() or (directory / name).read_text() != text
+    ]
     result = Outcome()
     if changed:
         for name in changed:
@@ -395,8 +449,9 @@ def install(repo, inventory, on_calendar: str = "daily", deploy_host: str | None
         else:
             _must(systemctl, ["enable", "--now", TIMER])
             result.changed = True
-            result.lines.append(f"units unchanged; {TIMER} was {'stopped' if enabled else 'disabled'}, "
-                                "enabled and started it again")
+            result.lines.append(
+                f"units unchanged; {TIMER} was {'stopped' if enabled else 'disabled'}, enabled and started it again"
+            )
     r = systemctl(["list-timers", "--no-pager", TIMER])
     if r.returncode == 0 and r.stdout.strip():
         result.lines.append(r.stdout.rstrip())
@@ -406,8 +461,9 @@ def install(repo, inventory, on_calendar: str = "daily", deploy_host: str | None
     return result
 
 
-def remove(*, systemd: bool | None = None, directory: Path | None = None,
-           systemctl: Systemctl | None = None) -> Outcome:
+def remove(
+    *, systemd: bool | None = None, directory: Path | None = None, systemctl: Systemctl | None = None
+) -> Outcome:
     """Stop and disable the timer, stop a running refresh, delete both units, reload."""
     systemctl = systemctl or _user_systemctl
     if systemd is None:
@@ -430,14 +486,17 @@ def remove(*, systemd: bool | None = None, directory: Path | None = None,
     else:
         result.lines.append(f"no changes: no {NAME} units in {directory}")
     if not systemd:
-        result.lines.append(f"systemctl --user is not usable here; if you added the `# {NAME}` "
-                            "line to your crontab, delete it with `crontab -e`.")
+        result.lines.append(
+            f"systemctl --user is not usable here; if you added the `# {NAME}` "
+            "line to your crontab, delete it with `crontab -e`."
+        )
     return result
 
 
 # --------------------------------------------------------------------------
 # the wrapper the service's second ExecStart= runs
 # --------------------------------------------------------------------------
+
 
 def pending_bundles(bundles: Path, host: str) -> list[Path]:
     """Bundles in the directory not yet deployed to host, oldest first.
@@ -463,9 +522,14 @@ def record_deployed(bundles: Path, host: str, bundle: Path) -> None:
     atomic_write(bundles / DEPLOYED, json.dumps(data, indent=1, sort_keys=True))
 
 
-def deploy_pending(repo: Path, inventory: Path, host: str, *,
-                   run: Callable[[list[str]], int] | None = None,
-                   say: Callable[[str], None] = lambda line: None) -> int:
+def deploy_pending(
+    repo: Path,
+    inventory: Path,
+    host: str,
+    *,
+    run: Callable[[list[str]], int] | None = None,
+    say: Callable[[str], None] = lambda line: None,
+) -> int:
     """Deploy every pending bundle to host with fab, oldest first; stop at the first failure.
 
     Returns fab's exit code; `say` is told each step, for the service's journal.
@@ -481,8 +545,7 @@ def deploy_pending(repo: Path, inventory: Path, host: str, *,
     fab = str(repo / ".venv/bin/fab")
     for bundle in pending:
         say(f"deploying {bundle.name} to {host}")
-        code = run([fab, "-r", str(repo), "-H", host, "deploy", "--inventory", str(inventory),
-                    "--bundle", str(bundle)])
+        code = run([fab, "-r", str(repo), "-H", host, "deploy", "--inventory", str(inventory), "--bundle", str(bundle)])
         if code != 0:
             say(f"error: deploying {bundle.name} to {host} failed (exit {code}); the next run retries it")
             return code

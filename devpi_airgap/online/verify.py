@@ -41,8 +41,12 @@ class VerifyReport:
 
 
 def _find_python(version: str) -> str | None:
-    result = subprocess.run([uv_binary(), "python", "find", "--no-config", "--system", version],
-                            capture_output=True, text=True, env=isolated_env())
+    result = subprocess.run(
+        [uv_binary(), "python", "find", "--no-config", "--system", version],
+        capture_output=True,
+        text=True,
+        env=isolated_env(),
+    )
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
@@ -56,8 +60,21 @@ def _pip_install(python: str, directory: Path, resolution: ResolutionSet) -> str
             return f"could not create a venv with {python}: {created.stderr.strip()}"
         requirements = Path(tmp) / "requirements.txt"
         requirements.write_text("\n".join(resolution.lines) + "\n", encoding="utf-8")
-        command = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-compile", "--no-index",
-                   "--find-links", str(directory), "-r", str(requirements)]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--quiet",
+            "--no-compile",
+            "--no-index",
+            "--find-links",
+            str(directory),
+            "-r",
+            str(requirements),
+        ]
         for constraint in resolution.constraints:
             command += ["-c", str(constraint)]
         result = subprocess.run(command, capture_output=True, text=True, env=isolated_env())

@@ -82,8 +82,10 @@ def _collect(inventory: Inventory) -> tuple[dict[str, dict], dict[str, bytes]]:
         _, locked = read_lock(lock_path)
         for f in locked:
             if wheelhouse.sha256(wheelhouse.pool / f.filename) != f.sha256:
-                raise AirgapError(f"{f.filename} in {wheelhouse.pool} is missing or does not match "
-                                  f"{lock_path.name}; run `inv download --target {target.name}` first")
+                raise AirgapError(
+                    f"{f.filename} in {wheelhouse.pool} is missing or does not match "
+                    f"{lock_path.name}; run `inv download --target {target.name}` first"
+                )
             size = (wheelhouse.pool / f.filename).stat().st_size
             entry = files.setdefault(f.filename, {"name": f.filename, "sha256": f.sha256, "size": size, "targets": []})
             entry["targets"].append(target.name)
@@ -104,8 +106,12 @@ def write_bundle(inventory: Inventory, *, full: bool = False) -> Path | None:
     content = hashlib.sha256("".join(sorted(f["sha256"] for f in chosen)).encode()).hexdigest()[:8]
     bundle_id = f"{created}-{content}"
     manifest = {
-        "format": 1, "bundle_id": bundle_id, "created": created, "tool": f"devpi-airgap {__version__}",
-        "full": full, "inventory_id": inventory_id(inventory),
+        "format": 1,
+        "bundle_id": bundle_id,
+        "created": created,
+        "tool": f"devpi-airgap {__version__}",
+        "full": full,
+        "inventory_id": inventory_id(inventory),
         "files": sorted(chosen, key=lambda f: f["name"]),
         "locks": {name: hashlib.sha256(data).hexdigest() for name, data in locks.items()},
     }
@@ -150,8 +156,14 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def _sign(path: Path, key: Path) -> None:
     signature = path.with_name(path.name + ".sig")
     signature.unlink(missing_ok=True)
-    result = subprocess.run(["ssh-keygen", "-q", "-Y", "sign", "-f", str(key), "-n", NAMESPACE, str(path)],
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        ["ssh-keygen", "-q", "-Y", "sign", "-f", str(key), "-n", NAMESPACE, str(path)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     if result.returncode != 0:
-        raise BundleError(f"signing {path.name} with {key} failed: {result.stderr.strip()}; "
-                          "check bundles.sign_key (an SSH private key without a passphrase, or one in ssh-agent)")
+        raise BundleError(
+            f"signing {path.name} with {key} failed: {result.stderr.strip()}; "
+            "check bundles.sign_key (an SSH private key without a passphrase, or one in ssh-agent)"
+        )

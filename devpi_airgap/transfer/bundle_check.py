@@ -48,8 +48,10 @@ def check_checksum(bundle: Path) -> str:
     expected = checksum_file.read_text().split()[0]
     actual = sha256_of(bundle)
     if actual != expected:
-        raise BundleError(f"{bundle.name}: sha256 {actual} does not match {checksum_file.name} ({expected}); "
-                          "the bundle is truncated or altered. Copy it again; nothing was imported.")
+        raise BundleError(
+            f"{bundle.name}: sha256 {actual} does not match {checksum_file.name} ({expected}); "
+            "the bundle is truncated or altered. Copy it again; nothing was imported."
+        )
     return actual
 
 
@@ -57,19 +59,39 @@ def check_signature(bundle: Path, allowed_signers: str | None, identity: str | N
     signature = bundle.with_name(bundle.name + ".sig")
     if not signature.is_file():
         if required:
-            raise BundleError(f"{bundle.name}: unsigned, but this inventory requires signed bundles; "
-                              "sign it with `inv bundle` and a sign_key, then copy the .sig file too")
+            raise BundleError(
+                f"{bundle.name}: unsigned, but this inventory requires signed bundles; "
+                "sign it with `inv bundle` and a sign_key, then copy the .sig file too"
+            )
         return "unsigned"
     if not allowed_signers:
         if required:
             raise BundleError("signatures are required but no allowed_signers file is configured")
         return "signed, not checked (no allowed_signers configured)"
     with open(bundle, "rb") as data:
-        result = subprocess.run(["ssh-keygen", "-Y", "verify", "-f", allowed_signers, "-I", identity or "",
-                                 "-n", NAMESPACE, "-s", str(signature)], stdin=data, capture_output=True, text=True)
+        result = subprocess.run(
+            [
+                "ssh-keygen",
+                "-Y",
+                "verify",
+                "-f",
+                allowed_signers,
+                "-I",
+                identity or "",
+                "-n",
+                NAMESPACE,
+                "-s",
+                str(signature),
+            ],
+            stdin=data,
+            capture_output=True,
+            text=True,
+        )
     if result.returncode != 0:
-        raise BundleError(f"{bundle.name}: signature does not verify against {allowed_signers} for {identity!r}: "
-                          f"{(result.stderr or result.stdout).strip()}; nothing was imported")
+        raise BundleError(
+            f"{bundle.name}: signature does not verify against {allowed_signers} for {identity!r}: "
+            f"{(result.stderr or result.stdout).strip()}; nothing was imported"
+        )
     return f"signed by {identity}"
 
 
@@ -95,8 +117,10 @@ def extract_checked(bundle: Path, staging: Path) -> dict:
             # next(), not iteration: iterating a stream re-yields the members already read.
             while (member := tar.next()) is not None:
                 if not _safe_name(member.name) or not member.isfile():
-                    raise BundleError(f"{bundle.name}: refused member {member.name!r}: only plain files with "
-                                      "relative names inside the bundle are allowed")
+                    raise BundleError(
+                        f"{bundle.name}: refused member {member.name!r}: only plain files with "
+                        "relative names inside the bundle are allowed"
+                    )
                 entry = expected.get(member.name)
                 if entry is None or member.name in seen:
                     raise BundleError(f"{bundle.name}: member {member.name!r} is not in the manifest")
@@ -112,8 +136,9 @@ def extract_checked(bundle: Path, staging: Path) -> dict:
                     raise BundleError(f"{bundle.name}: {member.name} does not match the manifest's sha256")
             missing = sorted(set(expected) - seen)
             if missing:
-                raise BundleError(f"{bundle.name}: the manifest lists {len(missing)} files the bundle lacks, "
-                                  f"such as {missing[0]}")
+                raise BundleError(
+                    f"{bundle.name}: the manifest lists {len(missing)} files the bundle lacks, such as {missing[0]}"
+                )
     except (tarfile.TarError, EOFError, ValueError, KeyError, OSError) as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, OSError) and not isinstance(exc, tarfile.TarError):
@@ -125,8 +150,14 @@ def extract_checked(bundle: Path, staging: Path) -> dict:
     return manifest
 
 
-def check_bundle(bundle: Path, staging: Path, *, allowed_signers: str | None = None, identity: str | None = None,
-                 required: bool = False) -> dict:
+def check_bundle(
+    bundle: Path,
+    staging: Path,
+    *,
+    allowed_signers: str | None = None,
+    identity: str | None = None,
+    required: bool = False,
+) -> dict:
     """Everything in order, cheapest first; only a bundle that passes all of it leaves files in staging."""
     digest = check_checksum(bundle)
     signature = check_signature(bundle, allowed_signers, identity, required)
@@ -140,8 +171,9 @@ def main(argv: list[str]) -> int:
     bundle, staging = Path(argv[0]), Path(argv[1])
     signers, identity, required = (argv[2:5] + ["", "", "0"])[:3]
     try:
-        manifest = check_bundle(bundle, staging, allowed_signers=signers or None, identity=identity or None,
-                                required=required == "1")
+        manifest = check_bundle(
+            bundle, staging, allowed_signers=signers or None, identity=identity or None, required=required == "1"
+        )
     except BundleError as exc:
         print(str(exc), file=sys.stderr)
         return 1  # the caller on the other side of SSH raises its own BundleError from stderr

@@ -47,35 +47,88 @@ def test_good_inventory_with_defaults(write, tmp_path):
     assert [t.name for t in inv.select_targets("all")] == ["win313", "server"]
 
 
-@pytest.mark.parametrize("text, fragments", [
-    ("targets: [oops\n", ["malformed YAML", "line 2"]),
-    ("- a\n- b\n", ["(top level)", "expected a mapping"]),
-    (GOOD + "extra: 1\n", ["extra", "no such key"]),
-    (GOOD.replace('python: "3.13"', "python: 3.10"), ["targets.win313.python", "quoted version"]),
-    (GOOD.replace('python: "3.13"', 'python: "three"'), ["targets.win313.python", "'three'", '"3.13"']),
-    (GOOD.replace("platform: win_amd64", "platform: Windows 11"), ["targets.win313.platform[0]", "'Windows 11'"]),
-    (GOOD.replace("requirements: [req.txt]", "requirements: [nope.txt]"),
-     ["targets.win313.requirements[0]", "'nope.txt'", "an existing file"]),
-    (GOOD.replace("requirements: [req.txt]", "requirements: []"), ["targets.win313.requirements", "non-empty"]),
-    (GOOD.replace("    python: \"3.13\"\n", "", 1), ["targets.win313.python", "this key to be set"]),
-    (GOOD.replace("requirements: [req.txt]", "requirements: [req.txt]\n    implementation: pp"),
-     ["targets.win313.implementation", "'pp'", "one of cp"]),
-    (GOOD.replace("{target: server}", "{target: nosuch}"), ["servers.devpi-host.target", "'nosuch'", "win313, server"]),
-    (GOOD.replace("{target: server}", "{target: server, port: 99999}"), ["servers.devpi-host.port", "99999"]),
-    (GOOD.replace("{target: server}", "{target: server, role: x}"), ["servers.devpi-host.role", "primary or replica"]),
-    (GOOD.replace("  devpi-host: {target: server}\n", "  devpi-host: {target: server}\n  mirror: {target: server, role: replica}\n"), ["servers.mirror.primary", "None", "servers: name"]),
-    (GOOD.replace("  devpi-host: {target: server}\n", "  devpi-host: {target: server}\n  mirror: {target: server, role: replica, primary: nosuch}\n"), ["servers.mirror.primary", "'nosuch'", "(devpi-host)"]),
-    (GOOD.replace("  devpi-host: {target: server}\n", "  devpi-host: {target: server}\n  mirror: {target: win313, role: replica, primary: devpi-host}\n"), ["servers.mirror.target", "'win313'", "same devpi-server"]),
-    (GOOD.replace("  devpi-host: {target: server}\n", "  devpi-host: {target: server}\n  mirror: {target: server, role: replica, primary: devpi-host, index: other}\n"), ["servers.mirror.index", "its primary's index"]),
-    (GOOD.replace("{target: server}", "{target: server, primary: x}"), ["servers.devpi-host.primary", "role: replica"]),
-    (GOOD.replace("  devpi-host: {target: server}\n", "  devpi-host: {target: server}\n  mirror: {target: server, role: replica, primary: devpi-host, primary_url: 'ftp://x'}\n"), ["servers.mirror.primary_url", "'ftp://x'", "base URL"]),
-    (GOOD.replace("{target: server}", "{target: server, nginx: {tls_cert: req.txt}}"),
-     ["servers.devpi-host.nginx.tls_key", "set together"]),
-    (GOOD.replace("{target: server}", "{target: server, nginx: {tls_cert: a.pem, tls_key: req.txt}}"),
-     ["servers.devpi-host.nginx.tls_cert", "'a.pem'", "an existing file"]),
-    (GOOD.replace("{target: server}", "{target: server, nginx: {listen: 80}}"), ["servers.devpi-host.nginx.listen", "no such key"]),
-    (GOOD + "index_url: ftp://x\n", ["index_url", "'ftp://x'", "URL"]),
-])
+@pytest.mark.parametrize(
+    "text, fragments",
+    [
+        ("targets: [oops\n", ["malformed YAML", "line 2"]),
+        ("- a\n- b\n", ["(top level)", "expected a mapping"]),
+        (GOOD + "extra: 1\n", ["extra", "no such key"]),
+        (GOOD.replace('python: "3.13"', "python: 3.10"), ["targets.win313.python", "quoted version"]),
+        (GOOD.replace('python: "3.13"', 'python: "three"'), ["targets.win313.python", "'three'", '"3.13"']),
+        (GOOD.replace("platform: win_amd64", "platform: Windows 11"), ["targets.win313.platform[0]", "'Windows 11'"]),
+        (
+            GOOD.replace("requirements: [req.txt]", "requirements: [nope.txt]"),
+            ["targets.win313.requirements[0]", "'nope.txt'", "an existing file"],
+        ),
+        (GOOD.replace("requirements: [req.txt]", "requirements: []"), ["targets.win313.requirements", "non-empty"]),
+        (GOOD.replace('    python: "3.13"\n', "", 1), ["targets.win313.python", "this key to be set"]),
+        (
+            GOOD.replace("requirements: [req.txt]", "requirements: [req.txt]\n    implementation: pp"),
+            ["targets.win313.implementation", "'pp'", "one of cp"],
+        ),
+        (
+            GOOD.replace("{target: server}", "{target: nosuch}"),
+            ["servers.devpi-host.target", "'nosuch'", "win313, server"],
+        ),
+        (GOOD.replace("{target: server}", "{target: server, port: 99999}"), ["servers.devpi-host.port", "99999"]),
+        (
+            GOOD.replace("{target: server}", "{target: server, role: x}"),
+            ["servers.devpi-host.role", "primary or replica"],
+        ),
+        (
+            GOOD.replace(
+                "  devpi-host: {target: server}\n",
+                "  devpi-host: {target: server}\n  mirror: {target: server, role: replica}\n",
+            ),
+            ["servers.mirror.primary", "None", "servers: name"],
+        ),
+        (
+            GOOD.replace(
+                "  devpi-host: {target: server}\n",
+                "  devpi-host: {target: server}\n  mirror: {target: server, role: replica, primary: nosuch}\n",
+            ),
+            ["servers.mirror.primary", "'nosuch'", "(devpi-host)"],
+        ),
+        (
+            GOOD.replace(
+                "  devpi-host: {target: server}\n",
+                "  devpi-host: {target: server}\n  mirror: {target: win313, role: replica, primary: devpi-host}\n",
+            ),
+            ["servers.mirror.target", "'win313'", "same devpi-server"],
+        ),
+        (
+            GOOD.replace(
+                "  devpi-host: {target: server}\n",
+                "  devpi-host: {target: server}\n  mirror: {target: server, role: replica, primary: devpi-host, index: other}\n",
+            ),
+            ["servers.mirror.index", "its primary's index"],
+        ),
+        (
+            GOOD.replace("{target: server}", "{target: server, primary: x}"),
+            ["servers.devpi-host.primary", "role: replica"],
+        ),
+        (
+            GOOD.replace(
+                "  devpi-host: {target: server}\n",
+                "  devpi-host: {target: server}\n  mirror: {target: server, role: replica, primary: devpi-host, primary_url: 'ftp://x'}\n",
+            ),
+            ["servers.mirror.primary_url", "'ftp://x'", "base URL"],
+        ),
+        (
+            GOOD.replace("{target: server}", "{target: server, nginx: {tls_cert: req.txt}}"),
+            ["servers.devpi-host.nginx.tls_key", "set together"],
+        ),
+        (
+            GOOD.replace("{target: server}", "{target: server, nginx: {tls_cert: a.pem, tls_key: req.txt}}"),
+            ["servers.devpi-host.nginx.tls_cert", "'a.pem'", "an existing file"],
+        ),
+        (
+            GOOD.replace("{target: server}", "{target: server, nginx: {listen: 80}}"),
+            ["servers.devpi-host.nginx.listen", "no such key"],
+        ),
+        (GOOD + "index_url: ftp://x\n", ["index_url", "'ftp://x'", "URL"]),
+    ],
+)
 def test_errors_name_file_key_value_and_expectation(write, text, fragments):
     path = write(text)
     with pytest.raises(InventoryError) as caught:
@@ -87,9 +140,11 @@ def test_errors_name_file_key_value_and_expectation(write, text, fragments):
 
 
 def test_replica_serves_its_primarys_index_and_front_defaults(write, tmp_path):
-    text = GOOD.replace("  devpi-host: {target: server}\n",
-                        "  devpi-host: {target: server, user: team, index: stable, nginx: {tls_cert: req.txt, tls_key: req.txt}}\n"
-                        "  mirror: {target: server, role: replica, primary: devpi-host, port: 4000, nginx: {}}\n")
+    text = GOOD.replace(
+        "  devpi-host: {target: server}\n",
+        "  devpi-host: {target: server, user: team, index: stable, nginx: {tls_cert: req.txt, tls_key: req.txt}}\n"
+        "  mirror: {target: server, role: replica, primary: devpi-host, port: 4000, nginx: {}}\n",
+    )
     inv = load_inventory(write(text))
     primary, replica = inv.server("devpi-host"), inv.server("mirror")
     assert (replica.is_replica, replica.user, replica.index, replica.port) == (True, "team", "stable", 4000)

@@ -41,15 +41,24 @@ def host(project):
         free = free_port()
         config += f"\nHost unreachable\n    HostName 127.0.0.1\n    Port {free}\n"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(project / "other_key")], check=True)
-        config += (f"\nHost bad-key\n    HostName {h.address}\n    User root\n    IdentityFile {project / 'other_key'}\n"
-                   "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n")
-        config += (f"\nHost wrong-python\n    HostName {h.address}\n    User root\n    IdentityFile {h.ssh_key_path}\n"
-                   "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n")
-        config += (f"\nHost no-sudo\n    HostName {h.address}\n    User plain\n    IdentityFile {h.ssh_key_path}\n"
-                   "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n")
+        config += (
+            f"\nHost bad-key\n    HostName {h.address}\n    User root\n    IdentityFile {project / 'other_key'}\n"
+            "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n"
+        )
+        config += (
+            f"\nHost wrong-python\n    HostName {h.address}\n    User root\n    IdentityFile {h.ssh_key_path}\n"
+            "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n"
+        )
+        config += (
+            f"\nHost no-sudo\n    HostName {h.address}\n    User plain\n    IdentityFile {h.ssh_key_path}\n"
+            "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n"
+        )
         h.ssh_config_path.write_text(config)
-        h.run("useradd -m -s /bin/sh plain && install -d -o plain -m 700 ~plain/.ssh && "
-              "cp /root/.ssh/authorized_keys ~plain/.ssh/ && chown plain ~plain/.ssh/authorized_keys", check=True)
+        h.run(
+            "useradd -m -s /bin/sh plain && install -d -o plain -m 700 ~plain/.ssh && "
+            "cp /root/.ssh/authorized_keys ~plain/.ssh/ && chown plain ~plain/.ssh/authorized_keys",
+            check=True,
+        )
         yield h
 
 

@@ -46,7 +46,8 @@ def setup(tmp_path_factory):
     (seed / "server.txt").write_text("packaging\n")
     (seed / "inventory.yaml").write_text(
         "targets:\n  server: {platform: [manylinux_2_28_x86_64, manylinux2014_x86_64], python: '3.11', "
-        "requirements: [server.txt]}\nservers:\n  devpi-host: {target: server}\n")
+        "requirements: [server.txt]}\nservers:\n  devpi-host: {target: server}\n"
+    )
     run_task("download", "--inventory", str(seed / "inventory.yaml"), env=env(seed), check=True)
     root = build_index(tmp_path_factory.mktemp("index"), [Dist("demo", "1.0")])
     add_files(root, sorted((seed / "wheelhouse" / "server").glob("*.whl")))

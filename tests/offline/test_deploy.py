@@ -28,6 +28,7 @@ from testing.tasks import run_task
 
 pytestmark = [pytest.mark.offline_host, pytest.mark.network]
 
+
 def test_missing_secret_fails_before_any_change(project, host):
     result = fab(project, host, "deploy", env=clean_env(project))
     assert result.returncode == 2
@@ -38,9 +39,11 @@ def test_missing_secret_fails_before_any_change(project, host):
 def server_state(host: OfflineHost, *, skip: str = "/nonexistent") -> list[str]:
     """Every file and directory where a deploy could leave a trace: type, mode, owner, size and content."""
     prune = f"-path {skip} -prune -o"
-    return host.run(f"find /etc /opt /var/lib -xdev {prune} -printf '%p %y %m %u:%g %s\\n' | sort; "
-                    f"find /etc /opt /var/lib -xdev {prune} -type f -exec sha256sum {{}} + | sort",
-                    check=True).stdout.splitlines()
+    return host.run(
+        f"find /etc /opt /var/lib -xdev {prune} -printf '%p %y %m %u:%g %s\\n' | sort; "
+        f"find /etc /opt /var/lib -xdev {prune} -type f -exec sha256sum {{}} + | sort",
+        check=True,
+    ).stdout.splitlines()
 
 
 def assert_same_state(before: list[str], after: list[str]) -> None:
@@ -54,8 +57,16 @@ def test_check_on_a_fresh_host_changes_nothing(project, host):
     result = fab(project, host, "deploy", "--check", env=clean_env(project))
     assert result.returncode == 0, result.stdout + result.stderr
     said = " ".join(result.stderr.split())
-    for step in ("copy wheels", "system user", "venv", "secret file", "devpi-init", "systemd unit", "user and index",
-                 "upload"):
+    for step in (
+        "copy wheels",
+        "system user",
+        "venv",
+        "secret file",
+        "devpi-init",
+        "systemd unit",
+        "user and index",
+        "upload",
+    ):
         assert f"would change {step}:" in said, said
     assert "steps would change something (nothing was changed)" in result.stdout
     assert_same_state(before, server_state(host))
@@ -86,8 +97,12 @@ def test_unit_exposure_is_at_most_2(deployed, host):
 
 
 def test_client_installs_from_the_index_alone(deployed, host, tmp_path):
-    python = pip_install(tmp_path, f"http://{host.address}:3141/myuser/myindex/+simple/", "packaging",
-                         pip_args=("--trusted-host", host.address))
+    python = pip_install(
+        tmp_path,
+        f"http://{host.address}:3141/myuser/myindex/+simple/",
+        "packaging",
+        pip_args=("--trusted-host", host.address),
+    )
     assert subprocess.run([str(python), "-c", "import packaging"]).returncode == 0
 
 
@@ -122,8 +137,9 @@ def test_tunnel_survives_clients_hanging_up_mid_response(deployed, host):
 
     from devpi_airgap.offline.remote import Host
 
-    connection = Connection("devpi-host", config=Config(overrides={"ssh_config_path": str(host.ssh_config_path),
-                                                                   "load_ssh_configs": True}))
+    connection = Connection(
+        "devpi-host", config=Config(overrides={"ssh_config_path": str(host.ssh_config_path), "load_ssh_configs": True})
+    )
     with connection, Host(connection).http(3141) as base:
         page = f"{base}/myuser/myindex/+simple/devpi-server/"
         wheel = httpx.get(page, headers={"Accept": "application/vnd.pypi.simple.v1+json"}).json()["files"][0]["url"]
@@ -170,8 +186,15 @@ def _wait_for_index(host: OfflineHost) -> None:
 def test_added_requirement_uploads_just_the_new_files(deployed, project, host):
     before = index_files(host)
     (project / "server.txt").write_text("packaging\nsix\n")
-    run_task("download", "--inventory", str(project / "inventory.yaml"), "--target", "server",
-             env=clean_env(project), check=True)
+    run_task(
+        "download",
+        "--inventory",
+        str(project / "inventory.yaml"),
+        "--target",
+        "server",
+        env=clean_env(project),
+        check=True,
+    )
     result = fab(project, host, "deploy")
     assert result.returncode == 0, result.stderr
     after = index_files(host)
@@ -225,8 +248,11 @@ def test_port_taken_then_freed_converges(deployed, project, host):
 
 
 def test_devpi_failing_to_start_shows_the_journal(deployed, project, host):
-    host.run("systemctl stop devpi.service && mv /var/lib/devpi/server/.sqlite /root/sqlite.bak && "
-             "echo broken > /var/lib/devpi/server/.sqlite && chown devpi /var/lib/devpi/server/.sqlite", check=True)
+    host.run(
+        "systemctl stop devpi.service && mv /var/lib/devpi/server/.sqlite /root/sqlite.bak && "
+        "echo broken > /var/lib/devpi/server/.sqlite && chown devpi /var/lib/devpi/server/.sqlite",
+        check=True,
+    )
     result = fab(project, host, "deploy")
     message = " ".join(result.stderr.split())
     assert result.returncode == 6
@@ -270,8 +296,10 @@ def _broken_devpi_server(original: Path, version: str, dest: Path) -> Path:
     """The same devpi-server under a newer version whose main() exits at once: an upgrade that never comes up."""
     old = original.name.split("-")[1]
     with zipfile.ZipFile(original) as src:
-        entries = {name.replace(f"devpi_server-{old}.dist-info", f"devpi_server-{version}.dist-info"): src.read(name)
-                   for name in src.namelist()}
+        entries = {
+            name.replace(f"devpi_server-{old}.dist-info", f"devpi_server-{version}.dist-info"): src.read(name)
+            for name in src.namelist()
+        }
     for name in entries:
         if name.endswith(".dist-info/METADATA"):
             entries[name] = entries[name].replace(f"Version: {old}".encode(), f"Version: {version}".encode())
@@ -296,10 +324,12 @@ def test_broken_upgrade_rolls_back(deployed, project, host):
     lock = json.loads(saved)
     entry = next(p for p in lock["packages"] if p["name"] == "devpi-server")
     old_version = entry["version"]
-    broken = _broken_devpi_server(project / "wheelhouse" / "server" / entry["filename"], f"{old_version}.post1",
-                                  project / "wheelhouse" / "server")
-    entry.update(version=f"{old_version}.post1", filename=broken.name, sha256=sha256_file(broken),
-                 size=broken.stat().st_size)
+    broken = _broken_devpi_server(
+        project / "wheelhouse" / "server" / entry["filename"], f"{old_version}.post1", project / "wheelhouse" / "server"
+    )
+    entry.update(
+        version=f"{old_version}.post1", filename=broken.name, sha256=sha256_file(broken), size=broken.stat().st_size
+    )
     lock_path.write_text(json.dumps(lock))
     backups = set((project / "backups" / "devpi-host").glob("*.tar"))
     try:

@@ -50,12 +50,18 @@ def test_deploy_on_the_server_itself(carried):
     with OfflineHost() as host:
         host.put(carried / "project", "/root/project")
         host.put(carried / "code", "/root/code")
-        host.run("python3 -m venv /opt/tool && PIP_CONFIG_FILE=/dev/null /opt/tool/bin/pip install -q --no-index "
-                 f"--find-links /root/project/wheelhouse/tool {' '.join(TOOL_REQUIREMENTS.split())}",
-                 check=True, timeout=600)
+        host.run(
+            "python3 -m venv /opt/tool && PIP_CONFIG_FILE=/dev/null /opt/tool/bin/pip install -q --no-index "
+            f"--find-links /root/project/wheelhouse/tool {' '.join(TOOL_REQUIREMENTS.split())}",
+            check=True,
+            timeout=600,
+        )
         # Secrets from a 0600 file: an environment variable on an ssh command line would show in ps.
-        host.run("install -d -m 700 /root/.config/devpi-airgap && umask 077 && cat > /root/.config/devpi-airgap/secrets.yaml",
-                 input="devpi-host:\n  root_password: local-root-pw\n  user_password: local-user-pw\n", check=True)
+        host.run(
+            "install -d -m 700 /root/.config/devpi-airgap && umask 077 && cat > /root/.config/devpi-airgap/secrets.yaml",
+            input="devpi-host:\n  root_password: local-root-pw\n  user_password: local-user-pw\n",
+            check=True,
+        )
         fab = "cd /root/project && PYTHONPATH=/root/code /opt/tool/bin/fab -r /root/code deploy"
         first = host.run(fab, timeout=600)
         assert first.returncode == 0, first.stdout + first.stderr
@@ -63,6 +69,8 @@ def test_deploy_on_the_server_itself(carried):
         assert host.run("systemctl is-active devpi.service").stdout.strip() == "active"
         second = host.run(fab, timeout=300)
         assert second.returncode == 0 and "no changes" in second.stdout, second.stderr
-        listing = host.run("python3 -c \"import urllib.request; print(urllib.request.urlopen("
-                           "'http://127.0.0.1:3141/myuser/myindex/+simple/packaging/').read().decode())\"").stdout
+        listing = host.run(
+            'python3 -c "import urllib.request; print(urllib.request.urlopen('
+            "'http://127.0.0.1:3141/myuser/myindex/+simple/packaging/').read().decode())\""
+        ).stdout
         assert "packaging-" in listing

@@ -141,15 +141,25 @@ def test_pip_installs_from_index(client, tmp_path):
     env["PIP_CONFIG_FILE"] = os.devnull
     subprocess.run(
         [
-            sys.executable, "-m", "pip", "--python", str(py), "install",
-            "--disable-pip-version-check", "--no-cache-dir",
-            "--index-url", f"{client.base_url}/{USER}/pip/+simple/",
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(py),
+            "install",
+            "--disable-pip-version-check",
+            "--no-cache-dir",
+            "--index-url",
+            f"{client.base_url}/{USER}/pip/+simple/",
             "airgap_pipdemo==3.1",
         ],
-        env=env, check=True,
+        env=env,
+        check=True,
     )
     out = subprocess.run(
         [str(py), "-c", "import airgap_pipdemo; print(airgap_pipdemo.VALUE)"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     assert out.strip() == "installed-from-devpi"

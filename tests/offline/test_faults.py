@@ -46,8 +46,10 @@ def project(tmp_path_factory):
 
 def manifest(project: Path) -> dict[str, str]:
     """filename -> sha256 of every wheel in the local wheelhouse: what each index must hold, exactly."""
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((project / "wheelhouse" / "server").glob("*.whl"))}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((project / "wheelhouse" / "server").glob("*.whl"))
+    }
 
 
 def listed_files(host, index: str) -> list[str]:
@@ -56,8 +58,9 @@ def listed_files(host, index: str) -> list[str]:
     base = f"http://{host.address}:3141/{USER}/{index}/+simple/"
     with httpx.Client(headers=headers, timeout=60) as http:
         projects = http.get(base).raise_for_status().json()["projects"]
-        return [f["filename"] for p in projects
-                for f in http.get(f"{base}{p['name']}/").raise_for_status().json()["files"]]
+        return [
+            f["filename"] for p in projects for f in http.get(f"{base}{p['name']}/").raise_for_status().json()["files"]
+        ]
 
 
 def assert_index_matches(project: Path, host, index: str) -> None:
@@ -77,7 +80,9 @@ def assert_index_matches(project: Path, host, index: str) -> None:
     disk = sorted((line.split()[1].rsplit("/", 1)[-1], line.split()[0]) for line in on_disk.splitlines())
     leftovers = [name for name, _ in disk if name.endswith("-tmp")]
     complete = [(name, sha) for name, sha in disk if not name.endswith("-tmp")]
-    assert complete == sorted(expected.items()), f"{FILES}/{USER}/{index} holds {complete}, expected {sorted(expected.items())}"
+    assert complete == sorted(expected.items()), (
+        f"{FILES}/{USER}/{index} holds {complete}, expected {sorted(expected.items())}"
+    )
     assert all(any(name.startswith(f + "-") for f in expected) for name in leftovers), leftovers
     if leftovers:
         print(f"{FILES}/{USER}/{index}: {len(leftovers)} temporaries of failed writes left by devpi-server")
@@ -97,8 +102,24 @@ def wait_for_index(host, index: str = "myindex") -> None:
 @contextmanager
 def throttled(host, rate: str = "2mbit"):
     """Slow the runner -> host direction of the veth, which carries the uploads, for as long as the block runs."""
-    subprocess.run(["tc", "qdisc", "replace", "dev", host.veth_host, "root", "tbf", "rate", rate,
-                    "burst", "32kb", "latency", "2s"], check=True)
+    subprocess.run(
+        [
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            host.veth_host,
+            "root",
+            "tbf",
+            "rate",
+            rate,
+            "burst",
+            "32kb",
+            "latency",
+            "2s",
+        ],
+        check=True,
+    )
     try:
         yield
     finally:
@@ -109,14 +130,31 @@ class Deploy:
     """`fab deploy --server INDEX` in the background, its output gathered as it comes."""
 
     def __init__(self, project: Path, host, index: str):
-        command = [sys.executable, "-m", "fabric", "--search-root", str(REPO), "-S", str(host.ssh_config_path),
-                   "-H", "devpi-host", "deploy", "--server", index, "--inventory", str(project / "inventory.yaml")]
-        self.proc = subprocess.Popen(command, cwd=REPO, env=secrets_env(project), text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        command = [
+            sys.executable,
+            "-m",
+            "fabric",
+            "--search-root",
+            str(REPO),
+            "-S",
+            str(host.ssh_config_path),
+            "-H",
+            "devpi-host",
+            "deploy",
+            "--server",
+            index,
+            "--inventory",
+            str(project / "inventory.yaml"),
+        ]
+        self.proc = subprocess.Popen(
+            command, cwd=REPO, env=secrets_env(project), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         self.stdout: list[str] = []
         self.stderr: list[str] = []
-        self._readers = [threading.Thread(target=self._read, args=(s, b), daemon=True)
-                         for s, b in ((self.proc.stdout, self.stdout), (self.proc.stderr, self.stderr))]
+        self._readers = [
+            threading.Thread(target=self._read, args=(s, b), daemon=True)
+            for s, b in ((self.proc.stdout, self.stdout), (self.proc.stderr, self.stderr))
+        ]
         for reader in self._readers:
             reader.start()
 
@@ -213,12 +251,14 @@ def test_disk_full_then_freed(deployed, project, host):
     owner = host.run(f"stat -c '%u %g %a' {FILES}", check=True).stdout.split()
     used_kb = int(host.run(f"du -sk {FILES}", check=True).stdout.split()[0])
     size_kb = used_kb + 64 * 1024
-    setup = (f"set -e; rm -rf /root/files-stash; cp -a {FILES} /root/files-stash; "
-             f"mount -t tmpfs -o size={size_kb}k,uid={owner[0]},gid={owner[1]},mode={owner[2]} airgap-full {FILES}; "
-             f"cp -a /root/files-stash/. {FILES}/; "
-             # leave 1 MiB: some small wheels fit, the rest do not
-             f"free=$(df -Pk {FILES} | awk 'NR==2 {{print $4}}'); "
-             f"fallocate -l $(( (free - 1024) * 1024 )) {FILES}/filler")
+    setup = (
+        f"set -e; rm -rf /root/files-stash; cp -a {FILES} /root/files-stash; "
+        f"mount -t tmpfs -o size={size_kb}k,uid={owner[0]},gid={owner[1]},mode={owner[2]} airgap-full {FILES}; "
+        f"cp -a /root/files-stash/. {FILES}/; "
+        # leave 1 MiB: some small wheels fit, the rest do not
+        f"free=$(df -Pk {FILES} | awk 'NR==2 {{print $4}}'); "
+        f"fallocate -l $(( (free - 1024) * 1024 )) {FILES}/filler"
+    )
     mounted = host.run(setup)
     try:
         assert mounted.returncode == 0, f"cannot mount a small tmpfs over {FILES}:\n{mounted.stderr}"
@@ -234,10 +274,12 @@ def test_disk_full_then_freed(deployed, project, host):
         rerun_converges(project, host, "full")
     finally:
         # Put the files written to the tmpfs on the real disk, so later tests and the reboot see them.
-        host.run(f"rm -f {FILES}/filler; systemctl stop devpi.service; "
-                 f"if mountpoint -q {FILES}; then rm -rf /root/files-new && cp -a {FILES} /root/files-new && "
-                 f"umount {FILES} && cp -a /root/files-new/. {FILES}/ && rm -rf /root/files-new; fi; "
-                 "rm -rf /root/files-stash; systemctl start devpi.service")
+        host.run(
+            f"rm -f {FILES}/filler; systemctl stop devpi.service; "
+            f"if mountpoint -q {FILES}; then rm -rf /root/files-new && cp -a {FILES} /root/files-new && "
+            f"umount {FILES} && cp -a /root/files-new/. {FILES}/ && rm -rf /root/files-new; fi; "
+            "rm -rf /root/files-stash; systemctl start devpi.service"
+        )
     wait_for_index(host, "full")
     assert_index_matches(project, host, "full")
 

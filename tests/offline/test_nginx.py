@@ -26,9 +26,13 @@ MB = 1 << 20
 
 def site(*, tls: bool = True, has_replicas: bool = False, max_body_bytes: int = 5 * MB) -> str:
     front = Front(port=443 if tls else 80, server_name="pypi.internal")
-    return render_site(Server(name="devpi-host", target="server", port=3141, front=front), has_replicas=has_replicas,
-                       max_body_bytes=max_body_bytes, cert_path="/etc/x/front.crt" if tls else None,
-                       key_path="/etc/x/front.key" if tls else None)
+    return render_site(
+        Server(name="devpi-host", target="server", port=3141, front=front),
+        has_replicas=has_replicas,
+        max_body_bytes=max_body_bytes,
+        cert_path="/etc/x/front.crt" if tls else None,
+        key_path="/etc/x/front.key" if tls else None,
+    )
 
 
 def directives(config: str, name: str) -> list[str]:
@@ -40,8 +44,11 @@ def test_site_proxies_to_devpi_on_loopback_and_caches_release_files():
     assert set(directives(config, "proxy_pass")) == {"http://127.0.0.1:3141"}
     assert "location ~ /\\+f/ {\n        proxy_cache devpi_airgap;" in config
     assert len(directives(config, "proxy_cache_path")) == 1 and "keys_zone=devpi_airgap:" in config
-    assert directives(config, "proxy_set_header") == ["X-outside-url $scheme://$http_host",
-                                                      "X-Forwarded-Proto $scheme", "X-Real-IP $remote_addr"]
+    assert directives(config, "proxy_set_header") == [
+        "X-outside-url $scheme://$http_host",
+        "X-Forwarded-Proto $scheme",
+        "X-Real-IP $remote_addr",
+    ]
     assert directives(config, "server_name") == ['pypi.internal $hostname ""']
     assert config.count("{") == config.count("}")
 
@@ -68,11 +75,31 @@ def test_changelog_is_closed_unless_replicas_pull_it():
 
 # ---- on the offline host --------------------------------------------------
 
+
 def openssl_pair(directory: Path, name: str, address: str) -> tuple[Path, Path]:
     cert, key = directory / f"{name}.crt", directory / f"{name}.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={address}",
-                    "-addext", f"subjectAltName=IP:{address}", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={address}",
+            "-addext",
+            f"subjectAltName=IP:{address}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
@@ -85,15 +112,20 @@ def tls(project, host):
 def remote(host):
     from fabric import Config, Connection
 
-    connection = Connection("devpi-host", config=Config(overrides={"ssh_config_path": str(host.ssh_config_path),
-                                                                   "load_ssh_configs": True}))
+    connection = Connection(
+        "devpi-host", config=Config(overrides={"ssh_config_path": str(host.ssh_config_path), "load_ssh_configs": True})
+    )
     with connection:
         yield Host(connection)
 
 
 def front_server(cert: Path, key: Path, address: str) -> Server:
-    return Server(name="devpi-host", target="server", port=3141,
-                  front=Front(port=443, server_name=address, tls_cert=cert, tls_key=key))
+    return Server(
+        name="devpi-host",
+        target="server",
+        port=3141,
+        front=Front(port=443, server_name=address, tls_cert=cert, tls_key=key),
+    )
 
 
 def apply_front(remote: Host, project: Path, server: Server) -> Runner:
@@ -109,8 +141,12 @@ def fronted(deployed, project, host, tls):
     inventory = project / "inventory.yaml"
     plain = "devpi-host: {target: server, port: 3141, user: myuser, index: myindex}"
     assert plain in inventory.read_text()
-    inventory.write_text(inventory.read_text().replace(plain, plain[:-1] + (
-        f", nginx: {{server_name: '{host.address}', tls_cert: '{tls[0]}', tls_key: '{tls[1]}'}}}}")))
+    inventory.write_text(
+        inventory.read_text().replace(
+            plain,
+            plain[:-1] + (f", nginx: {{server_name: '{host.address}', tls_cert: '{tls[0]}', tls_key: '{tls[1]}'}}}}"),
+        )
+    )
     result = fab(project, host, "deploy")
     assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -130,8 +166,9 @@ def test_first_run_sets_up_nginx_with_a_private_key(fronted, host):
 
 
 def test_pip_installs_through_the_front_over_tls(fronted, host, tls, tmp_path):
-    python = pip_install(tmp_path, f"https://{host.address}/myuser/myindex/+simple/", "packaging",
-                         pip_args=("--cert", str(tls[0])))
+    python = pip_install(
+        tmp_path, f"https://{host.address}/myuser/myindex/+simple/", "packaging", pip_args=("--cert", str(tls[0]))
+    )
     assert subprocess.run([str(python), "-c", "import packaging"]).returncode == 0
 
 

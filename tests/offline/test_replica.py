@@ -36,8 +36,24 @@ def link(a: OfflineHost, b: OfflineHost) -> tuple[str, str]:
     net = pick_subnet("10.232.0.0/16")
     address_a, address_b = (str(h) for h in net.hosts())
     tag = uuid.uuid4().hex[:6]
-    subprocess.run(["ip", "link", "add", f"rl{tag}a", "netns", a.netns, "type", "veth",
-                    "peer", "name", f"rl{tag}b", "netns", b.netns], check=True)
+    subprocess.run(
+        [
+            "ip",
+            "link",
+            "add",
+            f"rl{tag}a",
+            "netns",
+            a.netns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            f"rl{tag}b",
+            "netns",
+            b.netns,
+        ],
+        check=True,
+    )
     for host, name, address in ((a, f"rl{tag}a", address_a), (b, f"rl{tag}b", address_b)):
         subprocess.run(["ip", "-n", host.netns, "addr", "add", f"{address}/30", "dev", name], check=True)
         subprocess.run(["ip", "-n", host.netns, "link", "set", name, "up"], check=True)
@@ -52,19 +68,38 @@ def hosts(tmp_path_factory):
             assert_no_route_out(h)
         primary_link, _ = link(primary, replica)
         root = tmp_path_factory.mktemp("replica")
-        config = primary.ssh_config_path.read_text() + "\n" + replica.ssh_config_path.read_text().replace(
-            f"Host {replica.ssh_alias}\n", "Host devpi-replica\n", 1)
+        config = (
+            primary.ssh_config_path.read_text()
+            + "\n"
+            + replica.ssh_config_path.read_text().replace(f"Host {replica.ssh_alias}\n", "Host devpi-replica\n", 1)
+        )
         (root / "ssh_config").write_text(config)
         (root / "server.txt").write_text("packaging\n")
         (root / "inventory.yaml").write_text(INVENTORY % primary_link)
-        run_task("download", "--inventory", str(root / "inventory.yaml"), "--target", "server",
-                 env=clean_env(root), check=True)
+        run_task(
+            "download",
+            "--inventory",
+            str(root / "inventory.yaml"),
+            "--target",
+            "server",
+            env=clean_env(root),
+            check=True,
+        )
         yield root, primary, replica
 
 
 def fab(root: Path, hosts: str, *args: str, env=None):
-    return run_task("-S", str(root / "ssh_config"), "-H", hosts, *args, "--inventory", str(root / "inventory.yaml"),
-                    program="fabric", env=env or secrets_env(root))
+    return run_task(
+        "-S",
+        str(root / "ssh_config"),
+        "-H",
+        hosts,
+        *args,
+        "--inventory",
+        str(root / "inventory.yaml"),
+        program="fabric",
+        env=env or secrets_env(root),
+    )
 
 
 def test_replica_before_its_primary_is_a_clear_error(hosts):
@@ -111,10 +146,16 @@ def test_file_uploaded_to_the_primary_installs_from_the_replica(deployed, hosts,
     while wheel.name not in httpx.get(page).text:
         assert time.monotonic() < deadline, f"the replica never listed {wheel.name}"
         time.sleep(1)
-    python = pip_install(tmp_path, f"http://{replica.address}:3141/myuser/myindex/+simple/", "airgap_canary",
-                         "packaging", pip_args=("--trusted-host", replica.address))
-    value = subprocess.run([str(python), "-c", "import airgap_canary; print(airgap_canary.VALUE)"],
-                           capture_output=True, text=True)
+    python = pip_install(
+        tmp_path,
+        f"http://{replica.address}:3141/myuser/myindex/+simple/",
+        "airgap_canary",
+        "packaging",
+        pip_args=("--trusted-host", replica.address),
+    )
+    value = subprocess.run(
+        [str(python), "-c", "import airgap_canary; print(airgap_canary.VALUE)"], capture_output=True, text=True
+    )
     assert value.stdout.strip() == "from the primary"
 
 

@@ -107,7 +107,10 @@ def test_unit_is_written_enabled_started_or_restarted_as_needed():
     assert ServiceUnit(unit, lambda: True).diff(running) == ["restarted"]  # a new venv needs a restart
     assert ServiceUnit(unit + "# new\n", lambda: False).diff(running) == [f"{UNIT_PATH} written", "restarted"]
     assert ServiceUnit(unit, lambda: False).diff(ServiceFacts(None, False, False)) == [
-        f"{UNIT_PATH} written", "enabled", "started"]
+        f"{UNIT_PATH} written",
+        "enabled",
+        "started",
+    ]
 
 
 def test_user_and_index_need_the_exact_index_settings():
@@ -116,7 +119,8 @@ def test_user_and_index_need_the_exact_index_settings():
     assert step.diff(IndexFacts(True, good)) == []
     assert step.diff(IndexFacts(False, None)) == ["user team created", "index team/stable set to bases= volatile=False"]
     assert step.diff(IndexFacts(True, dict(good, bases=["root/pypi"]))) == [
-        "index team/stable set to bases= volatile=False"]
+        "index team/stable set to bases= volatile=False"
+    ]
     assert step.diff(IndexFacts(True, dict(good, volatile=True)))
 
 
@@ -131,8 +135,16 @@ def test_upload_plans_missing_files_and_keeps_conflicts_apart(tmp_path):
 
 
 def front_facts(**changed) -> FrontFacts:
-    facts = dict(installed=True, cache_dir=True, tls_sha256={}, site=None, enabled_link="", default_collides=False,
-                 enabled=True, active=True)
+    facts = dict(
+        installed=True,
+        cache_dir=True,
+        tls_sha256={},
+        site=None,
+        enabled_link="",
+        default_collides=False,
+        enabled=True,
+        active=True,
+    )
     return FrontFacts(**{**facts, **changed})
 
 
@@ -140,12 +152,18 @@ def test_nginx_front_diff_names_each_missing_piece(tmp_path):
     cert, key = tmp_path / "front.crt", tmp_path / "front.key"
     cert.write_text("cert")
     key.write_text("key")
-    server = Server(name="devpi-host", target="t", front=Front(port=443, server_name="pypi.internal", tls_cert=cert,
-                                                               tls_key=key))
+    server = Server(
+        name="devpi-host", target="t", front=Front(port=443, server_name="pypi.internal", tls_cert=cert, tls_key=key)
+    )
     step = NginxFront(server, has_replicas=False, max_body_bytes=1)
-    converged = front_facts(site=step.site, enabled_link="/etc/nginx/sites-available/devpi-airgap",
-                            tls_sha256={"/etc/devpi-airgap/tls/front.crt": sha256_file(cert),
-                                        "/etc/devpi-airgap/tls/front.key": sha256_file(key)})
+    converged = front_facts(
+        site=step.site,
+        enabled_link="/etc/nginx/sites-available/devpi-airgap",
+        tls_sha256={
+            "/etc/devpi-airgap/tls/front.crt": sha256_file(cert),
+            "/etc/devpi-airgap/tls/front.key": sha256_file(key),
+        },
+    )
     assert step.diff(converged) == []
     fresh = step.diff(front_facts(cache_dir=False, default_collides=True, enabled=False, active=False))
     assert fresh[0].startswith("cache ") and "site enabled" in fresh and "nginx started" in fresh

@@ -1,4 +1,5 @@
 """The devpi-server unit is hardened (exposure <= 2.0) and still fully works."""
+
 from __future__ import annotations
 
 import base64
@@ -17,8 +18,9 @@ from devpi_airgap.offline.systemd_unit import MAX_EXPOSURE, exposure_score, pars
 
 pytest_plugins = ["testing.offline_host"]
 
-UNIT_ARGS = dict(venv="/opt/devpi/venv", serverdir="/var/lib/devpi/server",
-                 secretfile="/etc/devpi/secret", host="0.0.0.0", port=3141)
+UNIT_ARGS = dict(
+    venv="/opt/devpi/venv", serverdir="/var/lib/devpi/server", secretfile="/etc/devpi/secret", host="0.0.0.0", port=3141
+)
 
 
 def test_render_unit_runs_offline_restricted_server():
@@ -27,14 +29,14 @@ def test_render_unit_runs_offline_restricted_server():
     assert execstart == (
         "ExecStart=/opt/devpi/venv/bin/devpi-server --serverdir /var/lib/devpi/server "
         "--secretfile /etc/devpi/secret --host 0.0.0.0 --port 3141 --offline-mode "
-        "--restrict-modify root --threads 8")
+        "--restrict-modify root --threads 8"
+    )
     assert "\nUser=devpi\n" in text
     assert "\nRestart=on-failure\n" in text
     assert "\nReadWritePaths=/var/lib/devpi/server\n" in text
 
 
-@pytest.mark.parametrize("bad", [dict(venv="opt/venv"), dict(serverdir="rel"),
-                                 dict(port=0), dict(serverdir="/a;b")])
+@pytest.mark.parametrize("bad", [dict(venv="opt/venv"), dict(serverdir="rel"), dict(port=0), dict(serverdir="/a;b")])
 def test_render_unit_rejects_bad_input(bad):
     with pytest.raises(ValueError):
         render_unit(**{**UNIT_ARGS, **bad})
@@ -69,6 +71,7 @@ def test_exposure_detects_an_unhardened_unit():
 # --------------------------------------------------------------------------
 # the real thing: devpi-server under this unit on the offline host
 # --------------------------------------------------------------------------
+
 
 def _tiny_wheel(dest: Path, name="airgap_probe", version="0.1") -> Path:
     dist = f"{name}-{version}.dist-info"
@@ -134,8 +137,12 @@ def test_devpi_server_runs_hardened_on_offline_host(devpi_host, tmp_path):
 
     # login (argon2 under MemoryDenyWriteExecute), index creation, upload
     cd = tmp_path / "client"
-    for args in (("use", url), ("login", "root", "--password", password),
-                 ("index", "-c", "root/dev", "bases="), ("use", "root/dev")):
+    for args in (
+        ("use", url),
+        ("login", "root", "--password", password),
+        ("index", "-c", "root/dev", "bases="),
+        ("use", "root/dev"),
+    ):
         r = devpi_client(cd, *args)
         assert r.returncode == 0, f"devpi {args[0]}: {r.stdout}{r.stderr}"
     whl = _tiny_wheel(tmp_path)
@@ -159,10 +166,12 @@ def test_devpi_server_runs_hardened_on_offline_host(devpi_host, tmp_path):
 def test_devpi_sandbox_blocks_writes_outside_serverdir(devpi_host):
     host, _ = devpi_host
     # Run a probe with exactly the service's sandbox: same unit properties.
-    probe = ("systemd-run --wait --pipe --quiet --property=User=devpi "
-             "$(systemctl cat devpi.service | sed -n "
-             "'/^\\(ProtectSystem\\|ReadWritePaths\\|PrivateTmp\\|ProtectHome\\|NoNewPrivileges\\)=/s/^/-p /p') "
-             "/bin/sh -c 'touch /var/lib/devpi/server/ok && rm /var/lib/devpi/server/ok "
-             "&& ! touch /etc/devpi/x 2>/dev/null && ! touch /opt/devpi/x 2>/dev/null && echo sandboxed'")
+    probe = (
+        "systemd-run --wait --pipe --quiet --property=User=devpi "
+        "$(systemctl cat devpi.service | sed -n "
+        "'/^\\(ProtectSystem\\|ReadWritePaths\\|PrivateTmp\\|ProtectHome\\|NoNewPrivileges\\)=/s/^/-p /p') "
+        "/bin/sh -c 'touch /var/lib/devpi/server/ok && rm /var/lib/devpi/server/ok "
+        "&& ! touch /etc/devpi/x 2>/dev/null && ! touch /opt/devpi/x 2>/dev/null && echo sandboxed'"
+    )
     r = host.run(probe)
     assert r.stdout.strip() == "sandboxed", r.stdout + r.stderr

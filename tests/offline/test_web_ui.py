@@ -82,8 +82,18 @@ def artifacts() -> Path:
 
 def browse(chromium: str, profile: Path, url: str, *args: str) -> subprocess.CompletedProcess:
     """Run headless Chromium once on url; a fresh profile, no proxy: the runner reaches the host directly."""
-    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-proxy-server", "--no-first-run",
-               "--disable-dev-shm-usage", f"--user-data-dir={profile}", *args, url]
+    command = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-proxy-server",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        *args,
+        url,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"{' '.join(command)} exited {result.returncode}:\n{result.stderr[-3000:]}"
     return result
@@ -107,11 +117,15 @@ def test_index_page_lists_the_uploaded_package(deployed, host, chromium, artifac
     dom = dump_dom(chromium, tmp_path / "profile", url)
     assert "myuser/myindex" in dom and "index" in dom, dom[:2000]
     found = links(dom)
-    info = [(href, text) for href, text, _ in found
-            if re.search(rf"/myuser/myindex/{PACKAGE}/[0-9][^/]*$", href) and text.startswith(f"{PACKAGE}-")]
+    info = [
+        (href, text)
+        for href, text, _ in found
+        if re.search(rf"/myuser/myindex/{PACKAGE}/[0-9][^/]*$", href) and text.startswith(f"{PACKAGE}-")
+    ]
     assert info, f"no info-page link for {PACKAGE} on {url}; links: {found}"
-    wheels = [text for href, text, _ in found if "/+f/" in href and text.startswith(f"{PACKAGE}-")
-              and text.endswith(".whl")]
+    wheels = [
+        text for href, text, _ in found if "/+f/" in href and text.startswith(f"{PACKAGE}-") and text.endswith(".whl")
+    ]
     assert wheels, f"no {PACKAGE} wheel listed on {url}; links: {found}"
     screenshot(chromium, tmp_path / "profile", url, artifacts / "devpi-web-index.png")
 
@@ -121,14 +135,19 @@ def test_search_finds_the_uploaded_package(deployed, host, chromium, artifacts, 
     deadline = time.monotonic() + SEARCH_WAIT
     while True:
         dom = dump_dom(chromium, tmp_path / "profile", url)
-        hits = [(href, text) for href, text, enclosing in links(dom)
-                if "packagename" in enclosing.split() and re.search(rf"/myuser/myindex/{PACKAGE}(/|$)", href)]
+        hits = [
+            (href, text)
+            for href, text, enclosing in links(dom)
+            if "packagename" in enclosing.split() and re.search(rf"/myuser/myindex/{PACKAGE}(/|$)", href)
+        ]
         if hits or time.monotonic() > deadline:
             break
         time.sleep(2)
-    assert hits, (f"devpi-web search did not find {PACKAGE} in myuser/myindex within {SEARCH_WAIT}s; "
-                  f"page:\n{dom[-3000:]}")
-    assert any(text == PACKAGE or text.startswith(f"{PACKAGE} ") or text.startswith(f"{PACKAGE}-")
-               for _, text in hits), hits
+    assert hits, (
+        f"devpi-web search did not find {PACKAGE} in myuser/myindex within {SEARCH_WAIT}s; page:\n{dom[-3000:]}"
+    )
+    assert any(
+        text == PACKAGE or text.startswith(f"{PACKAGE} ") or text.startswith(f"{PACKAGE}-") for _, text in hits
+    ), hits
     assert "did not match anything" not in dom
     screenshot(chromium, tmp_path / "profile", url, artifacts / "devpi-web-search.png")

@@ -51,8 +51,9 @@ def test_bad_inventory(index, tmp_path, text, fragment):
 @pytest.mark.parametrize("requirements, fragment", BAD_REQUIREMENTS)
 def test_bad_requirements(index, tmp_path, requirements, fragment):
     project = make_project(tmp_path, index, requirements)
-    result = run_task("download", "--inventory", str(project / "inventory.yaml"), "--target", "win313",
-                      env=clean_env(project))
+    result = run_task(
+        "download", "--inventory", str(project / "inventory.yaml"), "--target", "win313", env=clean_env(project)
+    )
     assert_clean_failure(result, 3, fragment, project)
 
 
@@ -65,19 +66,40 @@ def test_python_version_without_wheels(index, tmp_path):
 
 def test_bundle_from_another_inventory_is_refused_before_connecting(index, tmp_path):
     made = make_project(tmp_path / "one", index, "app\n") if (tmp_path / "one").mkdir() is None else None
-    assert run_task("download", "--inventory", str(made / "inventory.yaml"), "--target", "win313",
-                    env=clean_env(made)).returncode == 0
+    assert (
+        run_task(
+            "download", "--inventory", str(made / "inventory.yaml"), "--target", "win313", env=clean_env(made)
+        ).returncode
+        == 0
+    )
     bundle = run_task("bundle", "--inventory", str(made / "inventory.yaml"), env=clean_env(made))
     path = bundle.stdout.strip().splitlines()[-1]
     other = tmp_path / "two"
     other.mkdir()
-    make_project(other, index, "app\n", targets=TARGETS.replace("win313", "win312").replace('"3.13"', '"3.12"')
-                 + "servers:\n  devpi-host: {target: lin311}\n")
+    make_project(
+        other,
+        index,
+        "app\n",
+        targets=TARGETS.replace("win313", "win312").replace('"3.13"', '"3.12"')
+        + "servers:\n  devpi-host: {target: lin311}\n",
+    )
     (other / "ssh_config").write_text("Host devpi-host\n    HostName 127.0.0.1\n    Port 9\n")
     env = clean_env(other)
-    env.update(DEVPI_AIRGAP_ROOT_PASSWORD="x", DEVPI_AIRGAP_USER_PASSWORD="y",
-               DEVPI_AIRGAP_SECRETS=str(other / "none.yaml"))
-    result = run_task("-S", str(other / "ssh_config"), "-H", "devpi-host", "deploy", "--bundle", path,
-                      "--inventory", str(other / "inventory.yaml"), program="fabric", env=env)
+    env.update(
+        DEVPI_AIRGAP_ROOT_PASSWORD="x", DEVPI_AIRGAP_USER_PASSWORD="y", DEVPI_AIRGAP_SECRETS=str(other / "none.yaml")
+    )
+    result = run_task(
+        "-S",
+        str(other / "ssh_config"),
+        "-H",
+        "devpi-host",
+        "deploy",
+        "--bundle",
+        path,
+        "--inventory",
+        str(other / "inventory.yaml"),
+        program="fabric",
+        env=env,
+    )
     assert result.returncode == 7
     assert "made for a different inventory" in " ".join(result.stderr.split())

@@ -33,8 +33,9 @@ def names(project: Path, target: str) -> set[str]:
 
 
 def download(project: Path, *args: str, env: dict | None = None, check=True):
-    return run_task("download", "--inventory", str(project / "inventory.yaml"), *args,
-                    env=env or clean_env(project), check=check)
+    return run_task(
+        "download", "--inventory", str(project / "inventory.yaml"), *args, env=env or clean_env(project), check=check
+    )
 
 
 @pytest.fixture(scope="module")
@@ -160,8 +161,9 @@ def test_verify_names_what_is_missing(index, tmp_path):
     project = make_project(tmp_path, index, "app\n")
     download(project, "--target", "win313")
     (project / "wheelhouse" / "win313" / "winonly-1.0-py3-none-any.whl").unlink()
-    result = run_task("verify", "--inventory", str(project / "inventory.yaml"), "--target", "win313",
-                      env=clean_env(project))
+    result = run_task(
+        "verify", "--inventory", str(project / "inventory.yaml"), "--target", "win313", env=clean_env(project)
+    )
     assert result.returncode == 4
     assert "winonly" in result.stderr and "win313" in result.stderr
 
@@ -172,9 +174,14 @@ def test_users_pip_and_uv_config_never_leak_in(index, tmp_path):
     env = clean_env(project)
     (tmp_path / "pip.conf").write_text(f"[global]\nfind-links = {decoy / 'files'}\n")
     (tmp_path / "uv.toml").write_text(f'find-links = ["{decoy / "files"}"]\n')
-    env.update(PIP_FIND_LINKS=str(decoy / "files"), PIP_EXTRA_INDEX_URL=f"file://{decoy / 'simple'}",
-               PIP_CONFIG_FILE=str(tmp_path / "pip.conf"), UV_FIND_LINKS=str(decoy / "files"),
-               UV_EXTRA_INDEX_URL=f"file://{decoy / 'simple'}", UV_CONFIG_FILE=str(tmp_path / "uv.toml"))
+    env.update(
+        PIP_FIND_LINKS=str(decoy / "files"),
+        PIP_EXTRA_INDEX_URL=f"file://{decoy / 'simple'}",
+        PIP_CONFIG_FILE=str(tmp_path / "pip.conf"),
+        UV_FIND_LINKS=str(decoy / "files"),
+        UV_EXTRA_INDEX_URL=f"file://{decoy / 'simple'}",
+        UV_CONFIG_FILE=str(tmp_path / "uv.toml"),
+    )
     download(project, "--target", "win313", env=env)
     assert "lib-3.0-py3-none-any.whl" in files(project, "win313")
     assert not [f for f in files(project, "win313") if "9.0" in f]

@@ -51,8 +51,9 @@ def test_mac_arm64_ipykernel_has_appnope(project):
     assert "colorama" not in found
     for wheel in (project / "wheelhouse" / "mac312").iterdir():
         platforms = {tag.platform for tag in parse_wheel_filename(wheel.name)[3]}
-        assert platforms == {"any"} or all(p.startswith("macosx_") and p.endswith(("arm64", "universal2"))
-                                           for p in platforms), wheel.name
+        assert platforms == {"any"} or all(
+            p.startswith("macosx_") and p.endswith(("arm64", "universal2")) for p in platforms
+        ), wheel.name
 
 
 def test_server_target_installs_devpi_with_no_index(project, tmp_path):
@@ -62,9 +63,25 @@ def test_server_target_installs_devpi_with_no_index(project, tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     env = dict(os.environ, PIP_CONFIG_FILE=os.devnull)
     env.pop("PIP_FIND_LINKS", None)
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet",
-                    "--no-index", "--find-links", str(wheels), "devpi-server", "devpi-web", "devpi-client"],
-                   check=True, env=env)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--quiet",
+            "--no-index",
+            "--find-links",
+            str(wheels),
+            "devpi-server",
+            "devpi-web",
+            "devpi-client",
+        ],
+        check=True,
+        env=env,
+    )
     version = subprocess.run([str(venv / "bin" / "devpi-server"), "--version"], capture_output=True, text=True)
     assert version.returncode == 0, version.stderr
     assert version.stdout.strip()[0].isdigit()

@@ -58,17 +58,27 @@ def fabricate(root):
         directory.mkdir()
         packages = []
         for name, version, filename, size in files:
-            packages.append({"name": name, "version": version, "filename": filename, "size": size,
-                             "url": f"https://index.invalid/files/{filename}", "sha256": "0" * 64,
-                             "built_from": None, "sets": ["req.txt"]})
+            packages.append(
+                {
+                    "name": name,
+                    "version": version,
+                    "filename": filename,
+                    "size": size,
+                    "url": f"https://index.invalid/files/{filename}",
+                    "sha256": "0" * 64,
+                    "built_from": None,
+                    "sets": ["req.txt"],
+                }
+            )
             if (target, filename) in ABSENT:
                 continue
             if not (pool / filename).exists():
                 (pool / filename).write_bytes(b"x" * size)
             os.link(pool / filename, directory / filename)
         (root / "locks").mkdir(exist_ok=True)
-        (root / "locks" / f"{target}.lock.json").write_text(json.dumps(
-            {"implementation": "cp", "index_url": None, "packages": packages}))
+        (root / "locks" / f"{target}.lock.json").write_text(
+            json.dumps({"implementation": "cp", "index_url": None, "packages": packages})
+        )
 
 
 class Cells(HTMLParser):
@@ -109,16 +119,25 @@ def project(tmp_path):
 
 def test_report_shows_versions_missing_files_and_totals(project):
     html_path = project / "out" / "report.html"
-    result = run_task("report", "--inventory", str(project / "inventory.yaml"), "--html", str(html_path),
-                      env=dict(os.environ, COLUMNS="200"))
+    result = run_task(
+        "report",
+        "--inventory",
+        str(project / "inventory.yaml"),
+        "--html",
+        str(html_path),
+        env=dict(os.environ, COLUMNS="200"),
+    )
     text = result.stdout
     # A missing locked file means the wheelhouse cannot be trusted: exit 4, naming the file.
     assert result.returncode == 4, result.stdout + result.stderr
     assert "uvloop-0.21.0-cp311-cp311-manylinux_2_28_x86_64.whl" in result.stderr
     assert "inv download --locked --target server" in result.stderr
 
-    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
-            for line in text.splitlines() if line.startswith("│")}
+    rows = {
+        line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+        for line in text.splitlines()
+        if line.startswith("│")
+    }
     assert rows["setuptools"] == ["79.0.1, 80.9.0, 81.0.0", "81.0.0", "not downloaded"]
     assert rows["colorama"] == ["0.4.6", "—", "not downloaded"]
     assert rows["uvloop"] == ["—", "missing 0.21.0", "not downloaded"]
@@ -132,7 +151,7 @@ def test_report_shows_versions_missing_files_and_totals(project):
 
     page = html_path.read_text(encoding="utf-8")
     assert not re.search(r"(src|href)\s*=|https?://|@import|url\(", page), "the page must work offline"
-    assert "addEventListener(\"click\"" in page and "aria-sort" in page
+    assert 'addEventListener("click"' in page and "aria-sort" in page
     cells = Cells()
     cells.feed(page)
     assert cells.scripts == 1
@@ -155,8 +174,15 @@ def test_complete_wheelhouse_exits_0_and_html_can_be_disabled(project):
     server = project / "wheelhouse" / "server"
     (server / "uvloop-0.21.0-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"x" * 4000)
     (server / "requests-2.31.0-py3-none-any.whl").write_bytes(b"x" * 10)
-    result = run_task("report", "--inventory", str(project / "inventory.yaml"), "--html", "", cwd=project,
-                      env=dict(os.environ, COLUMNS="200"))
+    result = run_task(
+        "report",
+        "--inventory",
+        str(project / "inventory.yaml"),
+        "--html",
+        "",
+        cwd=project,
+        env=dict(os.environ, COLUMNS="200"),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "missing" not in result.stdout.replace("missing files", "")
     requests_row = next(line for line in result.stdout.splitlines() if line.startswith("│ requests "))

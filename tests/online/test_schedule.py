@@ -3,6 +3,7 @@
 The last test runs the rendered service for real under systemd in the
 offline test host.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,6 +54,7 @@ class FakeSystemctl:
 # systemd-analyze verify
 # --------------------------------------------------------------------------
 
+
 def _verify(tmp_path: Path, units: dict[str, str]) -> subprocess.CompletedProcess:
     if shutil.which("systemd-analyze") is None:
         require_or_fail(False, "systemd-analyze is missing (apt-get install systemd)")
@@ -67,9 +69,13 @@ def _verify(tmp_path: Path, units: dict[str, str]) -> subprocess.CompletedProces
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700, exist_ok=True)
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
-    return subprocess.run(["systemd-analyze", "--user", "--man=no", "verify",
-                           *(str(unit_dir / n) for n in units)],
-                          capture_output=True, text=True, env=env, cwd=unit_dir)
+    return subprocess.run(
+        ["systemd-analyze", "--user", "--man=no", "verify", *(str(unit_dir / n) for n in units)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=unit_dir,
+    )
 
 
 def _exec_starts(service: str) -> list[str]:
@@ -122,6 +128,7 @@ def test_render_refuses_relative_paths_and_option_like_hosts():
 # --------------------------------------------------------------------------
 # install / remove
 # --------------------------------------------------------------------------
+
 
 def _mtimes(directory: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in directory.iterdir()}
@@ -192,25 +199,39 @@ def test_systemd_user_available_is_explicit():
 # cron fallback
 # --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("spec, cron", [
-    ("daily", "@daily"), ("hourly", "@hourly"), ("weekly", "@weekly"), ("monthly", "@monthly"),
-    ("*-*-* 02:30:00", "30 2 * * *"), ("Mon..Fri 02:30", "30 2 * * 1-5"), ("Sat,Sun 4:05", "5 4 * * 6,0"),
-    ("*-*-01 03:00", "0 3 1 * *"), ("*:0/15", "0-59/15 * * * *"), ("Fri..Sun 01:00", "0 1 * * 5-7"),
-    ("*-*-* 02:30:15", None), ("2030-01-01", None), ("*-*~01", None), ("nonsense words", None),
-])
+
+@pytest.mark.parametrize(
+    "spec, cron",
+    [
+        ("daily", "@daily"),
+        ("hourly", "@hourly"),
+        ("weekly", "@weekly"),
+        ("monthly", "@monthly"),
+        ("*-*-* 02:30:00", "30 2 * * *"),
+        ("Mon..Fri 02:30", "30 2 * * 1-5"),
+        ("Sat,Sun 4:05", "5 4 * * 6,0"),
+        ("*-*-01 03:00", "0 3 1 * *"),
+        ("*:0/15", "0-59/15 * * * *"),
+        ("Fri..Sun 01:00", "0 1 * * 5-7"),
+        ("*-*-* 02:30:15", None),
+        ("2030-01-01", None),
+        ("*-*~01", None),
+        ("nonsense words", None),
+    ],
+)
 def test_cron_schedule(spec, cron):
     assert cron_schedule(spec) == cron
 
 
 def test_install_without_systemd_prints_crontab_line_and_writes_nothing(tmp_path, inventory):
     units = tmp_path / "units"
-    outcome = install(REPO, inventory, "daily", "devpi-host", systemd=False, directory=units,
-                      systemctl=FakeSystemctl())
+    outcome = install(REPO, inventory, "daily", "devpi-host", systemd=False, directory=units, systemctl=FakeSystemctl())
     assert not units.exists() and not outcome.changed
     assert outcome.cron == (
         f"@daily cd {REPO} && UV_PYTHON_DOWNLOADS=never {REPO}/.venv/bin/inv -r {REPO} refresh "
         f"--inventory {inventory} && {REPO}/.venv/bin/python -m devpi_airgap.online.schedule deploy-pending "
-        f"--repo {REPO} --inventory {inventory} --host devpi-host")
+        f"--repo {REPO} --inventory {inventory} --host devpi-host"
+    )
     assert outcome.cron in outcome.lines and "crontab -e" in "\n".join(outcome.lines)
 
 
@@ -227,8 +248,12 @@ def test_inv_schedule_without_user_manager_exits_0_with_crontab_line(tmp_path, i
     # session exists. So this never touches the developer's own timers.
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "XDG_CONFIG_HOME": str(tmp_path / "config"),
-           "DBUS_SESSION_BUS_ADDRESS": f"unix:path={runtime}/nobus"}
+    env = {
+        **os.environ,
+        "XDG_RUNTIME_DIR": str(runtime),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "DBUS_SESSION_BUS_ADDRESS": f"unix:path={runtime}/nobus",
+    }
     r = run_task("schedule", "--inventory", str(inventory), "--on-calendar", "hourly", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "systemctl --user is not usable" in r.stdout
@@ -244,6 +269,7 @@ def test_inv_schedule_without_user_manager_exits_0_with_crontab_line(tmp_path, i
 # the deploy wrapper
 # --------------------------------------------------------------------------
 
+
 def test_deploy_pending_deploys_each_new_bundle_once_and_retries_failures(tmp_path, inventory):
     bundles = tmp_path / "bundles"
     bundles.mkdir()
@@ -258,8 +284,18 @@ def test_deploy_pending_deploys_each_new_bundle_once_and_retries_failures(tmp_pa
         return next(codes)
 
     assert schedule.deploy_pending(REPO, inventory, "devpi-host", run=fab) == 6
-    assert ran[0] == [f"{REPO}/.venv/bin/fab", "-r", str(REPO), "-H", "devpi-host", "deploy",
-                      "--inventory", str(inventory), "--bundle", str(bundles / names[0])]
+    assert ran[0] == [
+        f"{REPO}/.venv/bin/fab",
+        "-r",
+        str(REPO),
+        "-H",
+        "devpi-host",
+        "deploy",
+        "--inventory",
+        str(inventory),
+        "--bundle",
+        str(bundles / names[0]),
+    ]
     assert [a[-1] for a in ran] == [str(bundles / n) for n in names]
     # The failed one, and only it, is pending on the next run.
     assert schedule.pending_bundles(bundles, "devpi-host") == [bundles / names[1]]
@@ -294,10 +330,14 @@ def test_service_runs_under_systemd_on_the_offline_host():
     inventory = f"{repo}/inventory.yaml"
     units = render_units(repo, inventory, "daily", "devpi-host")
     with OfflineHost() as host:
+
         def stand_in(tool: str, code: int) -> None:
             path = f"{repo}/.venv/bin/{tool}"
-            host.run(f"cat > {shlex.quote(path)} && chmod +x {shlex.quote(path)}",
-                     input=STAND_IN.format(tool=tool, code=code), check=True)
+            host.run(
+                f"cat > {shlex.quote(path)} && chmod +x {shlex.quote(path)}",
+                input=STAND_IN.format(tool=tool, code=code),
+                check=True,
+            )
 
         host.run(["mkdir", "-p", f"{repo}/.venv/bin"], check=True)
         stand_in("inv", 0)

@@ -135,9 +135,7 @@ def check_wheel(path: Path) -> tuple[Metadata, str]:
 
 def test_wheels_are_valid(index_root):
     wheels = sorted((index_root / "files").glob("*.whl"))
-    assert {w.name for w in wheels if w.name.startswith("natext")} == {
-        f"natext-1.0-{t}.whl" for t in NATEXT_TAGS
-    }
+    assert {w.name for w in wheels if w.name.startswith("natext")} == {f"natext-1.0-{t}.whl" for t in NATEXT_TAGS}
     for w in wheels:
         meta, wheel_txt = check_wheel(w)
         pure = w.name.endswith("-py3-none-any.whl")
@@ -190,14 +188,28 @@ def test_simple_pages(index_root):
 # --------------------------------------------------------------------------
 
 
-def uv_compile(url, tmp: Path, platform_: str, python_version: str, reqs: str = "app\n",
-               extra: tuple = (), **env):
+def uv_compile(url, tmp: Path, platform_: str, python_version: str, reqs: str = "app\n", extra: tuple = (), **env):
     (tmp / "reqs.txt").write_text(reqs)
     out = tmp / "pylock.toml"
     run(
-        [UV, "pip", "compile", "--no-config", "--python", sys.executable,
-         "--index-url", url, "--python-platform", platform_, "--python-version", python_version,
-         *extra, "-o", out, tmp / "reqs.txt"],
+        [
+            UV,
+            "pip",
+            "compile",
+            "--no-config",
+            "--python",
+            sys.executable,
+            "--index-url",
+            url,
+            "--python-platform",
+            platform_,
+            "--python-version",
+            python_version,
+            *extra,
+            "-o",
+            out,
+            tmp / "reqs.txt",
+        ],
         clean_env(tmp, **env),
     )
     return tomllib.loads(out.read_text())
@@ -207,10 +219,14 @@ def uv_compile(url, tmp: Path, platform_: str, python_version: str, reqs: str = 
 @pytest.mark.parametrize(
     "platform_, python_version, env, expected, natext_tag",
     [
-        ("x86_64-pc-windows-msvc", "3.13", {},
-         {"app", "winonly", "newpy", "natext", "sdistonly"}, NATEXT_TAGS[0]),
-        ("aarch64-apple-darwin", "3.12", {"MACOSX_DEPLOYMENT_TARGET": "11.0"},
-         {"app", "posixonly", "macdep", "natext", "sdistonly"}, NATEXT_TAGS[1]),
+        ("x86_64-pc-windows-msvc", "3.13", {}, {"app", "winonly", "newpy", "natext", "sdistonly"}, NATEXT_TAGS[0]),
+        (
+            "aarch64-apple-darwin",
+            "3.12",
+            {"MACOSX_DEPLOYMENT_TARGET": "11.0"},
+            {"app", "posixonly", "macdep", "natext", "sdistonly"},
+            NATEXT_TAGS[1],
+        ),
     ],
 )
 def test_uv_compile_per_target(served, index_root, tmp_path, platform_, python_version, env, expected, natext_tag):
@@ -248,8 +264,18 @@ def test_uv_build_wheel_from_sdist(index_root, tmp_path, name, tag):
     tag = tag or host_tag()
     out = tmp_path / "out"
     run(
-        [UV, "build", "--wheel", "--no-config", "--offline", "--python", sys.executable,
-         "-o", out, index_root / "files" / f"{name}-1.0.tar.gz"],
+        [
+            UV,
+            "build",
+            "--wheel",
+            "--no-config",
+            "--offline",
+            "--python",
+            sys.executable,
+            "-o",
+            out,
+            index_root / "files" / f"{name}-1.0.tar.gz",
+        ],
         clean_env(tmp_path),
     )
     [wheel] = list(out.glob("*.whl"))
@@ -260,8 +286,17 @@ def test_uv_build_wheel_from_sdist(index_root, tmp_path, name, tag):
 def test_pip_wheel_from_sdist(index_root, tmp_path):
     out = tmp_path / "out"
     run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-index", "-w", out,
-         index_root / "files" / "impure-1.0.tar.gz"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-index",
+            "-w",
+            out,
+            index_root / "files" / "impure-1.0.tar.gz",
+        ],
         clean_env(tmp_path),
     )
     assert [w.name for w in out.glob("*.whl")] == [f"impure-1.0-{host_tag()}.whl"]
@@ -284,8 +319,7 @@ def pip_into(py: Path, args: list, tmp: Path) -> subprocess.CompletedProcess:
 def test_pip_install_find_links(index_root, tmp_path):
     py = bare_venv(tmp_path / "venv")
     pip_into(py, ["--no-index", "--find-links", index_root / "files", "winonly", "sdistonly"], tmp_path)
-    r = run([py, "-c", "import winonly, sdistonly; print(winonly.__version__, sdistonly.NAME)"],
-            clean_env(tmp_path))
+    r = run([py, "-c", "import winonly, sdistonly; print(winonly.__version__, sdistonly.NAME)"], clean_env(tmp_path))
     assert r.stdout.split() == ["1.0", "sdistonly"]
 
 
@@ -330,8 +364,7 @@ def test_add_release_and_request_log(tmp_path):
         lock = uv_compile(url, tmp_path, "x86_64-unknown-linux-gnu", "3.12", reqs="tool\n")
         assert {p["name"]: p["version"] for p in lock["packages"]} == {"lib": "1.0", "tool": "1.0"}
         # ... until --upgrade (or a fresh output file).
-        lock = uv_compile(url, tmp_path, "x86_64-unknown-linux-gnu", "3.12", reqs="tool\n",
-                          extra=("--upgrade",))
+        lock = uv_compile(url, tmp_path, "x86_64-unknown-linux-gnu", "3.12", reqs="tool\n", extra=("--upgrade",))
         assert {p["name"]: p["version"] for p in lock["packages"]} == {"lib": "1.1", "tool": "1.0"}
         # The old release is still listed, and cached metadata wasn't re-fetched.
         assert "lib-1.0-py3-none-any.whl" in (root / "simple" / "lib" / "index.html").read_text()

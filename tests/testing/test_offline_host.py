@@ -1,4 +1,5 @@
 """The offline test host boots a real systemd, answers ssh, and has no way out."""
+
 from __future__ import annotations
 
 import socket
@@ -45,9 +46,13 @@ def test_sshd_answers_on_veth_address(offline_host):
     with socket.create_connection((offline_host.address, 22), timeout=5) as s:
         assert s.recv(64).startswith(b"SSH-2.0-")
     # The generated ssh_config alone is enough for plain ssh (as Fabric will use it).
-    r = subprocess.run(["ssh", "-F", str(offline_host.ssh_config_path), "devpi-host",
-                        "ip -4 -o addr show dev eth0"],
-                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        ["ssh", "-F", str(offline_host.ssh_config_path), "devpi-host", "ip -4 -o addr show dev eth0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
     assert r.returncode == 0, r.stderr
     assert f"inet {offline_host.address}/30" in r.stdout
 

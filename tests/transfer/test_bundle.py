@@ -45,7 +45,10 @@ def test_refresh_writes_full_then_delta_then_nothing(project):
     first = task(path, "refresh")
     assert first.returncode == 0, first.stderr
     bundle1 = Path(first.stdout.strip().splitlines()[-1])
-    assert {f["name"] for f in manifest_of(bundle1)["files"]} == {"app-1.0-py3-none-any.whl", "lib-1.0-py3-none-any.whl"}
+    assert {f["name"] for f in manifest_of(bundle1)["files"]} == {
+        "app-1.0-py3-none-any.whl",
+        "lib-1.0-py3-none-any.whl",
+    }
     assert bundle1.with_name(bundle1.name + ".sha256").exists() and bundle1.with_name(bundle1.name + ".sig").exists()
     add_release(index_root, Dist("lib", "1.1"))
     second = task(path, "refresh")
@@ -83,8 +86,9 @@ def test_refresh_exit_codes(project):
 def check(bundle: Path, staging: Path, signers: Path | None, required=True):
     from devpi_airgap.transfer.bundle_check import check_bundle
 
-    return check_bundle(bundle, staging, allowed_signers=str(signers) if signers else None,
-                        identity="ops@example", required=required)
+    return check_bundle(
+        bundle, staging, allowed_signers=str(signers) if signers else None, identity="ops@example", required=required
+    )
 
 
 def rewrite(bundle: Path, keep=lambda m: True, extra: tarfile.TarInfo | None = None) -> None:
@@ -103,15 +107,18 @@ def fresh_bundle(path: Path) -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("tamper, message", [
-    ("flip", "does not match"),
-    ("truncate", "not a readable bundle"),
-    ("drop", "lacks"),
-    ("escape", "refused member '../evil'"),
-    ("link", "refused member"),
-    ("unsigned", "unsigned"),
-    ("wrong-key", "signature does not verify"),
-])
+@pytest.mark.parametrize(
+    "tamper, message",
+    [
+        ("flip", "does not match"),
+        ("truncate", "not a readable bundle"),
+        ("drop", "lacks"),
+        ("escape", "refused member '../evil'"),
+        ("link", "refused member"),
+        ("unsigned", "unsigned"),
+        ("wrong-key", "signature does not verify"),
+    ],
+)
 def test_tampered_bundles_are_refused_and_leave_nothing(project, tamper, message):
     from devpi_airgap.transfer.bundle_check import BundleError
 
@@ -124,7 +131,7 @@ def test_tampered_bundles_are_refused_and_leave_nothing(project, tamper, message
         data[len(data) // 2] ^= 0xFF
         bundle.write_bytes(bytes(data))
     elif tamper == "truncate":
-        bundle.write_bytes(bundle.read_bytes()[:len(bundle.read_bytes()) // 2])
+        bundle.write_bytes(bundle.read_bytes()[: len(bundle.read_bytes()) // 2])
         resign(bundle, key)
     elif tamper == "drop":
         rewrite(bundle, keep=lambda m: not m.name.startswith("wheels/lib"))

@@ -8,13 +8,17 @@ import sys
 
 
 def main() -> None:
-    print(json.dumps({
-        "python": "%d.%d" % sys.version_info[:2],
-        "machine": platform.machine(),
-        "libc": platform.libc_ver(),
-        "ensurepip": importlib.util.find_spec("ensurepip") is not None,
-        "systemd": os.path.isdir("/run/systemd/system"),
-    }))
+    print(
+        json.dumps(
+            {
+                "python": "%d.%d" % sys.version_info[:2],
+                "machine": platform.machine(),
+                "libc": platform.libc_ver(),
+                "ensurepip": importlib.util.find_spec("ensurepip") is not None,
+                "systemd": os.path.isdir("/run/systemd/system"),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
