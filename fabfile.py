@@ -25,8 +25,8 @@ from devpi_airgap.core.inventory import load_inventory
 from devpi_airgap.offline.backup import backup as make_backup
 from devpi_airgap.offline.backup import restore as restore_data
 from devpi_airgap.offline.bundle_import import deploy_bundle
+from devpi_airgap.offline.client_config import client_config as render_client_config
 from devpi_airgap.offline.credentials import load_credentials
-from devpi_airgap.offline.deploy import client_config as render_client_config
 from devpi_airgap.offline.deploy import conflicts_error, upload_only
 from devpi_airgap.offline.deploy import deploy as deploy_server
 from devpi_airgap.offline.remote import Host

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from functools import cache
 from pathlib import Path
 
 CHUNK = 1 << 20
@@ -35,3 +36,9 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o644) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@cache
+def sha256_cached(path: Path) -> str:
+    """sha256_file, once per path and process: a deploy compares the same local wheels several times."""
+    return sha256_file(path)

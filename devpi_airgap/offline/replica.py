@@ -13,17 +13,10 @@ import shlex
 
 from devpi_airgap.core.errors import RemoteError
 from devpi_airgap.core.inventory import Inventory, Server
-from devpi_airgap.offline.deploy import (
-    DeployResult,
-    ServiceUnit,
-    check_targets,
-    devpi_api,
-    finish,
-    prepare_host,
-    target_files,
-    unit_for,
-)
+from devpi_airgap.offline.deploy import DeployResult, finish, prepare_host
 from devpi_airgap.offline.health import journal, service_active, wait_healthy
+from devpi_airgap.offline.host_steps import ServiceUnit, unit_for
+from devpi_airgap.offline.index_steps import check_targets, devpi_api, target_files
 from devpi_airgap.offline.layout import SECRETFILE, SERVER_HOME, SERVERDIR, SERVICE_USER, UNIT_PATH, VENV
 from devpi_airgap.offline.nginx import NginxFront
 from devpi_airgap.offline.programs import reach

@@ -13,19 +13,17 @@ from devpi_airgap.core.errors import RemoteError
 from devpi_airgap.core.files import sha256_file
 from devpi_airgap.core.inventory import Front, Server
 from devpi_airgap.offline.bundle_import import RecordImport
-from devpi_airgap.offline.deploy import (
+from devpi_airgap.offline.host_steps import (
     CopyWheels,
     DevpiInit,
     DevpiVenv,
-    IndexFacts,
     SecretFile,
     ServiceFacts,
     ServiceUnit,
     ServiceUser,
-    Upload,
-    UserAndIndex,
     VenvFacts,
 )
+from devpi_airgap.offline.index_steps import IndexFacts, Upload, UserAndIndex
 from devpi_airgap.offline.layout import SECRETFILE, UNIT_PATH
 from devpi_airgap.offline.nginx import FrontFacts, NginxFront
 from devpi_airgap.offline.replica import ReplicaInit, SharedSecret

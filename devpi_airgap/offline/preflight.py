@@ -1,0 +1,85 @@
+"""Checks before a deploy changes anything: the wheels at hand, and a server that can run them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from devpi_airgap.core.errors import AirgapError, RemoteError
+from devpi_airgap.core.inventory import Inventory, Target
+from devpi_airgap.core.lock import read_lock
+from devpi_airgap.core.platforms import target_platform
+from devpi_airgap.offline.health import service_active
+from devpi_airgap.offline.programs import facts as facts_program
+from devpi_airgap.offline.programs import port_free
+from devpi_airgap.offline.remote import Host
+
+DEVPI_SET = "devpi server"  # the resolution set whose wheels install devpi itself
+
+
+def devpi_wheels(inventory: Inventory, target: Target, *, partial_ok: bool = False) -> tuple[list[Path], str]:
+    """The wheels at hand that install devpi itself, and the devpi-server version the lock pins.
+
+    A delta bundle carries only what changed, so with partial_ok some (or all)
+    of them may be absent; the server must then already run that version.
+    """
+    directory = inventory.target_dir(target)
+    if not directory.is_dir() and not partial_ok:
+        raise AirgapError(
+            f"no wheelhouse for target {target.name!r} at {directory}; "
+            f"run `inv download --target {target.name}` on the online side and carry it over"
+        )
+    _, files = read_lock(inventory.lock_path(target))
+    locked = [f for f in files if DEVPI_SET in f.sets]
+    version = next((f.version for f in locked if f.name == "devpi-server"), None)
+    wheels = [directory / f.filename for f in locked if (directory / f.filename).is_file()]
+    if version is None or (len(wheels) < len(locked) and not partial_ok):
+        missing = [f.filename for f in locked if not (directory / f.filename).is_file()]
+        raise AirgapError(
+            f"the wheelhouse for target {target.name!r} lacks the devpi-server wheels "
+            f"({', '.join(missing[:5]) or 'none locked'}); run `inv download --target {target.name}`"
+        )
+    return wheels, version
+
+
+def check_facts(host: Host, target: Target) -> None:
+    """Refuse a server whose CPU, Python or libc cannot run the target's wheels, before installing anything."""
+    facts = json.loads(host.run_program(facts_program, step="inspect server").stdout)
+    platform = target_platform(target)
+    markers = dict(platform.marker_env)
+    where = f"{host.name} runs Python {facts['python']} on {facts['machine']}"
+    if markers["sys_platform"] != "linux":
+        raise RemoteError(
+            f"inspect server: target {target.name!r} is for {markers['platform_system']}, but the "
+            f"server is Linux; give servers.{host.name}.target a Linux target"
+        )
+    if facts["python"] != target.python or facts["machine"] != markers["platform_machine"]:
+        raise RemoteError(
+            f"inspect server: {where}, but target {target.name!r} is for Python {target.python} on "
+            f"{markers['platform_machine']}; point the server at a target with python: "
+            f'"{facts["python"]}" and a {facts["machine"]} platform, then `inv download` it'
+        )
+    libc, version = facts["libc"]
+    manylinux = [t for t in platform.platform_tags if t.startswith("manylinux_")]
+    if libc == "glibc" and manylinux:
+        needed = tuple(int(x) for x in manylinux[0].split("_")[1:3])
+        if tuple(int(x) for x in version.split(".")[:2]) < needed:
+            raise RemoteError(
+                f"inspect server: {host.name} has glibc {version}, older than the target's "
+                f"{manylinux[0]}; use an older manylinux platform for target {target.name!r}"
+            )
+    if not facts["ensurepip"]:
+        raise RemoteError(f"inspect server: {host.name} lacks Python's venv support; install python3-venv there")
+    if not facts["systemd"]:
+        raise RemoteError(f"inspect server: {host.name} is not running systemd, which the service needs")
+
+
+def check_port(host: Host, port: int) -> None:
+    if service_active(host):
+        return
+    if not host.run_program(port_free, str(port), step="port check", check=False).ok:
+        holder = host.run(f"ss -Hltnp 'sport = :{port}' 2>/dev/null", step="port check", check=False).stdout.strip()
+        raise RemoteError(
+            f"port check: port {port} on {host.name} is already taken{' by ' + holder if holder else ''}; "
+            f"stop that service or set servers.{host.name}.port to a free port"
+        )
