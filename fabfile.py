@@ -29,6 +29,7 @@ from devpi_airgap.offline.client_config import client_config as render_client_co
 from devpi_airgap.offline.credentials import load_credentials
 from devpi_airgap.offline.deploy import conflicts_error, upload_only
 from devpi_airgap.offline.deploy import deploy as deploy_server
+from devpi_airgap.offline.host_keys import known_hosts_files, trust
 from devpi_airgap.offline.remote import Host
 from devpi_airgap.offline.replica import deploy_replica
 from devpi_airgap.offline.status import read_status
@@ -50,8 +51,34 @@ def _server(inventory, host: Host, name: str | None):
 
 def _connect(c, inventory, server):
     inv = load_inventory(inventory)
-    host = Host(c)
+    host = Host(c, known_hosts=inv.known_hosts)
     return inv, host, _server(inv, host, server)
+
+
+@task(
+    name="trust-host-key",
+    help={
+        "fingerprint": "the SHA256:... fingerprint you read on the server (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)",
+        "inventory": HELP["inventory"],
+    },
+)
+def trust_host_key(c, fingerprint=None, inventory="inventory.yaml"):
+    """Accept the server's SSH host key on purpose: only when it has the fingerprint you read on the server.
+
+    Writes it to the inventory's known_hosts file, else ssh_config's
+    UserKnownHostsFile, else ~/.ssh/known_hosts. Every other task refuses a
+    server whose key is unknown or changed, before anything is sent to it.
+    """
+    with user_errors():
+        if not fingerprint:
+            raise UsageError(
+                "trust-host-key needs --fingerprint SHA256:...; read it on the server's console with "
+                "`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`"
+            )
+        known = load_inventory(inventory).known_hosts if Path(inventory).is_file() else None
+        file = known_hosts_files(c.ssh_config, known)[0]
+        line, new = trust(c.host, c.port, fingerprint, file)
+        print(f"{'added to' if new else 'already in'} {file}: {line}")
 
 
 @task(

@@ -293,6 +293,8 @@ class OfflineHost:
         self.rootfs = self.workdir / "rootfs"
         self.ssh_key_path = self.workdir / "id_ed25519"
         self.ssh_config_path = self.workdir / "ssh_config"
+        # The host's real keys, so that ssh and every fab task verify the host as a user's would.
+        self.known_hosts_path = self.workdir / "known_hosts"
         self.console_log = self.workdir / "console.log"
         self._proc: subprocess.Popen | None = None
         self._netns_created = False
@@ -338,14 +340,21 @@ class OfflineHost:
         os.chown(ssh_dir, 0, 0)
         os.chown(ak, 0, 0)
         (self.rootfs / "etc/hostname").write_text("devpi-host\n")
+        self.known_hosts_path.write_text(
+            "".join(
+                f"{self.address} {' '.join(pub.read_text().split()[:2])}\n"
+                for pub in sorted((self.rootfs / "etc/ssh").glob("ssh_host_*_key.pub"))
+                if "ed25519" in pub.name
+            )
+        )
         self.ssh_config_path.write_text(
             f"Host {self.ssh_alias}\n"
             f"    HostName {self.address}\n"
             f"    User root\n"
             f"    IdentityFile {self.ssh_key_path}\n"
             f"    IdentitiesOnly yes\n"
-            f"    StrictHostKeyChecking no\n"
-            f"    UserKnownHostsFile /dev/null\n"
+            f"    StrictHostKeyChecking yes\n"
+            f"    UserKnownHostsFile {self.known_hosts_path}\n"
             f"    LogLevel ERROR\n"
             f"    BatchMode yes\n"
             f"    ConnectTimeout 5\n"

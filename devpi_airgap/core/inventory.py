@@ -140,6 +140,9 @@ class InventoryFile(_Strict):
     targets: dict[str, TargetFile] = Field(min_length=1, description="at least one target")
     servers: dict[str, ServerFile] | None = None
     bundles: BundlesFile | None = None
+    known_hosts: FilePath | None = Field(
+        None, description="a known_hosts file vouching for the servers' SSH host keys, checked before your own"
+    )
 
 
 def json_schema() -> str:
@@ -213,6 +216,7 @@ class Inventory:
     targets: dict[str, Target]
     servers: dict[str, Server]
     bundles: BundleSettings
+    known_hosts: Path | None = None  # checked before ssh_config's UserKnownHostsFile and ~/.ssh/known_hosts
 
     def select_targets(self, name: str | None) -> list[Target]:
         """`all` (or nothing) means every target; otherwise exactly the named one."""
@@ -412,6 +416,7 @@ def parse_inventory(data, path: Path) -> Inventory:
         targets=targets,
         servers=servers,
         bundles=_bundle_settings(check, spec.bundles or BundlesFile(), base),
+        known_hosts=base / Path(spec.known_hosts).expanduser() if spec.known_hosts else None,
     )
 
 

@@ -26,6 +26,7 @@ from types import ModuleType
 from invoke.runners import Result
 
 from devpi_airgap.core.errors import AirgapError, RemoteError
+from devpi_airgap.offline.host_keys import guard, known_hosts_files, refusal
 
 CONNECT_TIMEOUT = 15
 
@@ -37,15 +38,21 @@ def _connection_class():
 
 
 class Host:
-    def __init__(self, c):
+    def __init__(self, c, *, known_hosts: Path | None = None):
+        """`known_hosts`: a file the inventory names, checked before ssh_config's and the user's own."""
         self.c = c
+        self.known_hosts = known_hosts
         self.is_remote = isinstance(c, _connection_class())
         self.name = c.original_host if self.is_remote else socket.gethostname()
         self.address = c.host if self.is_remote else socket.getfqdn()
         self._prefix: str | None = None
         self._reconnect_lock = threading.Lock()
-        if self.is_remote and c.connect_timeout is None:
-            c.connect_timeout = CONNECT_TIMEOUT
+        self.known_hosts_files: list[Path] = []
+        if self.is_remote:
+            if c.connect_timeout is None:
+                c.connect_timeout = CONNECT_TIMEOUT
+            self.known_hosts_files = known_hosts_files(c.ssh_config, known_hosts)
+            guard(c, self.known_hosts_files)
 
     def _raw(self, command: str, stdin: str | None) -> Result:
         try:
@@ -90,6 +97,9 @@ class Host:
         import paramiko
 
         where = f"{self.name} ({self.address})" if self.is_remote else "this machine"
+        refused = refusal(exc, self.name, self.address, self.known_hosts_files) if self.is_remote else None
+        if refused is not None:
+            return refused
         if isinstance(exc, paramiko.AuthenticationException):
             return RemoteError(
                 f"connect: {where} rejected our SSH key ({exc}); add the key to the server's "
@@ -97,8 +107,8 @@ class Host:
             )
         if isinstance(exc, (OSError, paramiko.SSHException, EOFError)):
             return RemoteError(
-                f"connect: cannot reach {where}: {exc}; check the address in ssh_config "
-                "or the inventory, and that sshd runs and the network path is open"
+                f"connect: cannot reach {where}: {exc}; check the HostName and Port that ssh_config gives "
+                f"for {self.name}, and that sshd runs there and the network path is open"
             )
         return RemoteError(f"running a command on {where} failed: {exc}")
 

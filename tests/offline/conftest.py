@@ -43,15 +43,15 @@ def host(project):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(project / "other_key")], check=True)
         config += (
             f"\nHost bad-key\n    HostName {h.address}\n    User root\n    IdentityFile {project / 'other_key'}\n"
-            "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n"
+            f"    UserKnownHostsFile {h.known_hosts_path}\n"
         )
         config += (
             f"\nHost wrong-python\n    HostName {h.address}\n    User root\n    IdentityFile {h.ssh_key_path}\n"
-            "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n"
+            f"    UserKnownHostsFile {h.known_hosts_path}\n"
         )
         config += (
             f"\nHost no-sudo\n    HostName {h.address}\n    User plain\n    IdentityFile {h.ssh_key_path}\n"
-            "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n"
+            f"    UserKnownHostsFile {h.known_hosts_path}\n"
         )
         h.ssh_config_path.write_text(config)
         h.run(
