@@ -7,9 +7,11 @@ second target's wheelhouse, as a user would carry them.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 
 import pytest
+import tomllib
 
 from testing.offline_host import OfflineHost, require_offline_host_support
 from testing.tasks import REPO, run_task
@@ -24,7 +26,10 @@ targets:
 servers:
   devpi-host: {{target: server}}
 """
-TOOL_REQUIREMENTS = "invoke\nfabric\npyyaml\npackaging\nuv\nhttpx\nrich\n"
+# What devpi-airgap itself needs, exactly as pyproject.toml declares it, so this list cannot fall behind.
+TOOL_REQUIREMENTS = "".join(
+    f"{dep}\n" for dep in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +57,7 @@ def test_deploy_on_the_server_itself(carried):
         host.put(carried / "code", "/root/code")
         host.run(
             "python3 -m venv /opt/tool && PIP_CONFIG_FILE=/dev/null /opt/tool/bin/pip install -q --no-index "
-            f"--find-links /root/project/wheelhouse/tool {' '.join(TOOL_REQUIREMENTS.split())}",
+            f"--find-links /root/project/wheelhouse/tool {' '.join(map(shlex.quote, TOOL_REQUIREMENTS.split()))}",
             check=True,
             timeout=600,
         )
