@@ -46,6 +46,7 @@ import re
 import shutil
 import tarfile
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -445,6 +446,7 @@ class ServedIndex(str):
     requests: list[tuple[str, str]]
     counts: Counter
     files_url: str
+    file_seconds: float = 0  # when set, every artefact trickles out over this many seconds (a slow index)
 
     def paths(self) -> list[str]:
         return [p for _, p in self.requests]
@@ -492,6 +494,18 @@ def _make_handler(root: Path):
             else:
                 self.send_header("Cache-Control", "no-cache")
             super().end_headers()
+
+        def copyfile(self, source, outputfile):
+            artefact = self.path.startswith("/files/") and not self.path.endswith(".metadata")
+            seconds = self.served.file_seconds if artefact else 0
+            if not seconds:
+                return super().copyfile(source, outputfile)
+            outputfile.write(source.read(100))
+            outputfile.flush()
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                time.sleep(0.1)
+            outputfile.write(source.read())
 
         def log_message(self, format, *args):  # quiet
             pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from contextlib import contextmanager
 
@@ -20,6 +21,22 @@ def user_errors():
         # Plain print: a message must reach logs whole, never re-wrapped or read as markup.
         print(f"error: {exc}", file=sys.stderr, flush=True)
         raise Exit(code=int(exc.exit_code)) from None
+    except OSError as exc:
+        # Past every library's own handling, an I/O error is still the disk or the system, never a bug to trace.
+        print(f"error: {io_failure(exc)}", file=sys.stderr, flush=True)
+        raise Exit(code=int(ExitCode.FETCH)) from None
     except KeyboardInterrupt:
         err.print("interrupted; files already complete are kept, a re-run continues from there")
         raise Exit(code=int(ExitCode.INTERRUPTED)) from None
+
+
+def io_failure(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return (
+            f"the disk is full{where}: {exc.strerror}. Nothing half-written was kept; free space there and "
+            "run again, and the run continues from what is complete"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"no permission to write{where}: {exc.strerror}. Fix the permissions (or the path) and run again"
+    return f"an I/O operation failed{where}: {exc.strerror or exc}. Fix the cause and run again"

@@ -6,6 +6,7 @@ resolves every target again from the live index to prove it serves them.
 
 from __future__ import annotations
 
+import codecs
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from devpi_airgap.core.errors import ResolutionError
+from devpi_airgap.core.errors import ResolutionError, UsageError
 from devpi_airgap.core.inventory import DEVPI_REQUIREMENTS, Target
 from devpi_airgap.core.isolation import isolated_env, uv_binary
 from devpi_airgap.core.platforms import TargetPlatform
@@ -39,6 +40,27 @@ class ResolutionSet:
     constraints: tuple[Path, ...] = ()
 
 
+def requirements_text(path: Path) -> str:
+    """A requirements file's text as pip reads it: UTF-8, with or without a byte-order mark, or UTF-16 with one.
+
+    PowerShell's `>` writes UTF-16, and Notepad a UTF-8 byte-order mark; both are requirements files all the same.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: this requirements file does not exist; fix the path or add the file") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read this requirements file: {exc}") from None
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return raw.decode("utf-16")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{path}: not UTF-8 or UTF-16 text (byte {exc.start} cannot be read); save it as UTF-8 and run again"
+        ) from None
+
+
 def read_requirements(path: Path, _seen: frozenset[Path] = frozenset()) -> tuple[list[RequirementLine], list[Path]]:
     """Requirement lines and constraint files of a requirements file, following -r."""
     path = path.resolve()
@@ -46,7 +68,7 @@ def read_requirements(path: Path, _seen: frozenset[Path] = frozenset()) -> tuple
         raise ResolutionError(f"{path}: includes itself through -r")
     lines: list[RequirementLine] = []
     constraints: list[Path] = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, raw in enumerate(requirements_text(path).splitlines(), 1):
         text = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
         if not text:
             continue
@@ -55,11 +77,23 @@ def read_requirements(path: Path, _seen: frozenset[Path] = frozenset()) -> tuple
         option, _, inline = option.partition("=")
         argument = (inline or argument).strip()
         if option in ("-r", "--requirement"):
-            more, more_constraints = read_requirements(path.parent / argument, _seen | {path})
+            included = path.parent / argument
+            if not included.is_file():
+                raise UsageError(
+                    f"{origin}: -r {argument!r} names a file that does not exist (looked for {included.resolve()}); "
+                    "fix the line or add the file"
+                )
+            more, more_constraints = read_requirements(included, _seen | {path})
             lines += more
             constraints += more_constraints
         elif option in ("-c", "--constraint"):
-            constraints.append((path.parent / argument).resolve())
+            constraint = (path.parent / argument).resolve()
+            if not constraint.is_file():
+                raise UsageError(
+                    f"{origin}: the constraints file {argument!r} does not exist (looked for {constraint}); "
+                    "fix the -c line or add the file"
+                )
+            constraints.append(constraint)
         elif option in _SOURCE_OPTIONS:
             raise ResolutionError(
                 f"{origin}: {option!s} is not allowed in a requirements file: downloads come only from "

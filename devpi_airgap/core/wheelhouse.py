@@ -34,17 +34,23 @@ class Wheelhouse:
                 self._hashes = {}
 
     def sha256(self, path: Path) -> str | None:
-        """sha256 of a pool file, re-hashed only when its size or mtime changed since we last did."""
+        """sha256 of a pool file, re-hashed whenever the file may have been written since we last hashed it.
+
+        The cache key is what no write can leave as it was: size, inode, and the
+        change time (ctime). Unlike the modification time, ctime cannot be set
+        back: putting an mtime back is itself a change that moves ctime on.
+        """
         try:
             st = path.stat()
         except FileNotFoundError:
             return None
         key = str(path.relative_to(self.pool))
+        stamp = [st.st_size, st.st_ino, st.st_ctime_ns]
         cached = self._hashes.get(key)
-        if cached and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
-            return cached[2]
+        if cached and cached[:3] == stamp:
+            return cached[3]
         digest = sha256_file(path)
-        self._hashes[key] = [st.st_size, st.st_mtime_ns, digest]
+        self._hashes[key] = [*stamp, digest]
         return digest
 
     def has(self, directory: Path, filename: str, sha256: str) -> bool:

@@ -13,7 +13,9 @@ from devpi_airgap.core.console import ProgressFactory, no_progress
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.lock import LockedFile, read_lock, write_lock
 from devpi_airgap.core.platforms import TargetPlatform, target_platform
+from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.core.requirements import resolution_sets
+from devpi_airgap.core.runlock import wheelhouse_lock
 from devpi_airgap.core.wheelhouse import Wheelhouse
 from devpi_airgap.online.build import build_pure_wheel
 from devpi_airgap.online.fetch import fetch_all
@@ -51,7 +53,7 @@ def _resolve_all(
     jobs = [(name, s) for name, p in platforms.items() for s in resolution_sets(p.target)]
     pins: dict[str, dict[Pin, set[str]]] = {name: {} for name in platforms}
     remaining = {name: sum(1 for n, _ in jobs if n == name) for name in platforms}
-    with ThreadPoolExecutor(max_workers=RESOLVE_WORKERS) as pool:
+    with stoppable_pool(RESOLVE_WORKERS) as pool:
         futures = [(name, s, pool.submit(resolve_set, s, platforms[name], inventory.index_url)) for name, s in jobs]
         for name, resolution, future in futures:
             for pin in future.result():
@@ -105,6 +107,14 @@ def _built_before(inventory: Inventory, targets: list[Target]) -> dict[str, Lock
 
 def download(
     inventory: Inventory, targets: list[Target], *, locked: bool = False, progress: ProgressFactory = no_progress
+) -> list[TargetReport]:
+    """Bring every target's wheelhouse to its (new or --locked) lock; one run at a time on a wheelhouse."""
+    with wheelhouse_lock(inventory.wheelhouse):
+        return _download(inventory, targets, locked=locked, progress=progress)
+
+
+def _download(
+    inventory: Inventory, targets: list[Target], *, locked: bool, progress: ProgressFactory
 ) -> list[TargetReport]:
     start = time.monotonic()
     wheelhouse = Wheelhouse(inventory.wheelhouse)

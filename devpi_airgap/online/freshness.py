@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
 from devpi_airgap.core.files import atomic_write
+from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.online.resolve import default_index_url, page_filenames
 
 WORKERS = 16
@@ -45,7 +45,7 @@ def page_fingerprints(index_url: str | None, names: set[str], known: dict[str, l
     limits = httpx.Limits(max_connections=WORKERS, max_keepalive_connections=WORKERS)
     with (
         httpx.Client(timeout=30, limits=limits, follow_redirects=True) as client,
-        ThreadPoolExecutor(max_workers=WORKERS) as pool,
+        stoppable_pool(WORKERS) as pool,
     ):
         ordered = sorted(names)
         return dict(zip(ordered, pool.map(lambda n: _page(client, base, n, known.get(n)), ordered), strict=True))

@@ -8,33 +8,20 @@ from overlapping, and every run appends to a log file.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
-from devpi_airgap.core.errors import AirgapError, BusyError, FetchError, VerificationError
+from devpi_airgap.core.errors import AirgapError, FetchError, VerificationError
 from devpi_airgap.core.inventory import Inventory
 from devpi_airgap.core.lock import read_lock
+from devpi_airgap.core.runlock import exclusive, wheelhouse_lock
 from devpi_airgap.online.download import download
 from devpi_airgap.online.verify import verify_targets
 from devpi_airgap.transfer.bundle import write_bundle
 
 REPORT = "refresh-report.json"
 LOG = "refresh.log"
-
-
-@contextmanager
-def exclusive(inventory: Inventory):
-    inventory.wheelhouse.mkdir(parents=True, exist_ok=True)
-    path = inventory.wheelhouse / ".refresh.lock"
-    with open(path, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BusyError(f"another refresh holds {path}; wait for it to finish") from None
-        yield
 
 
 def _versions(inventory: Inventory) -> dict[str, dict[str, set[str]]]:
@@ -72,7 +59,8 @@ def log(inventory: Inventory, line: str) -> None:
 
 def refresh(inventory: Inventory) -> tuple[dict, Path | None]:
     """Returns the per-target changes and the new bundle, if any; raises with the right exit code."""
-    with exclusive(inventory):
+    lock = inventory.wheelhouse / ".refresh.lock"
+    with exclusive(lock, f"another refresh holds {lock}; wait for it to finish"), wheelhouse_lock(inventory.wheelhouse):
         log(inventory, "refresh started")
         try:
             before = _versions(inventory)

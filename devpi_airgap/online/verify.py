@@ -15,15 +15,17 @@ import json
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from devpi_airgap.core.errors import VerificationError
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.isolation import isolated_env, uv_binary
+from devpi_airgap.core.lock import read_lock
 from devpi_airgap.core.platforms import target_platform
+from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.core.requirements import ResolutionSet, resolution_sets, uv_compile
+from devpi_airgap.core.wheelhouse import POOL, Wheelhouse
 
 _STAMPS = ".verified"
 
@@ -83,11 +85,33 @@ def _pip_install(python: str, directory: Path, resolution: ResolutionSet) -> str
     return None
 
 
+def _damaged_files(inventory: Inventory, target: Target, directory: Path) -> list[str]:
+    """Every locked file must still have its lock's sha256, whatever its timestamps say: hashed, or cached by ctime."""
+    lock = inventory.lock_path(target)
+    if not lock.exists():
+        return []
+    wheelhouse = Wheelhouse(inventory.wheelhouse)
+    try:
+        damaged = [
+            f.filename
+            for f in read_lock(lock)[1]
+            if (directory / f.filename).is_file() and wheelhouse.sha256(wheelhouse.pool / f.filename) != f.sha256
+        ]
+    finally:
+        wheelhouse.save()
+    return [
+        f"{name}: its content differs from the sha256 in {lock.name} (damaged or altered); delete it from "
+        f"{inventory.wheelhouse / POOL} and re-run `inv download --target {target.name}`"
+        for name in damaged
+    ]
+
+
 def _stamp(inventory: Inventory, target: Target, sets: list[ResolutionSet], directory: Path) -> str:
-    """What a verification depends on: the lock, the sets, and the directory's files."""
+    """What a verification depends on: the lock, the sets, and the directory's files (each as it is on disk)."""
     digest = hashlib.sha256(inventory.lock_path(target).read_bytes() if inventory.lock_path(target).exists() else b"")
     digest.update(json.dumps([[s.label, s.lines, [str(c) for c in s.constraints]] for s in sets]).encode())
-    digest.update(json.dumps(sorted((p.name, p.stat().st_size) for p in directory.iterdir())).encode())
+    files = sorted((p.name, p.stat().st_size, p.stat().st_ino, p.stat().st_ctime_ns) for p in directory.iterdir())
+    digest.update(json.dumps(files).encode())
     return digest.hexdigest()
 
 
@@ -98,6 +122,9 @@ def verify_target(inventory: Inventory, target: Target, *, reuse: bool = False) 
     directory = inventory.target_dir(target)
     if not directory.is_dir():
         report.problems.append(f"{directory} does not exist; run `inv download --target {target.name}` first")
+        return report
+    report.problems += _damaged_files(inventory, target, directory)
+    if report.problems:
         return report
     sets = resolution_sets(target)
     report.sets = len(sets)
@@ -119,7 +146,7 @@ def verify_target(inventory: Inventory, target: Target, *, reuse: bool = False) 
             report.native = f"no python{target.python} here"
         else:
             # Each set installs into its own venv: independent work, so both cores share it.
-            with ThreadPoolExecutor(max_workers=2) as pool:
+            with stoppable_pool(2) as pool:
                 problems = pool.map(lambda r: (r, _pip_install(python, directory, r)), sets)
                 report.problems += [f"{r.label}: {problem}" for r, problem in problems if problem]
             report.native = "installed"
@@ -131,7 +158,7 @@ def verify_target(inventory: Inventory, target: Target, *, reuse: bool = False) 
 
 def verify_targets(inventory: Inventory, targets: list[Target], *, reuse: bool = False) -> list[VerifyReport]:
     """All targets at once: one target's native install overlaps the others' offline resolutions."""
-    with ThreadPoolExecutor(max_workers=len(targets) or 1) as pool:
+    with stoppable_pool(len(targets)) as pool:
         return list(pool.map(lambda t: verify_target(inventory, t, reuse=reuse), targets))
 
 

@@ -26,6 +26,7 @@ from devpi_airgap.core.errors import AirgapError
 from devpi_airgap.core.files import atomic_write
 from devpi_airgap.core.inventory import Inventory
 from devpi_airgap.core.lock import read_lock
+from devpi_airgap.core.runlock import wheelhouse_lock
 from devpi_airgap.core.wheelhouse import Wheelhouse
 from devpi_airgap.transfer.bundle_check import CHUNK, MANIFEST, NAMESPACE, BundleError
 
@@ -97,6 +98,11 @@ def _collect(inventory: Inventory) -> tuple[dict[str, dict], dict[str, bytes]]:
 
 def write_bundle(inventory: Inventory, *, full: bool = False) -> Path | None:
     """Write the next bundle; None when every file was shipped before (and not --full)."""
+    with wheelhouse_lock(inventory.wheelhouse):
+        return _write_bundle(inventory, full=full)
+
+
+def _write_bundle(inventory: Inventory, *, full: bool) -> Path | None:
     files, locks = _collect(inventory)
     shipped = _load_shipped(inventory)
     chosen = [f for f in files.values() if full or f["sha256"] not in shipped]

@@ -103,3 +103,35 @@ def test_bundle_from_another_inventory_is_refused_before_connecting(index, tmp_p
     )
     assert result.returncode == 7
     assert "made for a different inventory" in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize(
+    "requirements, fragment",
+    [
+        ("natext\n-r other.txt\n", "requirements.txt:2: -r 'other.txt' names a file that does not exist"),
+        ("natext\n-c pins.txt\n", "requirements.txt:2: the constraints file 'pins.txt' does not exist"),
+    ],
+)
+def test_a_missing_include_names_the_line(index, tmp_path, requirements, fragment):
+    project = make_project(tmp_path, index, requirements)
+    result = run_task("download", "--inventory", str(project / "inventory.yaml"), env=clean_env(project))
+    assert_clean_failure(result, 2, fragment, project)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig"])
+def test_requirements_saved_by_windows_tools_read_as_any_other(index, tmp_path, encoding):
+    """PowerShell's `>` writes UTF-16 with a byte-order mark; Notepad may write UTF-8 with one."""
+    project = make_project(tmp_path, index, "")
+    (project / "requirements.txt").write_bytes("natext\r\n".encode(encoding))
+    result = run_task(
+        "download", "--inventory", str(project / "inventory.yaml"), "--target", "win313", env=clean_env(project)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert any(p.name.startswith("natext-1.0") for p in (project / "wheelhouse" / "win313").iterdir())
+
+
+def test_requirements_in_another_encoding_get_a_clear_error(index, tmp_path):
+    project = make_project(tmp_path, index, "")
+    (project / "requirements.txt").write_bytes("natext  # Zürich\n".encode("latin-1"))
+    result = run_task("download", "--inventory", str(project / "inventory.yaml"), env=clean_env(project))
+    assert_clean_failure(result, 2, "not UTF-8 or UTF-16 text", project)

@@ -7,6 +7,12 @@ markers, compiled packages with per-platform wheels, and sdist-only packages.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +20,7 @@ import pytest
 from testing.download_project import DISTS, make_project
 from testing.environment import clean_env
 from testing.fakeindex import Dist, add_release, build_index, serve_index, sha256_file
-from testing.tasks import run_task
+from testing.tasks import REPO, run_task
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +163,35 @@ def test_tampered_pool_file_is_fetched_again(index, tmp_path):
     assert sha256_file(project / "wheelhouse" / "win313" / pooled.name) == good
 
 
+def flip_one_byte_keeping_mtime(path: Path) -> None:
+    """Silent corruption as a disk or a careless hand makes it: one byte changed, the timestamp put back."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    with open(path, "r+b") as f:  # in place: same inode, as bit rot would leave it
+        f.write(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_mtime_ns == st.st_mtime_ns and path.stat().st_size == st.st_size
+
+
+def test_a_flipped_byte_is_caught_whatever_its_timestamps(index, tmp_path):
+    project = make_project(tmp_path, index, "natext\n")
+    download(project, "--target", "win313")
+    pooled = project / "wheelhouse" / ".pool" / "natext-1.0-cp313-cp313-win_amd64.whl"
+    good = sha256_file(pooled)
+    flip_one_byte_keeping_mtime(pooled)
+    verified = run_task(
+        "verify", "--inventory", str(project / "inventory.yaml"), "--target", "win313", env=clean_env(project)
+    )
+    assert verified.returncode == 4, verified.stdout + verified.stderr
+    assert pooled.name in verified.stderr and "differs from the sha256" in " ".join(verified.stderr.split())
+    index.clear()
+    again = download(project, "--target", "win313")
+    assert "unchanged since verified" not in again.stdout
+    assert index.file_requests() == ["/files/natext-1.0-cp313-cp313-win_amd64.whl"]  # fetched again, and only it
+    assert sha256_file(project / "wheelhouse" / "win313" / pooled.name) == good
+
+
 def test_verify_names_what_is_missing(index, tmp_path):
     project = make_project(tmp_path, index, "app\n")
     download(project, "--target", "win313")
@@ -205,3 +240,49 @@ def test_rerun_picks_up_a_new_release_within_range(downloaded, index):
     assert "no changes" not in result.stdout
     lock = json.loads((project / "locks" / "win313.lock.json").read_text())
     assert ("lib", "2.5") in {(p["name"], p["version"]) for p in lock["packages"]}
+
+
+def test_a_second_run_on_the_same_wheelhouse_is_refused_clearly(index, tmp_path):
+    from devpi_airgap.core.runlock import wheelhouse_lock
+
+    project = make_project(tmp_path, index, "natext\n")
+    with wheelhouse_lock(project / "wheelhouse"):  # another run, as far as the task's process can tell
+        busy = download(project, "--target", "win313", check=False)
+        assert busy.returncode == 8, busy.stdout + busy.stderr
+        assert "another devpi-airgap run is working on" in " ".join(busy.stderr.split())
+        assert not (project / "locks").exists() and "Traceback" not in busy.stderr
+    assert download(project, "--target", "win313", check=False).returncode == 0
+
+
+@pytest.mark.parametrize("phase", ["resolving", "fetching"])
+def test_ctrl_c_stops_a_slow_download_at_once_and_leaves_no_partial_files(index, tmp_path, phase):
+    """Every file takes 60 s from this index (uv's fetches too); a stop that waited for queued work would take minutes."""
+    project = make_project(tmp_path, index, "app\nlib<3\n")
+    locked = []
+    if phase == "fetching":  # --locked skips resolving: the interrupt lands among the downloads
+        download(project)
+        shutil.rmtree(project / "wheelhouse")
+        locked = ["--locked"]
+    index.clear()
+    index.file_seconds = 60
+    try:
+        command = [sys.executable, "-m", "invoke", "--search-root", str(REPO), "download", "--inventory",
+                   str(project / "inventory.yaml"), *locked]  # fmt: skip
+        process = subprocess.Popen(command, env=clean_env(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not index.file_requests() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        assert index.file_requests(), "the downloads never started"
+        os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C does: to uv too
+        try:
+            _, stderr = process.communicate(timeout=30)  # generous: waiting for the files would take 60 s or more
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise AssertionError("Ctrl-C did not stop the download within 30 s") from None
+    finally:
+        index.file_seconds = 0
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    leftovers = [p.name for p in (project / "wheelhouse").rglob("*") if p.name.endswith((".part", ".tmp"))]
+    assert leftovers == []

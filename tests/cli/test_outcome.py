@@ -1,0 +1,29 @@
+"""The outcome contract: one message and the table's exit code, for our errors and for the system's."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+from invoke.exceptions import Exit
+
+from devpi_airgap.cli.outcome import user_errors
+from devpi_airgap.core.errors import BundleError, ExitCode, ResolutionError
+
+
+@pytest.mark.parametrize(
+    "raised, code, fragment",
+    [
+        (ResolutionError("no fitting file for x"), ExitCode.RESOLUTION, "error: no fitting file for x"),
+        (BundleError("bad signature"), ExitCode.BUNDLE, "error: bad signature"),
+        (OSError(errno.ENOSPC, "No space left on device", "/w/locks/a.lock.json"), ExitCode.FETCH, "the disk is full"),
+        (PermissionError(errno.EACCES, "Permission denied", "/w"), ExitCode.FETCH, "no permission to write (/w)"),
+        (KeyboardInterrupt(), ExitCode.INTERRUPTED, "interrupted"),
+    ],
+)
+def test_each_failure_is_one_message_and_its_code(capsys, raised, code, fragment):
+    with pytest.raises(Exit) as stopped, user_errors():
+        raise raised
+    assert stopped.value.code == code
+    said = capsys.readouterr().err
+    assert fragment in said and "Traceback" not in said and said.count("error:") <= 1
