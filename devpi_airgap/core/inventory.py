@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -300,7 +301,7 @@ class _Checker:
     def __init__(self, path: Path):
         self.path = path
 
-    def fail(self, keypath: str, value, expected: str):
+    def fail(self, keypath: str, value, expected: str) -> NoReturn:
         raise InventoryError(f"{self.path}: {keypath}: got {value!r}, expected {expected}")
 
 
@@ -347,7 +348,7 @@ def _item_description(field: FieldInfo) -> str | None:
     return None
 
 
-def _expected(error: dict) -> str:
+def _expected(error: Mapping[str, Any]) -> str:
     loc = error["loc"]
     if error["type"] == "extra_forbidden":
         model, _ = _walk(loc[:-1])
@@ -450,7 +451,7 @@ def _servers(check: _Checker, spec: InventoryFile, base: Path) -> dict[str, Serv
         )
     for server in list(servers.values()):
         if server.is_replica:
-            primary = servers.get(server.primary)
+            primary = servers.get(server.primary or "")
             if primary is None or primary.is_replica:
                 primaries = ", ".join(n for n, s in servers.items() if not s.is_replica)
                 check.fail(

@@ -6,7 +6,7 @@ wheelhouse while the download and the bundle it runs take it again.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -37,7 +37,7 @@ def exclusive(path: Path, busy: str) -> Iterator[None]:
             path.parent.rmdir()
 
 
-def wheelhouse_lock(wheelhouse: Path) -> Iterator[None]:
+def wheelhouse_lock(wheelhouse: Path) -> AbstractContextManager[None]:
     """Downloads and bundles change the pool, the locks and the shipped record: one run at a time."""
     path = wheelhouse / WHEELHOUSE_LOCK
     return exclusive(

@@ -10,6 +10,7 @@ from importlib.metadata import version
 
 from devpi_airgap import __version__
 from devpi_airgap.core.console import ProgressFactory, no_progress
+from devpi_airgap.core.files import sha256_file
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.lock import LockedFile, read_lock, write_lock
 from devpi_airgap.core.platforms import TargetPlatform, target_platform
@@ -167,10 +168,10 @@ def _download(
         for pin, labels in pins[name].items():
             ref = pin.file
             if ref.is_wheel:
-                locked = LockedFile(pin.name, pin.version, ref.filename, ref.url, ref.sha256, ref.size or 0)
+                entry = LockedFile(pin.name, pin.version, ref.filename, ref.url, ref.sha256, ref.size or 0)
             else:
-                locked = _built_wheel(inventory, wheelhouse, platforms[name], pin, built)
-            files.append(replace(locked, sets=tuple(sorted(labels))))
+                entry = _built_wheel(inventory, wheelhouse, platforms[name], pin, built)
+            files.append(replace(entry, sets=tuple(sorted(labels))))
         report = reports[name]
         report.packages = len({f.name for f in files})
         report.files = len(files)
@@ -204,7 +205,7 @@ def _built_wheel(
         )
         built_from = {"filename": sdist.filename, "url": sdist.url, "sha256": sdist.sha256, "size": sdist.size}
         earlier = LockedFile(
-            pin.name, pin.version, wheel.name, "", wheelhouse.sha256(wheel), wheel.stat().st_size, built_from
+            pin.name, pin.version, wheel.name, "", sha256_file(wheel), wheel.stat().st_size, built_from
         )
         built[sdist.sha256] = earlier
     return earlier

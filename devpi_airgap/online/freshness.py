@@ -69,7 +69,7 @@ class FreshnessRecord:
         entry = self.data.get(target)
         if not entry or entry["inputs"] != inputs:
             return False
-        return all(current.get(name) is not None and current[name][1] == fp[1] for name, fp in entry["pages"].items())
+        return all((now := current.get(name)) is not None and now[1] == fp[1] for name, fp in entry["pages"].items())
 
     def pages(self, target: str) -> dict[str, list]:
         return (self.data.get(target) or {}).get("pages", {})

@@ -50,7 +50,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from devpi_airgap.core.errors import AirgapError, UsageError
 from devpi_airgap.core.files import atomic_write
@@ -179,9 +179,9 @@ def render_units(repo, inventory, on_calendar: str = "daily", deploy_host: str |
     return {SERVICE: service, TIMER: timer}
 
 
-def unit_dir(env: dict | None = None) -> Path:
-    env = os.environ if env is None else env
-    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
+def unit_dir(env: Mapping[str, str] | None = None) -> Path:
+    values: Mapping[str, str] = os.environ if env is None else env
+    base = values.get("XDG_CONFIG_HOME") or str(Path(values.get("HOME") or Path.home()) / ".config")
     return Path(base) / "systemd" / "user"
 
 
@@ -284,12 +284,13 @@ def cron_schedule(on_calendar: str) -> str | None:
     if spec in _NICKNAMES:
         return _NICKNAMES[spec]
     words = spec.split(" ")
-    dow = "*"
+    dow: str | None = "*"
     if words and re.fullmatch(r"[a-z.,]+", words[0]):
         dow = _cron_days(words.pop(0))
         if dow is None:
             return None
-    dom = month = "*"
+    dom: str | None = "*"
+    month: str | None = "*"
     if words and "-" in words[0]:
         date = words.pop(0).split("-")
         if len(date) == 2:

@@ -20,6 +20,7 @@ import subprocess
 import tarfile
 import time
 from pathlib import Path
+from typing import Any
 
 from devpi_airgap import __version__
 from devpi_airgap.core.errors import AirgapError
@@ -111,7 +112,7 @@ def _write_bundle(inventory: Inventory, *, full: bool) -> Path | None:
     created = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     content = hashlib.sha256("".join(sorted(f["sha256"] for f in chosen)).encode()).hexdigest()[:8]
     bundle_id = f"{created}-{content}"
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": 1,
         "bundle_id": bundle_id,
         "created": created,
@@ -129,7 +130,8 @@ def _write_bundle(inventory: Inventory, *, full: bool) -> Path | None:
         with open(partial, "wb") as raw:
             hashing = _HashingWriter(raw)
             # Sequential writes in 1 MiB copies: tarfile's default 16 KiB copies ran at a sixth of tar's rate.
-            with tarfile.open(fileobj=hashing, mode="w", format=tarfile.PAX_FORMAT, copybufsize=CHUNK) as tar:
+            # copybufsize is TarFile's own keyword, which open() passes on; typeshed lists only open()'s.
+            with tarfile.open(fileobj=hashing, mode="w", format=tarfile.PAX_FORMAT, copybufsize=CHUNK) as tar:  # type: ignore[call-overload]
                 _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
                 for name, data in sorted(locks.items()):
                     _add_bytes(tar, f"locks/{name}.lock.json", data)

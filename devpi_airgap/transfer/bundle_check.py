@@ -95,6 +95,14 @@ def check_signature(bundle: Path, allowed_signers: str | None, identity: str | N
     return f"signed by {identity}"
 
 
+def _file_of(tar: tarfile.TarFile, member: tarfile.TarInfo):
+    """A member's content; only plain files have one, and only plain files get this far."""
+    content = tar.extractfile(member)
+    if content is None:
+        raise BundleError(f"{member.name!r} is not a plain file")
+    return content
+
+
 def _safe_name(name: str) -> bool:
     normal = posixpath.normpath(name)
     return not (name.startswith("/") or normal != name or normal.startswith("..") or "\\" in name)
@@ -110,7 +118,7 @@ def extract_checked(bundle: Path, staging: Path) -> dict:
             first = tar.next()
             if first is None or first.name != MANIFEST or not first.isfile():
                 raise BundleError(f"{bundle.name}: the first member must be {MANIFEST}")
-            manifest = json.loads(tar.extractfile(first).read())
+            manifest = json.loads(_file_of(tar, first).read())
             expected = {f"wheels/{f['name']}": f for f in manifest["files"]}
             expected.update({f"locks/{t}.lock.json": {"sha256": d} for t, d in manifest["locks"].items()})
             seen = set()
@@ -128,7 +136,7 @@ def extract_checked(bundle: Path, staging: Path) -> dict:
                 dest = staging / member.name
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 digest = hashlib.sha256()
-                with tar.extractfile(member) as src, open(dest, "wb") as out:
+                with _file_of(tar, member) as src, open(dest, "wb") as out:
                     while chunk := src.read(CHUNK):
                         digest.update(chunk)
                         out.write(chunk)
