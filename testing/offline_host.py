@@ -29,9 +29,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 SUITE = "bookworm"
-INCLUDE = "systemd,systemd-sysv,dbus,openssh-server,python3,python3-venv,iproute2,nginx"
+INCLUDE = "systemd,systemd-sysv,dbus,openssh-server,python3,python3-venv,iproute2,nginx,sudo"
 # Bump when the prep of the cached image changes, so stale caches are rebuilt.
-IMAGE_VERSION = "2"
+IMAGE_VERSION = "3"
 BOOT_TIMEOUT = 60.0
 
 

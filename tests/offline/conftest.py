@@ -49,14 +49,21 @@ def host(project):
             f"\nHost wrong-python\n    HostName {h.address}\n    User root\n    IdentityFile {h.ssh_key_path}\n"
             f"    UserKnownHostsFile {h.known_hosts_path}\n"
         )
-        config += (
-            f"\nHost no-sudo\n    HostName {h.address}\n    User plain\n    IdentityFile {h.ssh_key_path}\n"
-            f"    UserKnownHostsFile {h.known_hosts_path}\n"
-        )
+        # plain: no sudo at all; deployer: passwordless sudo, as the README allows; asker: sudo that wants a password.
+        for alias, user in (("no-sudo", "plain"), ("as-deployer", "deployer"), ("as-asker", "asker")):
+            config += (
+                f"\nHost {alias}\n    HostName {h.address}\n    User {user}\n    IdentityFile {h.ssh_key_path}\n"
+                f"    UserKnownHostsFile {h.known_hosts_path}\n"
+            )
+            h.run(
+                f"useradd -m -s /bin/sh {user} && install -d -o {user} -m 700 ~{user}/.ssh && "
+                f"cp /root/.ssh/authorized_keys ~{user}/.ssh/ && chown {user} ~{user}/.ssh/authorized_keys",
+                check=True,
+            )
         h.ssh_config_path.write_text(config)
         h.run(
-            "useradd -m -s /bin/sh plain && install -d -o plain -m 700 ~plain/.ssh && "
-            "cp /root/.ssh/authorized_keys ~plain/.ssh/ && chown plain ~plain/.ssh/authorized_keys",
+            "echo 'deployer ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deployer && "
+            "echo 'asker ALL=(ALL) ALL' > /etc/sudoers.d/asker && chmod 0440 /etc/sudoers.d/*",
             check=True,
         )
         yield h

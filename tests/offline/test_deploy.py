@@ -222,6 +222,36 @@ def test_no_sudo_rights_is_a_clear_error(deployed, project, host):
     assert "no passwordless sudo" in " ".join(result.stderr.split())
 
 
+def temporary_files(host: OfflineHost) -> list[str]:
+    return host.run("find /tmp /var/tmp -maxdepth 1 -name 'tmp.*'", check=True).stdout.split()
+
+
+def test_deploy_through_passwordless_sudo_copies_files_and_leaves_no_temporary_ones(deployed, project, host):
+    """As a non-root SSH user with `sudo -n`: the copies go through a staging file the user owns."""
+    host.run("rm -f /opt/devpi-airgap/wheels/packaging-*.whl", check=True)  # so a copy is needed
+    before = temporary_files(host)
+    result = fab(project, host, "deploy", "--server", "devpi-host", alias="as-deployer")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "copy wheels: 1 copied" in " ".join(result.stderr.split())
+    assert host.run("ls /opt/devpi-airgap/wheels/ | grep -c '^packaging-'").stdout.strip() == "1"
+    assert host.run("stat -c '%U %a' /opt/devpi-airgap/wheels/packaging-*.whl").stdout.split() == ["root", "644"]
+    bundled = run_task("bundle", "--full", "--inventory", str(project / "inventory.yaml"), env=clean_env(project))
+    assert bundled.returncode == 0, bundled.stdout + bundled.stderr
+    bundle = bundled.stdout.strip().splitlines()[-1]
+    imported = fab(project, host, "deploy", "--server", "devpi-host", "--bundle", bundle, alias="as-deployer")
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert "checked on as-deployer too" in imported.stderr
+    assert temporary_files(host) == before
+    assert "Traceback" not in result.stderr + imported.stderr
+
+
+def test_sudo_that_asks_for_a_password_is_a_clear_error(deployed, project, host):
+    result = fab(project, host, "deploy", "--server", "devpi-host", alias="as-asker")
+    assert result.returncode == 6, result.stdout + result.stderr
+    message = " ".join(result.stderr.split())
+    assert "asker on as-asker is not root and has no passwordless sudo" in message and "NOPASSWD" in message
+
+
 def test_wrong_python_is_refused_before_installing(deployed, project, host):
     missing = fab(project, host, "deploy", alias="wrong-python")
     assert missing.returncode != 0 and "no wheelhouse for target 'server312'" in " ".join(missing.stderr.split())
