@@ -18,9 +18,10 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 from packaging.markers import Marker
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from devpi_airgap.core.errors import ResolutionError
+from devpi_airgap.core.errors import FetchError, ResolutionError
 from devpi_airgap.core.inventory import Target
 from devpi_airgap.core.platforms import TargetPlatform
 from devpi_airgap.core.requirements import ResolutionSet, uv_compile
@@ -92,6 +93,43 @@ def _uv_failure(what: str, target: Target, resolution: ResolutionSet, result: su
     return f"{what} for target {target.name!r} ({resolution.label}) failed:\n" + "\n".join(lines)
 
 
+_DISTRIBUTION_LINK = re.compile(r"""href=["'][^"']*\.(whl|tar\.gz|zip)(#|["'])""", re.IGNORECASE)
+
+
+def index_problem(index_url: str | None, resolution: ResolutionSet) -> str | None:
+    """Why the index, not the requirements, made a resolution fail; None when it answers like a package index.
+
+    Asked only after uv failed: one page of the first project the set names tells an unreachable index,
+    or a proxy's login page, from a requirement the index truly cannot satisfy.
+    """
+    base = (index_url or default_index_url()).rstrip("/")
+    names = [Requirement(line).name for line in resolution.lines]
+    if not names:
+        return None
+    url = f"{base}/{canonicalize_name(names[0])}/"
+    accept = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
+    try:
+        response = httpx.get(url, headers={"Accept": accept}, timeout=15, follow_redirects=True)
+    except httpx.HTTPError as exc:
+        return f"the index {base} cannot be reached ({type(exc).__name__}: {exc or 'no answer'})"
+    if response.status_code == 404:  # a real index saying it has no such project: the requirement's problem
+        return None
+    kind = response.headers.get("content-type", "?").split(";")[0]
+    if response.status_code != 200:
+        return f"the index {base} answered {url} with HTTP {response.status_code} ({kind})"
+    if "json" in kind:
+        try:
+            if isinstance(response.json().get("files"), list):
+                return None
+        except ValueError:
+            pass
+    elif "pypi:repository-version" in response.text or _DISTRIBUTION_LINK.search(response.text):
+        return None
+    title = re.search(r"<title>\s*([^<]{1,80})", response.text, re.IGNORECASE)
+    shown = title.group(1).strip() if title else " ".join(response.text.split())[:80]
+    return f"the index {base} answered {url} with something that is not a package index ({kind}: {shown!r}); a proxy's login page, perhaps"
+
+
 def default_index_url() -> str:
     # The public index pip would use; asked of pip so that the URL lives in one place.
     from pip._internal.models.index import PyPI
@@ -157,6 +195,13 @@ def _resolve_once(
     with tempfile.TemporaryDirectory(prefix="airgap-resolve-") as tmp:
         result = uv_compile(resolution, platform, index_url, Path(tmp), extra)
         if result.returncode != 0:
+            problem = index_problem(index_url, resolution)
+            if problem:
+                raise FetchError(
+                    f"resolving for target {target.name!r} ({resolution.label}): {problem}. Nothing was "
+                    "downloaded. Remedy: check index_url in the inventory, and any proxy between this machine "
+                    "and the index; then run again."
+                )
             hint = (
                 f" Packages whose sdists would not build for this target: {', '.join(sorted(no_build))}."
                 if no_build

@@ -90,7 +90,7 @@ def check_signature(bundle: Path, allowed_signers: str | None, identity: str | N
     if result.returncode != 0:
         raise BundleError(
             f"{bundle.name}: signature does not verify against {allowed_signers} for {identity!r}: "
-            f"{(result.stderr or result.stdout).strip()}; nothing was imported"
+            f"{(result.stderr or result.stdout).strip().rstrip('.')}; nothing was imported"
         )
     return f"signed by {identity}"
 
@@ -145,7 +145,8 @@ def extract_checked(bundle: Path, staging: Path) -> dict:
             missing = sorted(set(expected) - seen)
             if missing:
                 raise BundleError(
-                    f"{bundle.name}: the manifest lists {len(missing)} files the bundle lacks, such as {missing[0]}"
+                    f"{bundle.name}: the manifest lists {len(missing)} file{'s' if len(missing) != 1 else ''} "
+                    f"the bundle lacks, such as {missing[0]}"
                 )
     except (tarfile.TarError, EOFError, ValueError, KeyError, OSError) as exc:
         shutil.rmtree(staging, ignore_errors=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
+import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -135,3 +138,46 @@ def test_requirements_in_another_encoding_get_a_clear_error(index, tmp_path):
     (project / "requirements.txt").write_bytes("natext  # Zürich\n".encode("latin-1"))
     result = run_task("download", "--inventory", str(project / "inventory.yaml"), env=clean_env(project))
     assert_clean_failure(result, 2, "not UTF-8 or UTF-16 text", project)
+
+
+class LoginPage(http.server.BaseHTTPRequestHandler):
+    """What a captive proxy answers for every URL: a friendly page, and HTTP 200."""
+
+    def do_GET(self):
+        body = b"<html><head><title>Please sign in to the proxy</title></head><body><form>...</form></body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def login_page():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), LoginPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/simple"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_index_answering_with_a_login_page_is_named_not_the_requirement(login_page, tmp_path):
+    project = make_project(tmp_path, login_page, "natext\n")
+    result = run_task("download", "--inventory", str(project / "inventory.yaml"), env=clean_env(project))
+    assert_clean_failure(result, 5, f"the index {login_page} answered", project)
+    message = " ".join(result.stderr.split())
+    assert "not a package index" in message and "Please sign in to the proxy" in message
+    assert "relax the requirement" not in message
+
+
+def test_an_unreachable_index_is_named_not_the_requirement(tmp_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/simple"
+    project = make_project(tmp_path, closed, "natext\n")
+    result = run_task("download", "--inventory", str(project / "inventory.yaml"), env=clean_env(project))
+    assert_clean_failure(result, 5, f"the index {closed} cannot be reached", project)
+    assert "relax the requirement" not in result.stderr
