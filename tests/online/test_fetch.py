@@ -1,0 +1,50 @@
+"""fetch_all against the fake index: every file checked against the index's sha256, nothing half-written kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from devpi_airgap.core.errors import FetchError
+from devpi_airgap.core.files import sha256_file
+from devpi_airgap.online.fetch import fetch_all
+from devpi_airgap.online.resolve import FileRef
+from testing.fakeindex import Dist, build_index, serve_index
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = build_index(tmp_path_factory.mktemp("index"), [Dist("one", "1.0"), Dist("two", "1.0")])
+    with serve_index(root) as url:
+        yield root, url
+
+
+def ref(root, url, name: str, sha256: str | None = None) -> FileRef:
+    path = root / "files" / name
+    return FileRef(name, f"{url.files_url}/{name}", sha256 or sha256_file(path), path.stat().st_size)
+
+
+def test_files_arrive_whole_and_are_reported_done(served, tmp_path):
+    root, url = served
+    done: list[str] = []
+    refs = [ref(root, url, "one-1.0-py3-none-any.whl"), ref(root, url, "two-1.0-py3-none-any.whl")]
+    fetch_all(refs, tmp_path, on_done=lambda r: done.append(r.filename))
+    assert sorted(done) == sorted(r.filename for r in refs)
+    assert all(sha256_file(tmp_path / r.filename) == r.sha256 for r in refs)
+
+
+def test_a_file_that_does_not_match_the_index_is_not_kept(served, tmp_path):
+    root, url = served
+    good = ref(root, url, "one-1.0-py3-none-any.whl")
+    wrong = ref(root, url, "two-1.0-py3-none-any.whl", sha256="0" * 64)
+    with pytest.raises(FetchError, match="1 of 2 downloads failed") as failure:
+        fetch_all([good, wrong], tmp_path)
+    assert "does not match the index's" in str(failure.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [good.filename]  # no .part, no wrong file
+
+
+def test_a_missing_file_names_its_url(served, tmp_path):
+    root, url = served
+    gone = FileRef("gone-1.0-py3-none-any.whl", f"{url.files_url}/gone-1.0-py3-none-any.whl", "0" * 64, 10)
+    with pytest.raises(FetchError, match="gone-1.0-py3-none-any.whl"):
+        fetch_all([gone], tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,43 @@
+"""verify_target on downloaded wheelhouses: offline installability per set, and files as their lock says."""
+
+from __future__ import annotations
+
+import pytest
+
+from devpi_airgap.core.inventory import load_inventory
+from devpi_airgap.online.verify import verify_target
+from testing.download_project import DISTS, make_project
+from testing.environment import clean_env
+from testing.fakeindex import build_index, serve_index
+from testing.tasks import run_task
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    with serve_index(build_index(tmp_path_factory.mktemp("index"), DISTS)) as url:
+        yield url
+
+
+@pytest.fixture
+def downloaded(index, tmp_path):
+    project = make_project(tmp_path, index, "app\n")
+    inventory = project / "inventory.yaml"
+    run_task("download", "--inventory", str(inventory), "--target", "win313", "--no-verify", env=clean_env(project),
+             check=True)  # fmt: skip
+    return load_inventory(inventory)
+
+
+def test_a_complete_wheelhouse_verifies(downloaded):
+    report = verify_target(downloaded, downloaded.targets["win313"])
+    assert report.ok and report.problems == [] and report.sets == 1
+
+
+def test_a_missing_file_fails_with_its_name(downloaded):
+    (downloaded.wheelhouse / "win313" / "winonly-1.0-py3-none-any.whl").unlink()
+    report = verify_target(downloaded, downloaded.targets["win313"])
+    assert not report.ok and "winonly" in "\n".join(report.problems)
+
+
+def test_a_target_never_downloaded_says_what_to_run(downloaded):
+    report = verify_target(downloaded, downloaded.targets["lin311"])
+    assert not report.ok and "inv download --target lin311" in report.problems[0]
