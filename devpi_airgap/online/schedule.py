@@ -55,6 +55,7 @@ from typing import Callable, Mapping
 from devpi_airgap.core.errors import AirgapError, UsageError
 from devpi_airgap.core.files import atomic_write
 from devpi_airgap.core.systemd import exec_line
+from devpi_airgap.online import desktop_schedule
 
 NAME = "devpi-airgap-refresh"
 SERVICE = f"{NAME}.service"
@@ -412,10 +413,14 @@ def install(
 ) -> Outcome:
     """Write (or update) the units and arm the timer; print a crontab line where systemd cannot.
 
+    On Windows and macOS a Task Scheduler task or a launchd agent instead (desktop_schedule).
+
     systemd: None detects with systemd_user_available(); True or False forces
     the choice (tests). directory and systemctl default to the user's unit
     directory and `systemctl --user`.
     """
+    if sys.platform in ("win32", "darwin"):
+        return Outcome(lines=desktop_schedule.install(Path(repo), Path(inventory), on_calendar, deploy_host))
     systemctl = systemctl or _user_systemctl
     units = render_units(repo, inventory, on_calendar, deploy_host)
     if systemd is None:
@@ -466,6 +471,8 @@ def remove(
     *, systemd: bool | None = None, directory: Path | None = None, systemctl: Systemctl | None = None
 ) -> Outcome:
     """Stop and disable the timer, stop a running refresh, delete both units, reload."""
+    if sys.platform in ("win32", "darwin"):
+        return Outcome(lines=desktop_schedule.remove())
     systemctl = systemctl or _user_systemctl
     if systemd is None:
         systemd = systemd_user_available(systemctl)
@@ -555,6 +562,19 @@ def deploy_pending(
     return 0
 
 
+def run_scheduled(
+    repo: Path, inventory: Path, host: str | None, *, say: Callable[[str], None] = lambda line: None
+) -> int:
+    """What a Task Scheduler task or launchd agent runs: refresh, then deploy pending bundles only if it succeeded."""
+    python = desktop_schedule.venv_python(repo)
+    code = subprocess.run(
+        [python, "-m", "invoke", "-r", str(repo), "refresh", "--inventory", str(inventory)], stdin=subprocess.DEVNULL
+    ).returncode
+    if code != 0 or not host:
+        return code
+    return deploy_pending(repo, inventory, host, say=say)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devpi_airgap.online.schedule")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -562,9 +582,16 @@ def main(argv: list[str] | None = None) -> int:
     deploy.add_argument("--repo", required=True, type=Path)
     deploy.add_argument("--inventory", required=True, type=Path)
     deploy.add_argument("--host", required=True)
+    run = sub.add_parser("run", help="inv refresh, then (with --host) deploy-pending only when the refresh succeeded")
+    run.add_argument("--repo", required=True, type=Path)
+    run.add_argument("--inventory", required=True, type=Path)
+    run.add_argument("--host")
     args = parser.parse_args(argv)
+    say = lambda line: print(line, flush=True)
     try:
-        return deploy_pending(args.repo, args.inventory, args.host, say=lambda line: print(line, flush=True))
+        if args.command == "run":
+            return run_scheduled(args.repo, args.inventory, args.host, say=say)
+        return deploy_pending(args.repo, args.inventory, args.host, say=say)
     except AirgapError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code

@@ -370,3 +370,11 @@ def test_service_runs_under_systemd_on_the_offline_host():
         host.run(f"systemctl enable --now {TIMER}", check=True)
         timers = host.run("systemctl list-timers --all --no-pager", check=True).stdout
         assert TIMER in timers and SERVICE in timers, timers
+
+
+def test_the_desktop_wrapper_deploys_only_after_a_good_refresh(tmp_path, monkeypatch):
+    deployed = []
+    monkeypatch.setattr(schedule, "deploy_pending", lambda *args, **kwargs: deployed.append(args) or 0)
+    missing = tmp_path / "inventory.yaml"  # refresh fails on it with exit 2
+    assert schedule.run_scheduled(REPO, missing, "devpi-host") == 2
+    assert deployed == []
