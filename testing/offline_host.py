@@ -110,12 +110,20 @@ def mirror_host(uri: str | None = None) -> str:
 # --------------------------------------------------------------------------
 
 
-def cache_dir() -> Path:
+def cache_dir(suite: str = SUITE) -> Path:
     env = os.environ.get("DEVPI_AIRGAP_CACHE")
     if env:
-        return Path(env)
+        return Path(env) if suite == SUITE else Path(env).with_name(f"{Path(env).name}-{suite}")
     # Versioned, so a bumped image builds beside the old one, which running tests may use as their lower dir.
-    return Path.home() / ".cache" / "devpi-airgap" / f"rootfs-{SUITE}-v{IMAGE_VERSION}"
+    return Path.home() / ".cache" / "devpi-airgap" / f"rootfs-{suite}-v{IMAGE_VERSION}"
+
+
+def debian_mirror(suite: str) -> str:
+    """The archive for any suite: the one this machine's apt uses, which carries the other releases too."""
+    try:
+        return find_debian_mirror(suite)
+    except RuntimeError:
+        return find_debian_mirror(SUITE)
 
 
 def _run(cmd, **kw) -> subprocess.CompletedProcess:
@@ -156,21 +164,21 @@ def _prepare_image(root: Path) -> None:
     (root / ".devpi-airgap-image").write_text(IMAGE_VERSION + "\n")
 
 
-def ensure_rootfs(cache: Path | None = None) -> Path:
-    """Build the pristine rootfs once; later calls return the cached path."""
-    cache = Path(cache or cache_dir())
+def ensure_rootfs(cache: Path | None = None, suite: str = SUITE) -> Path:
+    """Build the pristine rootfs of a Debian suite once; later calls return the cached path."""
+    cache = Path(cache or cache_dir(suite))
     stamp = cache / ".devpi-airgap-image"
     if stamp.exists() and stamp.read_text().strip() == IMAGE_VERSION:
         return cache
     cache.parent.mkdir(parents=True, exist_ok=True)
-    mirror = find_debian_mirror()
+    mirror = debian_mirror(suite)
     tmp = Path(tempfile.mkdtemp(prefix=f".{cache.name}.build-", dir=cache.parent))
     try:
         os.chmod(tmp, 0o755)  # mkdtemp's 0700 would make dbus in the guest fail
-        log(f"debootstrap {SUITE} from {mirror} into {tmp} (one-time)")
+        log(f"debootstrap {suite} from {mirror} into {tmp} (one-time)")
         t0 = time.monotonic()
         _run(
-            ["debootstrap", "--variant=minbase", f"--include={INCLUDE}", SUITE, str(tmp), mirror],
+            ["debootstrap", "--variant=minbase", f"--include={INCLUDE}", suite, str(tmp), mirror],
             stdout=subprocess.DEVNULL if not os.environ.get("OFFLINE_HOST_VERBOSE") else None,
         )
         _prepare_image(tmp)
@@ -268,11 +276,13 @@ class OfflineHost:
         workdir: Path | None = None,
         boot_timeout: float = BOOT_TIMEOUT,
         copy_mode: str | None = None,
+        suite: str = SUITE,
     ):
         """copy_mode: "overlay" (default; falls back to "copy" if the kernel
         refuses) or "copy" (cp -a --reflink=auto), also via
         $OFFLINE_HOST_COPY_MODE."""
-        self.image = ensure_rootfs(image)
+        self.suite = suite
+        self.image = ensure_rootfs(image, suite)
         self.copy_mode = copy_mode or os.environ.get("OFFLINE_HOST_COPY_MODE", "overlay")
         if self.copy_mode not in ("overlay", "copy"):
             raise ValueError(f"copy_mode must be 'overlay' or 'copy', not {self.copy_mode!r}")
