@@ -8,7 +8,7 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -27,6 +27,18 @@ class _Stopped(BaseException):
     """The run is being stopped (Ctrl-C): not a failure to retry."""
 
 
+def _chunks(client: httpx.Client, ref: FileRef) -> Iterator[bytes]:
+    """The file's bytes, from a file:// index or over HTTP."""
+    if ref.url.startswith("file://"):
+        with open(unquote(urlsplit(ref.url).path), "rb") as src:
+            while chunk := src.read(CHUNK):
+                yield chunk
+        return
+    with client.stream("GET", ref.url) as response:
+        response.raise_for_status()
+        yield from response.iter_bytes(CHUNK)
+
+
 def _download(
     client: httpx.Client, ref: FileRef, dest: Path, on_bytes: Callable[[int], None], stop: threading.Event
 ) -> None:
@@ -36,25 +48,13 @@ def _download(
     written = 0
     try:
         with open(partial, "wb") as out:
-            if ref.url.startswith("file://"):
-                with open(unquote(urlsplit(ref.url).path), "rb") as src:
-                    while chunk := src.read(CHUNK):
-                        if stop.is_set():
-                            raise _Stopped
-                        out.write(chunk)
-                        digest.update(chunk)
-                        written += len(chunk)
-                        on_bytes(len(chunk))
-            else:
-                with client.stream("GET", ref.url) as response:
-                    response.raise_for_status()
-                    for chunk in response.iter_bytes(CHUNK):
-                        if stop.is_set():
-                            raise _Stopped
-                        out.write(chunk)
-                        digest.update(chunk)
-                        written += len(chunk)
-                        on_bytes(len(chunk))
+            for chunk in _chunks(client, ref):
+                if stop.is_set():
+                    raise _Stopped
+                out.write(chunk)
+                digest.update(chunk)
+                written += len(chunk)
+                on_bytes(len(chunk))
         if digest.hexdigest() != ref.sha256:
             raise FetchError(
                 f"{ref.filename}: sha256 {digest.hexdigest()} does not match the index's {ref.sha256} "
