@@ -43,6 +43,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -57,6 +58,7 @@ from urllib.parse import urlsplit
 from bench.results import default_path
 from devpi_airgap.core.inventory import DEVPI_REQUIREMENTS, Inventory, Server, load_inventory
 from devpi_airgap.core.isolation import isolated_env
+from devpi_airgap.core.pools import stoppable_pool
 from testing.environment import clean_env, secrets_env
 from testing.offline_host import OfflineHost, missing_requirements
 from testing.tasks import run_task
@@ -311,6 +313,62 @@ class ServerSampler:
 # --------------------------------------------------------------------------
 
 
+class Clients:
+    """The running pip clients, so that Ctrl-C stops every one of them instead of waiting for them.
+
+    Each client runs in a session of its own: a terminal's Ctrl-C reaches this
+    process only, which then terminates the clients itself, and kills any that
+    have not ended after STOP_GRACE seconds.
+    """
+
+    STOP_GRACE = 10
+
+    def __init__(self) -> None:
+        self.running: set[subprocess.Popen] = set()
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    def run(self, command: list[str], env: dict) -> tuple[int, str, str]:
+        if self.stopping.is_set():
+            return 130, "", "stopped before it started"
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)  # fmt: skip
+        with self.lock:
+            self.running.add(proc)
+        try:
+            out, err = proc.communicate()
+        finally:
+            with self.lock:
+                self.running.discard(proc)
+        return proc.returncode, out, err
+
+    def stop(self) -> int:
+        """Terminate every running client; returns how many there were."""
+        self.stopping.set()
+        with self.lock:
+            procs = list(self.running)
+        # The whole group: `pip --python` runs a second pip inside the venv's interpreter, which holds the pipes.
+        for proc in procs:
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + self.STOP_GRACE
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+        return len(procs)
+
+
+def _signal_group(proc: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(proc.pid, signum)
+    except ProcessLookupError:  # already gone
+        pass
+
+
+CLIENTS = Clients()
+
+
 def make_venv(path: Path) -> None:
     # --without-pip: seconds faster per venv; pip runs from here with --python
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
@@ -332,13 +390,13 @@ def install(client: int, round_no: int, venv: Path, path: LoadPath, requirements
         str(requirements),
     ]
     start = time.monotonic()
-    result = subprocess.run(command, env=isolated_env(), capture_output=True, text=True)
+    returncode, stdout, stderr = CLIENTS.run(command, isolated_env())
     seconds = time.monotonic() - start
     shutil.rmtree(venv, ignore_errors=True)
     tail = ""
-    if result.returncode != 0:
-        tail = "\n".join((result.stderr.strip() or result.stdout.strip()).splitlines()[-TAIL_LINES:])
-    return ClientResult(client, round_no, round(seconds, 2), result.returncode, tail)
+    if returncode != 0:
+        tail = "\n".join((stderr.strip() or stdout.strip()).splitlines()[-TAIL_LINES:])
+    return ClientResult(client, round_no, round(seconds, 2), returncode, tail)
 
 
 def run_clients(
@@ -351,21 +409,32 @@ def run_clients(
     print(f"  {path.via} round {round_no}: {clients} venvs ready, starting {clients} clients", flush=True)
     results: list[ClientResult] = []
     start = time.monotonic()
-    with ThreadPoolExecutor(max_workers=clients) as pool:
+    with stoppable_pool(clients) as pool:
         pending = {pool.submit(install, i, round_no, venv, path, requirements) for i, venv in enumerate(venvs)}
-        while pending:
-            done, pending = wait(pending, timeout=HEARTBEAT, return_when=FIRST_COMPLETED)
-            if not done:  # a loaded 2-CPU runner can take minutes before the first client ends
-                print(f"    {time.monotonic() - start:4.0f}s: {len(results)}/{clients} done", flush=True)
-            for future in done:
-                result = future.result()
-                results.append(result)
-                state = "ok" if result.returncode == 0 else f"FAILED (exit {result.returncode})"
-                print(
-                    f"    client {result.client:2d} {state} in {result.seconds:6.1f}s  [{len(results)}/{clients}]",
-                    flush=True,
-                )
+        try:
+            results += _collect(pending, clients, start)
+        except KeyboardInterrupt:
+            print(f"\n  stopping: {CLIENTS.stop()} pip clients terminated", flush=True)
+            raise
     return sorted(results, key=lambda r: r.client), round(time.monotonic() - start, 1)
+
+
+def _collect(pending: set, clients: int, start: float) -> list[ClientResult]:
+    """Each client's result as it ends, with a heartbeat while none does."""
+    results: list[ClientResult] = []
+    while pending:
+        done, pending = wait(pending, timeout=HEARTBEAT, return_when=FIRST_COMPLETED)
+        if not done:  # a loaded 2-CPU runner can take minutes before the first client ends
+            print(f"    {time.monotonic() - start:4.0f}s: {len(results)}/{clients} done", flush=True)
+        for future in done:
+            result = future.result()
+            results.append(result)
+            state = "ok" if result.returncode == 0 else f"FAILED (exit {result.returncode})"
+            print(
+                f"    client {result.client:2d} {state} in {result.seconds:6.1f}s  [{len(results)}/{clients}]",
+                flush=True,
+            )
+    return results
 
 
 def run_round(
@@ -542,7 +611,11 @@ def main(argv=None) -> int:
     print(f"{args.clients} clients x {args.rounds} round(s); {os.cpu_count()} CPUs here", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         workdir = Path(tmp)
-        rounds = on_existing_index(args, workdir) if args.index_url else on_fresh_host(args, workdir)
+        try:
+            rounds = on_existing_index(args, workdir) if args.index_url else on_fresh_host(args, workdir)
+        except KeyboardInterrupt:  # the clients are stopped already; the host and temp files go on the way out
+            print("stopped: no results written", file=sys.stderr, flush=True)
+            return 130
         pip_version = subprocess.run(
             [sys.executable, "-m", "pip", "--version"], env=isolated_env(), capture_output=True, text=True
         ).stdout.split(" from ")[0]
