@@ -18,7 +18,7 @@ from pathlib import Path
 from fabric import task
 
 from devpi_airgap.cli import offline as show
-from devpi_airgap.cli.outcome import user_errors
+from devpi_airgap.cli.outcome import usage_errors_exit_2, user_errors
 from devpi_airgap.core.console import bar_progress
 from devpi_airgap.core.errors import UsageError
 from devpi_airgap.core.inventory import load_inventory
@@ -34,6 +34,8 @@ from devpi_airgap.offline.remote import Host
 from devpi_airgap.offline.replica import deploy_replica
 from devpi_airgap.offline.status import read_status
 from devpi_airgap.offline.steps import Runner
+
+usage_errors_exit_2()
 
 HELP = {
     "inventory": "inventory file (default: inventory.yaml in the current directory)",

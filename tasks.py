@@ -11,13 +11,15 @@ import time
 from invoke import task
 
 from devpi_airgap.cli.online import print_download, print_refresh, print_report, print_verify
-from devpi_airgap.cli.outcome import user_errors
+from devpi_airgap.cli.outcome import usage_errors_exit_2, user_errors
 from devpi_airgap.core.console import bar_progress
 from devpi_airgap.core.inventory import load_inventory
 from devpi_airgap.online.download import download as download_targets
 from devpi_airgap.online.refresh import refresh as run_refresh
 from devpi_airgap.online.verify import check_verified, verify_targets
 from devpi_airgap.transfer.bundle import write_bundle
+
+usage_errors_exit_2()
 
 INVENTORY_HELP = "inventory file (default: inventory.yaml in the current directory)"
 TARGET_HELP = "a target name from the inventory, several joined by commas, or 'all' (default)"

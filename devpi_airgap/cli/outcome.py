@@ -40,3 +40,30 @@ def io_failure(exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"no permission to write{where}: {exc.strerror}. Fix the permissions (or the path) and run again"
     return f"an I/O operation failed{where}: {exc.strerror or exc}. Fix the cause and run again"
+
+
+def usage_errors_exit_2() -> None:
+    """Make Invoke's (and Fabric's) own errors about the task line exit 2, as the exit-code table says.
+
+    Invoke ends every parser error with exit 1, hard-coded in Program.run. It
+    imports tasks.py and fabfile.py before it parses the task line, so calling
+    this from there turns a misspelled task, an unknown option or an option
+    missing its value into a UsageError's exit. Errors in Invoke's own core
+    options (before any task name) are parsed earlier and still exit 1.
+    """
+    from invoke.exceptions import ParseError
+    from invoke.program import Program
+
+    if getattr(Program.parse_tasks, "_exits_2", False):
+        return
+    parse_tasks = Program.parse_tasks
+
+    def parse_tasks_exiting_2(self) -> None:
+        try:
+            parse_tasks(self)
+        except ParseError as exc:
+            message = f"error: {exc} `--list` shows the tasks and `--help TASK` a task's options."
+            raise Exit(message=message, code=int(ExitCode.USAGE)) from None
+
+    parse_tasks_exiting_2._exits_2 = True  # type: ignore[attr-defined]
+    Program.parse_tasks = parse_tasks_exiting_2  # type: ignore[method-assign]

@@ -181,3 +181,18 @@ def test_an_unreachable_index_is_named_not_the_requirement(tmp_path):
     result = run_task("download", "--inventory", str(project / "inventory.yaml"), env=clean_env(project))
     assert_clean_failure(result, 5, f"the index {closed} cannot be reached", project)
     assert "relax the requirement" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "program, argv, fragment",
+    [
+        ("invoke", ["downlaod"], "No idea what 'downlaod' is"),
+        ("invoke", ["download", "--target"], "needed value and was not given one"),
+        ("invoke", ["download", "--bogus"], "No idea what '--bogus' is"),
+        ("fabric", ["deploy", "--nope"], "No idea what '--nope' is"),
+    ],
+)
+def test_a_mistyped_command_line_exits_2_with_one_message(tmp_path, program, argv, fragment):
+    result = run_task(*argv, program=program, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert fragment in result.stderr and result.stderr.count("error:") == 1 and "Traceback" not in result.stderr
