@@ -32,6 +32,19 @@ def run_argv(repo: Path, inventory: Path, deploy_host: str | None, platform: str
             "--inventory", str(inventory), *host]  # fmt: skip
 
 
+def _task_file() -> Path:
+    """Where the task's XML is kept, to compare against the next render and to remove."""
+    return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "devpi-airgap" / f"{TASK_NAME}.xml"
+
+
+def _agent_file() -> Path:
+    return Path.home() / "Library" / "LaunchAgents" / f"{LABEL}.plist"
+
+
+def _launchd_domain() -> str:
+    return f"gui/{os.getuid()}"  # type: ignore[attr-defined,unused-ignore]  # only reached on macOS
+
+
 def _registered(command: list[str]) -> None:
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
@@ -44,19 +57,19 @@ def install(repo: Path, inventory: Path, on_calendar: str, deploy_host: str | No
     """Register the task or agent when its definition changed; returns what was done, for the task layer."""
     argv = run_argv(repo, inventory, deploy_host)
     if sys.platform == "win32":
-        path = Path(os.environ.get("LOCALAPPDATA", Path.home())) / "devpi-airgap" / f"{TASK_NAME}.xml"
+        path = _task_file()
         text = render_task(argv, str(repo), on_calendar).encode("utf-16")  # schtasks reads the encoding it declares
         if path.is_file() and path.read_bytes() == text:
             return [f"no changes: the {TASK_NAME} task in {path} is up to date"]
         atomic_write(path, text)
         _registered(["schtasks", "/Create", "/TN", TASK_NAME, "/XML", str(path), "/F"])
         return [f"wrote {path} and registered the Task Scheduler task {TASK_NAME}"]
-    path = Path.home() / "Library" / "LaunchAgents" / f"{LABEL}.plist"
+    path = _agent_file()
     log = str(Path.home() / "Library" / "Logs" / "devpi-airgap-refresh.log")
     plist = render_agent(argv, str(repo), log, on_calendar)
     if path.is_file() and path.read_bytes() == plist:
         return [f"no changes: {path} is up to date"]
-    domain = f"gui/{os.getuid()}"  # type: ignore[attr-defined,unused-ignore]  # only reached on macOS
+    domain = _launchd_domain()
     subprocess.run(["launchctl", "bootout", domain, str(path)], capture_output=True)  # not loaded yet is fine
     atomic_write(path, plist)
     _registered(["launchctl", "bootstrap", domain, str(path)])
@@ -65,15 +78,15 @@ def install(repo: Path, inventory: Path, on_calendar: str, deploy_host: str | No
 
 def remove() -> list[str]:
     if sys.platform == "win32":
-        path = Path(os.environ.get("LOCALAPPDATA", Path.home())) / "devpi-airgap" / f"{TASK_NAME}.xml"
+        path = _task_file()
         if not path.is_file():
             return [f"no changes: no {TASK_NAME} task was registered from here"]
         _registered(["schtasks", "/Delete", "/TN", TASK_NAME, "/F"])
         path.unlink()
         return [f"removed the Task Scheduler task {TASK_NAME}"]
-    path = Path.home() / "Library" / "LaunchAgents" / f"{LABEL}.plist"
+    path = _agent_file()
     if not path.is_file():
         return [f"no changes: no {path}"]
-    subprocess.run(["launchctl", "bootout", f"gui/{os.getuid()}", str(path)], capture_output=True)  # type: ignore[attr-defined,unused-ignore]
+    subprocess.run(["launchctl", "bootout", _launchd_domain(), str(path)], capture_output=True)
     path.unlink()
     return [f"unloaded and removed {path}"]
