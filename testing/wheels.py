@@ -5,20 +5,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
+MIT_HEADERS = (
+    ("Requires-Python", ">=3.8"),
+    ("Classifier", "Programming Language :: Python :: 3"),
+    ("Classifier", "License :: OSI Approved :: MIT License"),
+)
 
-def make_wheel(directory: Path, name: str, version: str, payload: str = "") -> Path:
-    """Write a minimal valid pure-python wheel ``name-version-py3-none-any.whl``."""
+
+def make_wheel(
+    directory: Path, name: str, version: str, payload: str = "", headers: Sequence[tuple[str, str]] = MIT_HEADERS
+) -> Path:
+    """Write a minimal valid pure-python wheel ``name-version-py3-none-any.whl``; headers go into its METADATA."""
     directory.mkdir(parents=True, exist_ok=True)
     dist_info = f"{name}-{version}.dist-info"
+    extra = "".join(f"{key}: {value}\n" for key, value in headers)
     files = {
         f"{name}/__init__.py": f"VALUE = {payload!r}\n".encode(),
         f"{dist_info}/METADATA": (
-            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-            f"Summary: test wheel {name}\nRequires-Python: >=3.8\n"
-            "Classifier: Programming Language :: Python :: 3\n"
-            "Classifier: License :: OSI Approved :: MIT License\n\n"
+            f"Metadata-Version: 2.4\nName: {name}\nVersion: {version}\nSummary: test wheel {name}\n{extra}\n"
             f"Long description of {name}.\n"
         ).encode(),
         f"{dist_info}/WHEEL": (

@@ -64,7 +64,7 @@ def prepare_host(
     target = inventory.targets[server.target]
     wheels, version = devpi_wheels(inventory, target, partial_ok=partial_ok)
     host.become_root()
-    check_facts(host, target)
+    check_facts(host, target, wheels)
     check_port(host, server.port)
     runner.run(CopyWheels(wheels))
     runner.run(ServiceUser())

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import parse_wheel_filename
+
 from devpi_airgap.core.errors import AirgapError, RemoteError
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.lock import read_lock
+from devpi_airgap.core.metadata import read_metadata
 from devpi_airgap.core.platforms import target_platform
 from devpi_airgap.offline.health import service_active
 from devpi_airgap.offline.programs import facts as facts_program
@@ -15,6 +19,19 @@ from devpi_airgap.offline.programs import port_free
 from devpi_airgap.offline.remote import Host
 
 DEVPI_SET = "devpi server"  # the resolution set whose wheels install devpi itself
+
+# The newest devpi-server release whose Requires-Python admits each Python that
+# devpi-server has since dropped, read off the index's files. A dropped
+# Python's last release never changes; tests/online/test_real_index.py checks
+# this table against the live index.
+LAST_DEVPI_SERVER = {
+    "2.7": "5.5.1",
+    "3.4": "5.5.1",
+    "3.5": "5.5.1",
+    "3.6": "6.3.1",
+    "3.7": "6.15.0",
+    "3.8": "6.15.0",
+}
 
 
 def devpi_wheels(inventory: Inventory, target: Target, *, partial_ok: bool = False) -> tuple[list[Path], str]:
@@ -42,17 +59,36 @@ def devpi_wheels(inventory: Inventory, target: Target, *, partial_ok: bool = Fal
     return wheels, version
 
 
-def check_facts(host: Host, target: Target) -> None:
+def devpi_requires_python(wheels: list[Path]) -> tuple[str, SpecifierSet] | None:
+    """The devpi-server version among these wheels and the Pythons it supports; None if it isn't at hand."""
+    for wheel in wheels:
+        name, version, _, _ = parse_wheel_filename(wheel.name)
+        if name == "devpi-server":
+            try:
+                return str(version), SpecifierSet(read_metadata(wheel).get("Requires-Python") or "")
+            except InvalidSpecifier:
+                return None  # an unreadable floor: the install itself will say more than a guess here
+    return None
+
+
+def check_facts(host: Host, target: Target, wheels: list[Path]) -> None:
     """Refuse a server whose CPU, Python or libc cannot run the target's wheels, before installing anything."""
-    facts = json.loads(host.run_program(facts_program, step="inspect server").stdout)
+    judge_facts(host.name, json.loads(host.run_program(facts_program, step="inspect server").stdout), target, wheels)
+
+
+def judge_facts(host_name: str, facts: dict, target: Target, wheels: list[Path]) -> None:
+    """check_facts' decision, from facts already read."""
     platform = target_platform(target)
     markers = dict(platform.marker_env)
-    where = f"{host.name} runs Python {facts['python']} on {facts['machine']}"
+    where = f"{host_name} runs Python {facts['python']} on {facts['machine']}"
     if markers["sys_platform"] != "linux":
         raise RemoteError(
             f"inspect server: target {target.name!r} is for {markers['platform_system']}, but the "
-            f"server is Linux; give servers.{host.name}.target a Linux target"
+            f"server is Linux; give servers.{host_name}.target a Linux target"
         )
+    devpi = devpi_requires_python(wheels)
+    if devpi and facts["python"] not in devpi[1]:
+        raise RemoteError(_python_too_old(host_name, facts["python"], *devpi))
     if facts["python"] != target.python or facts["machine"] != markers["platform_machine"]:
         raise RemoteError(
             f"inspect server: {where}, but target {target.name!r} is for Python {target.python} on "
@@ -65,13 +101,27 @@ def check_facts(host: Host, target: Target) -> None:
         needed = tuple(int(x) for x in manylinux[0].split("_")[1:3])
         if tuple(int(x) for x in version.split(".")[:2]) < needed:
             raise RemoteError(
-                f"inspect server: {host.name} has glibc {version}, older than the target's "
+                f"inspect server: {host_name} has glibc {version}, older than the target's "
                 f"{manylinux[0]}; use an older manylinux platform for target {target.name!r}"
             )
     if not facts["ensurepip"]:
-        raise RemoteError(f"inspect server: {host.name} lacks Python's venv support; install python3-venv there")
+        raise RemoteError(f"inspect server: {host_name} lacks Python's venv support; install python3-venv there")
     if not facts["systemd"]:
-        raise RemoteError(f"inspect server: {host.name} is not running systemd, which the service needs")
+        raise RemoteError(f"inspect server: {host_name} is not running systemd, which the service needs")
+
+
+def _python_too_old(host_name: str, python: str, version: str, supported: SpecifierSet) -> str:
+    last = LAST_DEVPI_SERVER.get(python)
+    older = (
+        f"the last devpi-server that supports Python {python} is {last}" if last else "only an older devpi-server does"
+    )
+    return (
+        f"inspect server: {host_name} runs Python {python}, which devpi-server {version} in the wheelhouse "
+        f"does not support (it needs Python {supported}); {older}. Nothing was changed. Upgrade the server "
+        f"to a release whose Python is supported (Debian 11 or newer), or point servers.{host_name}.target at "
+        f'a target with python: "{python}" so that `inv download` locks the devpi-server that runs there '
+        "(devpi-airgap is tested with devpi-server 6.20 on Debian 11 to 13)"
+    )
 
 
 def check_port(host: Host, port: int) -> None:

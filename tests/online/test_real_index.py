@@ -85,3 +85,29 @@ def test_server_target_installs_devpi_with_no_index(project, tmp_path):
     version = subprocess.run([str(venv / "bin" / "devpi-server"), "--version"], capture_output=True, text=True)
     assert version.returncode == 0, version.stderr
     assert version.stdout.strip()[0].isdigit()
+
+
+def test_the_last_devpi_server_named_for_each_dropped_python_matches_the_index():
+    """preflight names these releases to users of old servers; a wrong one would send them to a dead end."""
+    import re
+
+    import httpx
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    from devpi_airgap.offline.preflight import LAST_DEVPI_SERVER
+
+    page = httpx.get(
+        "https://pypi.org/simple/devpi-server/",
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+        timeout=60,
+        follow_redirects=True,
+    ).json()
+    requires: dict[Version, set[str]] = {}
+    for file in page["files"]:
+        version = Version(re.match(r"devpi[-_]server-(.+?)(?:-|\.tar\.gz$|\.zip$)", file["filename"]).group(1))
+        if not file.get("yanked") and not version.is_prerelease:
+            requires.setdefault(version, set()).add(file.get("requires-python") or "")
+    for python, last in LAST_DEVPI_SERVER.items():
+        admitted = [v for v, specs in requires.items() if all(python in SpecifierSet(s) for s in specs)]
+        assert str(max(admitted)) == last, python
