@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import re
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -42,3 +44,15 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o644) -> None:
 def sha256_cached(path: Path) -> str:
     """sha256_file, once per path and process: a deploy compares the same local wheels several times."""
     return sha256_file(path)
+
+
+# How uv ("os error 28") and pip ("[Errno 28]") report a full disk, and the path they name.
+_DISK_FULL = re.compile(r"No space left on device|os error 28|\[Errno 28\]")
+_QUOTED_PATH = re.compile(r"[`'](/[^`']+)[`']")
+
+
+def raise_if_disk_full(tool_output: str) -> None:
+    """A child tool that failed on a full disk is the disk's fault, not the requirement's: raise it as such."""
+    if _DISK_FULL.search(tool_output):
+        path = _QUOTED_PATH.search(tool_output)
+        raise OSError(errno.ENOSPC, "No space left on device", path.group(1) if path else None)

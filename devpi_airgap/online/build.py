@@ -16,6 +16,7 @@ from pathlib import Path
 from packaging.utils import parse_wheel_filename
 
 from devpi_airgap.core.errors import ResolutionError
+from devpi_airgap.core.files import raise_if_disk_full
 from devpi_airgap.core.isolation import isolated_env, uv_binary
 from devpi_airgap.core.platforms import TargetPlatform
 from devpi_airgap.online.resolve import Pin, index_listing
@@ -34,6 +35,8 @@ def build_pure_wheel(sdist: Path, pin: Pin, platform: TargetPlatform, index_url:
             command += ["--index-url", index_url]
         result = subprocess.run(command, capture_output=True, text=True, env=isolated_env())
         wheels = list(Path(tmp).glob("*.whl"))
+        if result.returncode != 0:
+            raise_if_disk_full(result.stderr)
         if result.returncode != 0 or len(wheels) != 1:
             tail = "\n".join(result.stderr.strip().splitlines()[-15:])
             problem = f"building its sdist {sdist.name} failed:\n{tail}"
@@ -41,7 +44,11 @@ def build_pure_wheel(sdist: Path, pin: Pin, platform: TargetPlatform, index_url:
             problem = f"its sdist builds a platform-specific wheel ({wheels[0].name}) that would only fit this machine"
         else:
             out_dir.mkdir(parents=True, exist_ok=True)
-            return Path(shutil.move(wheels[0], out_dir / wheels[0].name))
+            try:
+                return Path(shutil.move(wheels[0], out_dir / wheels[0].name))
+            except OSError as exc:  # the copy into the wheelhouse failed: name the wheelhouse, not the temp dir
+                (out_dir / wheels[0].name).unlink(missing_ok=True)
+                raise OSError(exc.errno, exc.strerror, str(out_dir)) from None
     offered = [f for f in index_listing(index_url, pin.name) if f.endswith(".whl")]
     raise ResolutionError(
         f"{pin.name} {pin.version} has no wheel for target {target.name!r} "

@@ -125,7 +125,8 @@ def fetch_all(
                     on_done(ref)
                 elif isinstance(exc, OSError):
                     failures.append(
-                        f"writing into {dest_dir} failed: {exc}; free space or fix permissions, then re-run"
+                        f"writing {ref.filename} into {dest_dir} failed: {exc.strerror or exc}; free space or "
+                        "fix permissions, then re-run"
                     )
                 elif isinstance(exc, FetchError):
                     failures.append(str(exc))

@@ -22,6 +22,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from devpi_airgap.core.errors import FetchError, ResolutionError
+from devpi_airgap.core.files import raise_if_disk_full
 from devpi_airgap.core.inventory import Target
 from devpi_airgap.core.platforms import TargetPlatform
 from devpi_airgap.core.requirements import ResolutionSet, uv_compile
@@ -195,6 +196,7 @@ def _resolve_once(
     with tempfile.TemporaryDirectory(prefix="airgap-resolve-") as tmp:
         result = uv_compile(resolution, platform, index_url, Path(tmp), extra)
         if result.returncode != 0:
+            raise_if_disk_full(result.stderr)
             problem = index_problem(index_url, resolution)
             if problem:
                 raise FetchError(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devpi_airgap.core.errors import VerificationError
+from devpi_airgap.core.files import raise_if_disk_full
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.isolation import isolated_env, uv_binary
 from devpi_airgap.core.lock import read_lock
@@ -81,6 +82,7 @@ def _pip_install(python: str, directory: Path, resolution: ResolutionSet) -> str
             command += ["-c", str(constraint)]
         result = subprocess.run(command, capture_output=True, text=True, env=isolated_env())
         if result.returncode != 0:
+            raise_if_disk_full(result.stderr)
             return "pip install --no-index failed:\n" + "\n".join(result.stderr.strip().splitlines()[-15:])
     return None
 
@@ -138,6 +140,7 @@ def verify_target(inventory: Inventory, target: Target, *, reuse: bool = False) 
         with tempfile.TemporaryDirectory(prefix="airgap-verify-") as tmp:
             result = uv_compile(resolution, platform, None, Path(tmp), offline)
         if result.returncode != 0:
+            raise_if_disk_full(result.stderr)
             detail = "\n".join(line for line in result.stderr.strip().splitlines() if line.strip())
             report.problems.append(f"{resolution.label}: not installable from {directory} alone:\n{detail}")
     if not report.problems and platform.runs_natively():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import http.server
+import json
+import os
 import socket
 import subprocess
 import threading
@@ -196,3 +198,49 @@ def test_a_mistyped_command_line_exits_2_with_one_message(tmp_path, program, arg
     result = run_task(*argv, program=program, cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert fragment in result.stderr and result.stderr.count("error:") == 1 and "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs of its own, so that a test can fill the disk at a chosen moment; root only, as in CI."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], check=True)
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def resize(disk: Path, room_kb: int) -> None:
+    used = int(subprocess.run(["du", "-sk", str(disk)], capture_output=True, text=True, check=True).stdout.split()[0])
+    subprocess.run(["mount", "-o", f"remount,size={used + room_kb}k", str(disk)], check=True)
+
+
+# Room left on the disk, and where the run then fails: uv's own cache during resolution (cache on the
+# disk), the downloads into the pool, and the copy of a wheel built from an sdist.
+@pytest.mark.parametrize("room_kb, cache_on_disk", [(64, True), (8, False), (32, False), (48, False)])
+def test_a_full_disk_at_any_moment_exits_5_keeps_nothing_half_written_and_a_rerun_converges(
+    index, small_disk, tmp_path, room_kb, cache_on_disk
+):
+    project = make_project(small_disk, index, "app\nlib\n")
+    env = clean_env(project)
+    if not cache_on_disk:
+        env["UV_CACHE_DIR"] = str(tmp_path / "uv-cache")
+    resize(small_disk, room_kb)
+    result = run_task("download", "--inventory", str(project / "inventory.yaml"), env=env)
+    assert result.returncode == 5, result.stdout + result.stderr
+    assert "No space left on device" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.count("error:") == 1
+    leftovers = [p for p in project.rglob("*") if p.name.endswith((".tmp", ".part")) and "uv-cache" not in p.parts]
+    assert leftovers == []
+    for lock in (project / "locks").glob("*.lock.json"):  # a lock is written only once its files are all there
+        target = project / "wheelhouse" / lock.name.removesuffix(".lock.json")
+        assert all((target / f["filename"]).is_file() for f in json.loads(lock.read_text())["packages"]), lock
+
+    resize(small_disk, 8192)
+    again = run_task("download", "--inventory", str(project / "inventory.yaml"), env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert run_task("verify", "--inventory", str(project / "inventory.yaml"), env=env).returncode == 0
