@@ -10,10 +10,11 @@ import time
 
 from invoke import task
 
-from devpi_airgap.cli.online import print_download, print_refresh, print_report, print_verify
+from devpi_airgap.cli.online import print_audit, print_download, print_refresh, print_report, print_verify
 from devpi_airgap.cli.outcome import usage_errors_exit_2, user_errors
 from devpi_airgap.core.console import bar_progress
 from devpi_airgap.core.inventory import load_inventory
+from devpi_airgap.online.audit import audit_inventory
 from devpi_airgap.online.download import download as download_targets
 from devpi_airgap.online.refresh import refresh as run_refresh
 from devpi_airgap.online.verify import check_verified, verify_targets
@@ -51,6 +52,28 @@ def download(c, target="all", inventory="inventory.yaml", locked=False, verify=T
             verified = verify_targets(inv, targets, reuse=True)
             print_verify(verified)
             check_verified(verified)
+        run_audit(inv, targets)
+
+
+def run_audit(inv, targets):
+    audited = audit_inventory(inv, targets)
+    print_audit(audited)
+    audited.check()
+    return audited
+
+
+@task(help={"target": TARGET_HELP, "inventory": INVENTORY_HELP})
+def audit(c, target="all", inventory="inventory.yaml"):
+    """Check the current locks against the inventory's policy: licenses and known advisories.
+
+    Reads each locked wheel's license from its own METADATA; with
+    policy.advisories, asks OSV (or reads the export zip) once for every
+    locked version. Exits 9 naming each file the policy refuses; lists the
+    licenses that need a person's review.
+    """
+    with user_errors():
+        inv = load_inventory(inventory)
+        run_audit(inv, inv.select_targets(target))
 
 
 @task(help={"target": TARGET_HELP, "inventory": INVENTORY_HELP})
@@ -70,13 +93,16 @@ def verify(c, target="all", inventory="inventory.yaml"):
 
 @task(help={"inventory": INVENTORY_HELP, "full": "carry every file, not only those no earlier bundle carried"})
 def bundle(c, inventory="inventory.yaml", full=False):
-    """Write one bundle file to carry across the gap: wheels, locks, manifest, checksum, signature.
+    """Write one bundle file to carry across the gap: wheels, locks, evidence, manifest, checksum, signature.
 
-    A delta by default: only files no earlier bundle shipped. Prints the
-    bundle's path last, or says there is nothing new.
+    A delta by default: only files no earlier bundle shipped. Audits first and
+    writes nothing if the policy refuses a file (exit 9). The evidence pack
+    (evidence.json/.html, an SBOM per target, the advisory snapshot) goes inside,
+    under the signature. Prints the bundle's path last, or says there is nothing new.
     """
     with user_errors():
-        path = write_bundle(load_inventory(inventory), full=full)
+        inv = load_inventory(inventory)
+        path = write_bundle(inv, run_audit(inv, list(inv.targets.values())), full=full)
         print(path if path else "nothing new: every file was in an earlier bundle (use --full for all)")
 
 

@@ -26,12 +26,13 @@ CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 from devpi_airgap.core.inventory import load_inventory
+from devpi_airgap.online.audit import audit_inventory
 from devpi_airgap.transfer.bundle import write_bundle
 from devpi_airgap.transfer.bundle_check import check_bundle
 inv = load_inventory({inventory!r})
 start = time.perf_counter()
 if {mode!r} == "write":
-    path = write_bundle(inv, full=True)
+    path = write_bundle(inv, audit_inventory(inv), full=True)
 else:
     check_bundle(Path({bundle!r}), Path({staging!r}))
 print(json.dumps({{"seconds": time.perf_counter() - start, "path": str(path) if {mode!r} == "write" else "",

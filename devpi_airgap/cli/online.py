@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from rich.markup import escape
 
+from devpi_airgap.core.advisories import BLOCKED
+from devpi_airgap.core.audit import AuditReport
 from devpi_airgap.core.console import err, human_bytes, out, table
+from devpi_airgap.core.licenses import DENIED, REVIEW
 from devpi_airgap.online.download import TargetReport
 from devpi_airgap.online.report import EXTRA, MISSING, PRESENT, TOTAL_LABELS, Matrix, cell, totals
 from devpi_airgap.online.verify import VerifyReport
@@ -87,3 +91,33 @@ def print_report(matrix: Matrix, html: Path | None) -> None:
     pending = [c.name for c in matrix.columns if not c.downloaded]
     if pending:
         out.print(f"not downloaded yet: {', '.join(pending)} (run `inv download --target {','.join(pending)}`)")
+
+
+def print_audit(report: AuditReport) -> None:
+    rows = []
+    for t in report.targets:
+        verdicts = Counter(f.verdict for f in t.licenses)
+        blocking = sum(f.verdict == BLOCKED for f in t.advisories)
+        rows.append(
+            [
+                t.target,
+                len(t.licenses),
+                verdicts.get(DENIED, 0),
+                verdicts.get(REVIEW, 0) if report.policy.licenses else "-",
+                len(t.advisories) if report.policy.advisories else "-",
+                blocking if report.policy.advisories else "-",
+            ]
+        )
+    out.print(table("audit", ["target", "files", "denied", "license review", "advisories", "blocking"], rows))
+    if report.policy.licenses is None:
+        out.print("licenses read but not judged: the inventory has no policy.licenses")
+    if report.snapshot is None:
+        out.print("advisories not checked: the inventory has no policy.advisories")
+    else:
+        out.print(f"advisories: {len(report.snapshot.vulns)} records from {escape(report.snapshot.source)}")
+    for f in report.review():
+        out.print(
+            f"needs review: {escape(f.filename)}: {escape(f.license.expression or f.license.raw or 'no license')} ({escape(f.reason)})"
+        )
+    for line in report.expired_waivers():
+        err.print(f"expired waiver: {escape(line)}")

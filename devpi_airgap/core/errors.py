@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     REMOTE = 6  # a step on the server failed
     BUNDLE = 7  # a bundle was refused: checksum, signature, manifest or contents
     BUSY = 8  # another run holds the lock
+    POLICY = 9  # a file breaks the license or advisory policy
     INTERRUPTED = 130  # Ctrl-C
 
 

@@ -12,6 +12,7 @@ filled in, replicas given their primary's index.
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from collections.abc import Mapping
@@ -20,10 +21,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
 
 import yaml
+from packaging.utils import canonicalize_name
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
 from devpi_airgap.core.errors import UsageError
+from devpi_airgap.core.licenses import normalise
+from devpi_airgap.core.policy import DEFAULT_OSV_URL, AdvisoryPolicy, LicenseException, LicensePolicy, Policy, Waiver
 
 DEFAULT_WHEELHOUSE = "wheelhouse"
 DEFAULT_LOCKS = "locks"
@@ -130,6 +134,58 @@ class BundlesFile(_Strict):
     require_signature: bool = Field(False, description="true or false")
 
 
+SpdxId = Annotated[str, Field(min_length=1, description="an SPDX license identifier such as MIT or Apache-2.0")]
+ProjectName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="a project name on the index")]
+
+
+class LicenseExceptionFile(_Strict):
+    """A project accepted whatever its license says, and why."""
+
+    package: ProjectName
+    reason: str = Field(min_length=1, description="why this project is accepted")
+
+
+class LicensesFile(_Strict):
+    """Which licenses may cross the gap."""
+
+    allow: list[SpdxId] = Field(default_factory=list, description="SPDX identifiers that pass")
+    deny: list[SpdxId] = Field(default_factory=list, description="SPDX identifiers that stop the run")
+    unknown: Literal["review", "block"] = Field(
+        "review", description="review (list it for a person) or block: a license neither allowed nor denied"
+    )
+    exceptions: list[LicenseExceptionFile] = Field(default_factory=list, description="projects accepted as they are")
+
+
+class WaiverFile(_Strict):
+    """An advisory accepted for one project until a date, by a named person."""
+
+    id: str = Field(min_length=1, description="an OSV, GHSA, PYSEC or CVE id")
+    package: ProjectName
+    until: datetime.date = Field(description="a date, YYYY-MM-DD; the waiver stops applying after it")
+    by: str = Field(min_length=1, description="who accepted it")
+    reason: str = Field(min_length=1, description="why it is accepted")
+
+
+class AdvisoriesFile(_Strict):
+    """Known vulnerabilities: where to read them, and what stops a run."""
+
+    osv_url: str | None = Field(
+        None, pattern=r"^https?://\S+$", description=f"an OSV API base URL (default: {DEFAULT_OSV_URL})"
+    )
+    osv_zip: FilePath | None = Field(None, description="an OSV export zip (e.g. PyPI's all.zip) to read instead")
+    block: Literal["low", "medium", "high", "critical"] = Field(
+        "high", description="low, medium, high or critical: block advisories at or above it"
+    )
+    waivers: list[WaiverFile] = Field(default_factory=list, description="advisories accepted until a date")
+
+
+class PolicyFile(_Strict):
+    """What an approver allows across the gap; checked online before bundling and offline before importing."""
+
+    licenses: LicensesFile | None = None
+    advisories: AdvisoriesFile | None = None
+
+
 class InventoryFile(_Strict):
     """inventory.yaml: which wheelhouses to build, and which offline servers serve them."""
 
@@ -144,6 +200,7 @@ class InventoryFile(_Strict):
     known_hosts: FilePath | None = Field(
         None, description="a known_hosts file vouching for the servers' SSH host keys, checked before your own"
     )
+    policy: PolicyFile | None = None
 
 
 def json_schema() -> str:
@@ -218,6 +275,7 @@ class Inventory:
     servers: dict[str, Server]
     bundles: BundleSettings
     known_hosts: Path | None = None  # checked before ssh_config's UserKnownHostsFile and ~/.ssh/known_hosts
+    policy: Policy = Policy()
 
     def select_targets(self, name: str | None) -> list[Target]:
         """`all` (or nothing) means every target; otherwise exactly the named one."""
@@ -418,7 +476,39 @@ def parse_inventory(data, path: Path) -> Inventory:
         servers=servers,
         bundles=_bundle_settings(check, spec.bundles or BundlesFile(), base),
         known_hosts=base / Path(spec.known_hosts).expanduser() if spec.known_hosts else None,
+        policy=_policy(check, spec.policy, base) if spec.policy else Policy(),
     )
+
+
+def _policy(check: _Checker, raw: PolicyFile, base: Path) -> Policy:
+    licenses = None
+    if raw.licenses:
+        for key in ("allow", "deny"):
+            for i, spdx in enumerate(getattr(raw.licenses, key)):
+                if normalise(spdx) != spdx:
+                    check.fail(f"policy.licenses.{key}[{i}]", spdx, "an SPDX license identifier, spelled as SPDX does")
+        both = sorted(set(raw.licenses.allow) & set(raw.licenses.deny))
+        if both:
+            check.fail("policy.licenses.deny", both, "no license that allow also lists")
+        licenses = LicensePolicy(
+            allow=frozenset(raw.licenses.allow),
+            deny=frozenset(raw.licenses.deny),
+            unknown=raw.licenses.unknown,
+            exceptions=tuple(LicenseException(canonicalize_name(e.package), e.reason) for e in raw.licenses.exceptions),
+        )
+    advisories = None
+    if raw.advisories:
+        a = raw.advisories
+        if a.osv_url and a.osv_zip:
+            check.fail("policy.advisories.osv_zip", a.osv_zip, "osv_url or osv_zip, not both")
+        zip_path = base / Path(a.osv_zip).expanduser() if a.osv_zip else None
+        advisories = AdvisoryPolicy(
+            osv_url=(a.osv_url or DEFAULT_OSV_URL).rstrip("/"),
+            osv_zip=str(zip_path) if zip_path else None,
+            block=a.block,
+            waivers=tuple(Waiver(w.id, canonicalize_name(w.package), w.until, w.by, w.reason) for w in a.waivers),
+        )
+    return Policy(licenses, advisories)
 
 
 def _servers(check: _Checker, spec: InventoryFile, base: Path) -> dict[str, Server]:

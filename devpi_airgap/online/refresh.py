@@ -16,6 +16,7 @@ from devpi_airgap.core.errors import AirgapError, FetchError, VerificationError
 from devpi_airgap.core.inventory import Inventory
 from devpi_airgap.core.lock import read_lock
 from devpi_airgap.core.runlock import exclusive, wheelhouse_lock
+from devpi_airgap.online.audit import audit_inventory
 from devpi_airgap.online.download import download
 from devpi_airgap.online.verify import verify_targets
 from devpi_airgap.transfer.bundle import write_bundle
@@ -72,7 +73,7 @@ def refresh(inventory: Inventory) -> tuple[dict, Path | None]:
                     "verification failed for " + ", ".join(f"{r.name}: {'; '.join(r.problems)}" for r in failed)
                 )
             report = changes(before, _versions(inventory))
-            bundle = write_bundle(inventory)
+            bundle = write_bundle(inventory, audit_inventory(inventory))
         except AirgapError as exc:
             log(inventory, f"refresh failed (exit {exc.exit_code}): {' '.join(str(exc).split())}")
             raise

@@ -23,15 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from devpi_airgap import __version__
+from devpi_airgap.core.audit import AuditReport
 from devpi_airgap.core.errors import AirgapError
 from devpi_airgap.core.files import atomic_write
 from devpi_airgap.core.inventory import Inventory
-from devpi_airgap.core.lock import read_lock
+from devpi_airgap.core.lock import LockedFile, read_lock
 from devpi_airgap.core.runlock import wheelhouse_lock
 from devpi_airgap.core.wheelhouse import Wheelhouse
 from devpi_airgap.transfer.bundle_check import CHUNK, MANIFEST, NAMESPACE, BundleError
+from devpi_airgap.transfer.evidence import build_evidence, changes, render_html, to_json, versions_by_name
+from devpi_airgap.transfer.sbom import target_sbom
 
 _SHIPPED = ".shipped.json"
+_BUNDLED = ".bundled.json"  # each target's projects and versions as the last bundle left them
 
 
 class _HashingWriter(io.RawIOBase):
@@ -65,10 +69,7 @@ def _shipped_path(inventory: Inventory) -> Path:
 
 
 def _load_shipped(inventory: Inventory) -> dict[str, str]:
-    try:
-        return json.loads(_shipped_path(inventory).read_text())
-    except FileNotFoundError:
-        return {}
+    return _load_json(_shipped_path(inventory))
 
 
 def _collect(inventory: Inventory) -> tuple[dict[str, dict], dict[str, bytes]]:
@@ -97,13 +98,55 @@ def _collect(inventory: Inventory) -> tuple[dict[str, dict], dict[str, bytes]]:
     return files, locks
 
 
-def write_bundle(inventory: Inventory, *, full: bool = False) -> Path | None:
-    """Write the next bundle; None when every file was shipped before (and not --full)."""
+def write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool = False) -> Path | None:
+    """Write the next bundle, with `audit` as its evidence; None when every file was shipped before (and not --full).
+
+    A policy failure in `audit` stops it before anything is written.
+    """
+    audit.check()
     with wheelhouse_lock(inventory.wheelhouse):
-        return _write_bundle(inventory, full=full)
+        return _write_bundle(inventory, audit, full=full)
 
 
-def _write_bundle(inventory: Inventory, *, full: bool) -> Path | None:
+def _documents(inventory: Inventory, audit: AuditReport, bundle_id: str, created: str) -> dict[str, bytes]:
+    """The evidence pack: evidence.json and .html, an SBOM per target, and the advisory snapshot used."""
+    locked: dict[str, list[LockedFile]] = {
+        t.name: read_lock(inventory.lock_path(t))[1]
+        for t in inventory.targets.values()
+        if inventory.lock_path(t).exists()
+    }
+    before = _load_json(inventory.wheelhouse / _BUNDLED)
+    findings = {f.filename: f for t in audit.targets for f in t.licenses}
+    documents = {
+        f"sbom/{name}.cdx.json": target_sbom(inventory.targets[name], files, findings).encode()
+        for name, files in locked.items()
+    }
+    signer = (
+        (inventory.bundles.identity or inventory.bundles.sign_key.name) if inventory.bundles.sign_key else "unsigned"
+    )
+    evidence = build_evidence(
+        bundle_id=bundle_id,
+        created=created,
+        signer=signer,
+        report=audit,
+        target_changes={n: changes(before.get(n, {}), versions_by_name(files)) for n, files in locked.items()},
+        sboms={name: f"sbom/{name}.cdx.json" for name in locked},
+    )
+    documents["evidence.json"] = to_json(evidence)
+    documents["evidence.html"] = render_html(evidence).encode()
+    if audit.snapshot is not None:
+        documents["advisories/osv.json"] = json.dumps(audit.snapshot.as_dict(), sort_keys=True).encode()
+    return documents
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def _write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool) -> Path | None:
     files, locks = _collect(inventory)
     shipped = _load_shipped(inventory)
     chosen = [f for f in files.values() if full or f["sha256"] not in shipped]
@@ -112,6 +155,7 @@ def _write_bundle(inventory: Inventory, *, full: bool) -> Path | None:
     created = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     content = hashlib.sha256("".join(sorted(f["sha256"] for f in chosen)).encode()).hexdigest()[:8]
     bundle_id = f"{created}-{content}"
+    documents = _documents(inventory, audit, bundle_id, created)
     manifest: dict[str, Any] = {
         "format": 1,
         "bundle_id": bundle_id,
@@ -121,6 +165,7 @@ def _write_bundle(inventory: Inventory, *, full: bool) -> Path | None:
         "inventory_id": inventory_id(inventory),
         "files": sorted(chosen, key=lambda f: f["name"]),
         "locks": {name: hashlib.sha256(data).hexdigest() for name, data in locks.items()},
+        "documents": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(documents.items())},
     }
     directory = inventory.bundles.directory
     directory.mkdir(parents=True, exist_ok=True)
@@ -133,6 +178,8 @@ def _write_bundle(inventory: Inventory, *, full: bool) -> Path | None:
             # copybufsize is TarFile's own keyword, which open() passes on; typeshed lists only open()'s.
             with tarfile.open(fileobj=hashing, mode="w", format=tarfile.PAX_FORMAT, copybufsize=CHUNK) as tar:  # type: ignore[call-overload]
                 _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+                for name, data in sorted(documents.items()):
+                    _add_bytes(tar, name, data)
                 for name, data in sorted(locks.items()):
                     _add_bytes(tar, f"locks/{name}.lock.json", data)
                 pool = inventory.wheelhouse / ".pool"
@@ -151,6 +198,8 @@ def _write_bundle(inventory: Inventory, *, full: bool) -> Path | None:
         _sign(path, inventory.bundles.sign_key)
     shipped.update({f["sha256"]: bundle_id for f in chosen})
     atomic_write(_shipped_path(inventory), json.dumps(shipped, indent=1, sort_keys=True))
+    now = {t: versions_by_name(read_lock(inventory.lock_path(inventory.targets[t]))[1]) for t in locks}
+    atomic_write(inventory.wheelhouse / _BUNDLED, json.dumps(now, indent=1, sort_keys=True))
     return path
 
 

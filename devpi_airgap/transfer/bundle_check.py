@@ -121,6 +121,11 @@ def extract_checked(bundle: Path, staging: Path) -> dict:
             manifest = json.loads(_file_of(tar, first).read())
             expected = {f"wheels/{f['name']}": f for f in manifest["files"]}
             expected.update({f"locks/{t}.lock.json": {"sha256": d} for t, d in manifest["locks"].items()})
+            # The evidence pack (evidence.json/.html, SBOMs, the advisory snapshot) is covered the same way.
+            documents = manifest.get("documents", {})
+            if any(name == MANIFEST or name.startswith(("wheels/", "locks/")) for name in documents):
+                raise BundleError(f"{bundle.name}: the manifest lists a document among the wheels or locks")
+            expected.update({name: {"sha256": d} for name, d in documents.items()})
             seen = set()
             # next(), not iteration: iterating a stream re-yields the members already read.
             while (member := tar.next()) is not None:

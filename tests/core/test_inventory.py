@@ -204,7 +204,7 @@ def test_the_published_schema_is_the_models_own():
     committed = (REPO / SCHEMA_FILE).read_text()
     assert committed == json_schema(), "run: .venv/bin/python -m devpi_airgap.core.inventory > inventory.schema.json"
     schema = json.loads(committed)
-    expected = {"index_url", "wheelhouse", "locks", "targets", "servers", "bundles", "known_hosts"}
+    expected = {"index_url", "wheelhouse", "locks", "targets", "servers", "bundles", "known_hosts", "policy"}
     assert set(schema["properties"]) == expected
     assert schema["required"] == ["targets"]
     assert (REPO / "inventory.yaml").read_text().startswith(f"# yaml-language-server: $schema={SCHEMA_FILE}\n")
