@@ -93,7 +93,7 @@ def test_shared_files_are_downloaded_once_and_verified(downloaded):
     wheels = [f for f in fetched if f.endswith(".whl")]  # uv itself reads sdists for their metadata
     assert sorted(wheels) == sorted(set(wheels))
     assert "/files/app-1.0-py3-none-any.whl" in fetched
-    verified = result.stdout.split("verified offline", 1)[1].split(" audit ", 1)[0]
+    verified = result.stdout.split("verified offline", 1)[1].split("\naudit", 1)[0]
     rows = {line.split()[1]: line for line in verified.splitlines() if line.startswith("│")}
     assert set(rows) >= {"win313", "mac312", "lin311"}
     assert all(" ok " in row for row in rows.values())
