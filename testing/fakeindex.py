@@ -246,6 +246,7 @@ class Dist:
     wheel: bool = True
     pure_build: bool = True
     requires_python: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # more METADATA lines, such as ("License-Expression", "MIT")
 
     @property
     def module(self) -> str:
@@ -262,6 +263,7 @@ class Dist:
         if self.requires_python:
             lines.append(f"Requires-Python: {self.requires_python}")
         lines += [f"Requires-Dist: {r}" for r in self.requires]
+        lines += [f"{k}: {v}" for k, v in self.headers]
         return "\n".join(lines) + "\n\n"
 
     def module_source(self) -> str:

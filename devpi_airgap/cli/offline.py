@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
+
 from devpi_airgap.core.console import err, out, table
 from devpi_airgap.offline.deploy import DeployResult
 from devpi_airgap.offline.status import ServerStatus
@@ -63,3 +65,11 @@ def print_status(status: ServerStatus) -> None:
         if rows
         else "no bundles imported yet"
     )
+    last = next((b["evidence"] for b in reversed(status.imported) if b.get("evidence")), None)
+    if last:
+        out.print(
+            f"last evidence: {last['licenses checked']} licenses checked, {last['advisories']} advisories "
+            f"({last['waived']} waived), {len(last['review'])} open review items"
+        )
+        for item in last["review"]:
+            out.print(f"  needs review: {escape(item)}")

@@ -17,9 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from devpi_airgap.core.advisories import Snapshot
+from devpi_airgap.core.audit import AuditReport, audit_files
 from devpi_airgap.core.console import ProgressFactory, no_progress
 from devpi_airgap.core.errors import BundleError, RemoteError
 from devpi_airgap.core.inventory import Inventory, Server
+from devpi_airgap.core.policy import PolicyError
 from devpi_airgap.offline.credentials import Credentials
 from devpi_airgap.offline.deploy import DeployResult, deploy
 from devpi_airgap.offline.layout import IMPORTED, INCOMING
@@ -69,13 +72,46 @@ def check_on_server(host: Host, inventory: Inventory, bundle: Path) -> None:
         raise RemoteError(f"check bundle on server: {host.name} refused {bundle.name}: {result.stderr.strip()}")
 
 
+def check_policy(inventory: Inventory, manifest: dict, checked: Path) -> AuditReport:
+    """This side's policy over the bundle's own wheels, before anything reaches the server.
+
+    Licenses are read again from the wheels; advisories are judged from the
+    snapshot the bundle carries, with this inventory's threshold and waivers.
+    """
+    files: dict[str, list[Path]] = {}
+    for f in manifest["files"]:
+        for target in f["targets"]:
+            files.setdefault(target, []).append(checked / "wheels" / f["name"])
+    snapshot_file = checked / "advisories" / "osv.json"
+    snapshot = Snapshot.from_dict(json.loads(snapshot_file.read_text())) if snapshot_file.is_file() else None
+    if inventory.policy.advisories is not None and snapshot is None:
+        raise PolicyError(
+            f"{manifest['bundle_id']} carries no advisory snapshot, but {inventory.path} sets policy.advisories; "
+            "nothing was uploaded. Set policy.advisories on the online side too and bundle again"
+        )
+    report = audit_files(inventory.policy, files, snapshot)
+    report.check()
+    return report
+
+
+def evidence_summary(report: AuditReport) -> dict:
+    """What `fab status` shows of an import's evidence: counts and the open review items."""
+    return {
+        "licenses checked": sum(len(t.licenses) for t in report.targets),
+        "advisories": sum(len(t.advisories) for t in report.targets),
+        "waived": sum(f.verdict == "waived" for t in report.targets for f in t.advisories),
+        "review": [f"{f.filename}: {f.license.expression or f.license.raw or 'no license'}" for f in report.review()],
+    }
+
+
 class RecordImport(Step):
     """The bundle in the server's record of imports, which `fab status` lists."""
 
     name = "record import"
 
-    def __init__(self, manifest: dict):
+    def __init__(self, manifest: dict, evidence: dict | None = None):
         self.manifest = manifest
+        self.evidence = evidence
 
     def read(self, host: Host) -> list[str]:
         return [b["bundle_id"] for b in imported_bundles(host)]
@@ -93,6 +129,7 @@ class RecordImport(Step):
             "full": m["full"],
             "signature": m["signature"],
             "imported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "evidence": self.evidence,
         }
         host.run_program(record_import, IMPORTED, json.dumps(entry), step=self.name)
 
@@ -134,6 +171,7 @@ def deploy_bundle(
                 f"{bundle.name} was made for a different inventory (its targets differ from "
                 f"{inventory.path}'s); use the inventory it was made with"
             )
+        evidence = evidence_summary(check_policy(inventory, manifest, checked))
         on_checked("here", bundle.name, manifest)
         host.become_root()
         if not runner.check:  # the server's check copies the bundle over: a change --check must not make
@@ -144,5 +182,11 @@ def deploy_bundle(
         shutil.copytree(checked / "locks", Path(tmp) / "locks")
         carried = dataclasses.replace(inventory, wheelhouse=view, locks=Path(tmp) / "locks")
         return deploy(
-            runner, carried, server, credentials, progress=progress, from_bundle=True, after=[RecordImport(manifest)]
+            runner,
+            carried,
+            server,
+            credentials,
+            progress=progress,
+            from_bundle=True,
+            after=[RecordImport(manifest, evidence)],
         )

@@ -32,6 +32,8 @@ bundles:
   allowed_signers: allowed_signers
   identity: ops@example
   require_signature: true
+policy:
+  licenses: {{allow: [MIT, Apache-2.0, BSD-3-Clause, BSD-2-Clause]}}
 """
 
 
@@ -105,6 +107,9 @@ def test_bundle_flow(setup):
     assert again.returncode == 0 and "no changes" in again.stdout, again.stderr
     status = fab(project, host, "status")
     assert manifest_of(full)["bundle_id"] in status.stdout and manifest_of(delta)["bundle_id"] in status.stdout
+    # The delta's evidence, re-judged on this side: demo declares no license, so it awaits a person's review.
+    assert "last evidence: 1 licenses checked" in status.stdout
+    assert "needs review: demo-1.1-py3-none-any.whl: no license" in status.stdout
 
     before_files, before_imported = index_files(host), imported(host)
     tampered = delta.with_name("tampered-" + delta.name)
