@@ -126,7 +126,8 @@ def render_html(evidence: dict) -> str:
     parts.append(
         "<p>Advisories: "
         + (
-            f"{source['records']} records from {html.escape(source['source'])}, read {html.escape(source['fetched'])}."
+            f"{source['records']} record{'s' if source['records'] != 1 else ''} from "
+            f"{html.escape(source['source'])}, read {html.escape(source['fetched'])}."
             if source
             else "not checked (no policy.advisories)."
         )

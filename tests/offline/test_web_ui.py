@@ -8,23 +8,19 @@ into `<repo>/.ci-artifacts/`.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 import time
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from testing.tasks import REPO, require_or_fail
+from testing.browser import artifacts_dir, chromium_path, dump_dom, screenshot
 
 pytestmark = [pytest.mark.offline_host, pytest.mark.network]
 
 PACKAGE = "packaging"  # the project's server.txt in tests/test_deploy.py; the deploy uploads its wheel
 SEARCH_WAIT = 60  # seconds for devpi-web's whoosh indexer to pick up the uploaded projects
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 class _Links(HTMLParser):
@@ -68,48 +64,12 @@ def links(dom: str) -> list[tuple[str, str, str]]:
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    path = shutil.which("chromium") or ("/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None)
-    require_or_fail(path is not None, "headless Chromium is not installed (Debian: apt-get install chromium)")
-    return path
+    return chromium_path()
 
 
 @pytest.fixture(scope="module")
 def artifacts() -> Path:
-    directory = Path(os.environ.get("CI_ARTIFACTS") or REPO / ".ci-artifacts")
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
-
-
-def browse(chromium: str, profile: Path, url: str, *args: str) -> subprocess.CompletedProcess:
-    """Run headless Chromium once on url; a fresh profile, no proxy: the runner reaches the host directly."""
-    command = [
-        chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-proxy-server",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}",
-        *args,
-        url,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, f"{' '.join(command)} exited {result.returncode}:\n{result.stderr[-3000:]}"
-    return result
-
-
-def dump_dom(chromium: str, profile: Path, url: str) -> str:
-    return browse(chromium, profile, url, "--dump-dom").stdout
-
-
-def screenshot(chromium: str, profile: Path, url: str, png: Path) -> Path:
-    png.unlink(missing_ok=True)
-    browse(chromium, profile, url, f"--screenshot={png}", "--window-size=1280,900", "--hide-scrollbars")
-    data = png.read_bytes()
-    assert data.startswith(PNG_MAGIC) and len(data) > 5000, f"{png} is not a real screenshot ({len(data)} bytes)"
-    print(f"screenshot of {url}: {png}")
-    return png
+    return artifacts_dir()
 
 
 def test_index_page_lists_the_uploaded_package(deployed, host, chromium, artifacts, tmp_path):
