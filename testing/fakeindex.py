@@ -542,10 +542,17 @@ def serve_index(root: Path) -> Iterator[ServedIndex]:
     served.files_url = f"http://127.0.0.1:{port}/files"
     served._lock = threading.Lock()
     handler.served = served
-    thread = threading.Thread(target=server.serve_forever, name="fakeindex", daemon=True)
+    with serving(server, "fakeindex"):
+        yield served
+
+
+@contextlib.contextmanager
+def serving(server: http.server.HTTPServer, name: str) -> Iterator[None]:
+    """Serve in a daemon thread for the duration of the block; shut down and joined after it."""
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
     thread.start()
     try:
-        yield served
+        yield
     finally:
         server.shutdown()
         server.server_close()

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from testing.fakeindex import serving
 
 
 def record(
@@ -108,11 +109,5 @@ def serve_osv(records: list[dict]) -> Iterator[FakeOSV]:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="fakeosv", daemon=True)
-    thread.start()
-    try:
+    with serving(server, "fakeosv"):
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
