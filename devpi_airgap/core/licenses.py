@@ -34,6 +34,12 @@ _ALIASES = {
     "new bsd license": "BSD-3-Clause",
     "3-clause bsd": "BSD-3-Clause",
     "bsd 3-clause": "BSD-3-Clause",
+    "bsd 3-clause license": "BSD-3-Clause",
+    "3-clause bsd license": "BSD-3-Clause",
+    "2-clause bsd": "BSD-2-Clause",
+    "2-clause bsd license": "BSD-2-Clause",
+    "two-clause bsd license": "BSD-2-Clause",
+    "zpl 2.1": "ZPL-2.1",
     "bsd-3": "BSD-3-Clause",
     "simplified bsd": "BSD-2-Clause",
     "bsd 2-clause": "BSD-2-Clause",
@@ -168,7 +174,7 @@ def judge(wheel: Path, policy: LicensePolicy | None) -> LicenseFinding:
     if exception:
         return LicenseFinding(name, str(version), wheel.name, info, EXCEPTED, exception.reason)
     if info.expression is None:
-        reason = f"no SPDX license could be read ({info.raw or 'nothing declared'})"
+        reason = "no SPDX license could be read" if info.raw else "no license declared"
         return LicenseFinding(name, str(version), wheel.name, info, REVIEW, reason)
     verdict = _verdict(_licensing().parse(info.expression), policy)
     reason = {DENIED: "denied by policy", REVIEW: "neither allowed nor denied", ALLOWED: ""}[verdict]
