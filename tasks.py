@@ -19,6 +19,7 @@ from devpi_airgap.online.download import download as download_targets
 from devpi_airgap.online.refresh import refresh as run_refresh
 from devpi_airgap.online.verify import check_verified, verify_targets
 from devpi_airgap.transfer.bundle import write_bundle
+from devpi_airgap.transfer.recall import write_recall
 
 usage_errors_exit_2()
 
@@ -104,6 +105,26 @@ def bundle(c, inventory="inventory.yaml", full=False):
         inv = load_inventory(inventory)
         path = write_bundle(inv, run_audit(inv, list(inv.targets.values())), full=full)
         print(path if path else "nothing new: every file was in an earlier bundle (use --full for all)")
+
+
+@task(
+    help={
+        "spec": "NAME==VERSION: the version to take back out of the offline index",
+        "reason": "why (required): the server records it and `fab status` shows it",
+        "file": "recall only this file of the version, e.g. one platform's wheel",
+        "lift": "lift an earlier recall of NAME==VERSION instead, so its files may be uploaded again",
+        "inventory": INVENTORY_HELP,
+    }
+)
+def recall(c, spec, reason="", file=None, lift=False, inventory="inventory.yaml"):
+    """Write a signed recall bundle: `fab deploy --bundle` on it removes those files from the index.
+
+    A later bundle that carries a recalled file is refused until a lift
+    bundle (`--lift`) for the same NAME==VERSION has been deployed. Prints the
+    recall bundle's path.
+    """
+    with user_errors():
+        print(write_recall(load_inventory(inventory), spec, reason, filename=file, lift=lift))
 
 
 @task(help={"inventory": INVENTORY_HELP})

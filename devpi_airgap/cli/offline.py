@@ -73,3 +73,7 @@ def print_status(status: ServerStatus) -> None:
         )
         for item in last["review"]:
             out.print(f"  needs review: {escape(item)}")
+    for filename, entry in sorted(status.recalled.items()):
+        out.print(
+            f"recalled: {escape(filename)} ({escape(entry['name'])}=={escape(entry['version'])}: {escape(entry['reason'])})"
+        )

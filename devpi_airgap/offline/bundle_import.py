@@ -23,10 +23,14 @@ from devpi_airgap.core.console import ProgressFactory, no_progress
 from devpi_airgap.core.errors import BundleError, RemoteError
 from devpi_airgap.core.inventory import Inventory, Server
 from devpi_airgap.core.policy import PolicyError
+from devpi_airgap.offline.client_config import trusted_host, user_url
 from devpi_airgap.offline.credentials import Credentials
 from devpi_airgap.offline.deploy import DeployResult, deploy
+from devpi_airgap.offline.health import service_active, wait_healthy
+from devpi_airgap.offline.index_steps import devpi_api
 from devpi_airgap.offline.layout import IMPORTED, INCOMING
 from devpi_airgap.offline.programs import record_import
+from devpi_airgap.offline.recall import RecordRecall, RemoveRecalled, read_recall
 from devpi_airgap.offline.remote import Host
 from devpi_airgap.offline.steps import Runner, Step
 from devpi_airgap.transfer import bundle_check
@@ -171,12 +175,15 @@ def deploy_bundle(
                 f"{bundle.name} was made for a different inventory (its targets differ from "
                 f"{inventory.path}'s); use the inventory it was made with"
             )
-        evidence = evidence_summary(check_policy(inventory, manifest, checked))
+        recall = read_recall(checked) if manifest.get("kind") == "recall" else None
+        evidence = None if recall else evidence_summary(check_policy(inventory, manifest, checked))
         on_checked("here", bundle.name, manifest)
         host.become_root()
         if not runner.check:  # the server's check copies the bundle over: a change --check must not make
             check_on_server(host, inventory, bundle)
             on_checked(host.name, bundle.name, manifest)
+        if recall:
+            return apply_recall(runner, server, credentials, manifest, recall)
         view = Path(tmp) / "wheelhouse"
         _lay_out(manifest, checked, view)
         shutil.copytree(checked / "locks", Path(tmp) / "locks")
@@ -190,3 +197,18 @@ def deploy_bundle(
             from_bundle=True,
             after=[RecordImport(manifest, evidence)],
         )
+
+
+def apply_recall(
+    runner: Runner, server: Server, credentials: Credentials | None, manifest: dict, recall: dict
+) -> DeployResult:
+    """Take the recalled files off the index and record the recall (or record a lift); replicas follow devpi."""
+    host = runner.host
+    serving = not runner.check or service_active(host)
+    if not runner.check:
+        wait_healthy(host, server.port)
+    with devpi_api(host, server, serving=serving) as (_, client):
+        runner.run(RemoveRecalled(client, server, credentials, recall))
+    runner.run(RecordRecall(manifest["bundle_id"], recall))
+    runner.run(RecordImport(manifest))
+    return DeployResult(host.name, runner.check, runner.outcomes, user_url(host, server), trusted_host(host, server))

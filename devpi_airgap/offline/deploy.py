@@ -32,6 +32,7 @@ from devpi_airgap.offline.host_steps import (
 from devpi_airgap.offline.index_steps import Upload, UserAndIndex, check_targets, devpi_api, target_files
 from devpi_airgap.offline.nginx import NginxFront
 from devpi_airgap.offline.preflight import check_facts, check_port, devpi_wheels
+from devpi_airgap.offline.recall import refuse_recalled
 from devpi_airgap.offline.steps import Outcome, Runner, Step
 
 
@@ -99,6 +100,8 @@ def deploy(
     Under runner.check nothing on the server changes and no credentials are needed.
     """
     host = runner.host
+    host.become_root()
+    refuse_recalled(host, [p.name for p in target_files(inventory)])
     venv = prepare_host(
         runner,
         inventory,
@@ -138,6 +141,7 @@ def upload_only(
     """Just the upload step, for a server deploy already set up."""
     host = runner.host
     host.become_root()
+    refuse_recalled(host, [p.name for p in target_files(inventory)])
     wait_healthy(host, server.port)
     with devpi_api(host, server, serving=True) as (_, client):
         upload = Upload(client, server, credentials, target_files(inventory), progress)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import httpx
+from packaging.utils import canonicalize_name
 
 from devpi_airgap.core.errors import RemoteError
 from devpi_airgap.core.files import sha256_file
@@ -214,6 +215,27 @@ class DevpiClient:
             for files in pool.map(files_of, [p["name"] for p in projects]):
                 result.update(files)
         return result
+
+    def remove_file(self, user: str, index: str, filename: str) -> bool:
+        """Delete one release file from a (non-volatile) index, as a recall must; False if it was not there."""
+        name = f"{user}/{index}"
+        project = canonicalize_name(filename.split("-")[0])
+        page = self._request(
+            f"list files of {project} on {name}",
+            "GET",
+            f"/{name}/+simple/{project}/",
+            headers={"Accept": SIMPLE_JSON},
+            ok=(200, 404),
+        )
+        if page.status_code == 404:
+            return False
+        entry = next((f for f in page.json()["files"] if f["filename"] == filename), None)
+        if entry is None:
+            return False
+        url = httpx.URL(f"{self.base_url}/{name}/+simple/{project}/").join(entry["url"]).copy_with(fragment=None)
+        # `force`: devpi refuses deletes on a non-volatile index otherwise, which is what keeps uploads immutable.
+        self._request(f"remove {filename} from {name}", "DELETE", str(url), params={"force": ""})
+        return True
 
     def upload_file(self, user: str, index: str, path: str | Path) -> None:
         """Upload one wheel like ``devpi upload`` does (metadata is registered with it)."""

@@ -8,6 +8,7 @@ from devpi_airgap.core.inventory import Server
 from devpi_airgap.offline.bundle_import import imported_bundles
 from devpi_airgap.offline.devpi_api import DevpiClient
 from devpi_airgap.offline.layout import SERVERDIR, UNIT_NAME, VENV
+from devpi_airgap.offline.recall import active_recalls, recall_log
 from devpi_airgap.offline.remote import Host
 
 
@@ -16,6 +17,7 @@ class ServerStatus:
     host: str
     rows: list[tuple[str, str]] = field(default_factory=list)  # (what, state)
     imported: list[dict] = field(default_factory=list)  # the bundles the server recorded, oldest first
+    recalled: dict[str, dict] = field(default_factory=dict)  # filename -> the recall that took it off the index
 
 
 def read_status(host: Host, server: Server) -> ServerStatus:
@@ -42,4 +44,5 @@ def read_status(host: Host, server: Server) -> ServerStatus:
             behind = "in sync" if primary is not None and serial >= primary else "catching up"
             status.rows.append((f"replica of {server.primary}", f"{behind}: serial {serial} of {primary}"))
     status.imported = imported_bundles(host)
+    status.recalled = active_recalls(recall_log(host))
     return status

@@ -177,11 +177,11 @@ def _write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool) -> Pa
             # Sequential writes in 1 MiB copies: tarfile's default 16 KiB copies ran at a sixth of tar's rate.
             # copybufsize is TarFile's own keyword, which open() passes on; typeshed lists only open()'s.
             with tarfile.open(fileobj=hashing, mode="w", format=tarfile.PAX_FORMAT, copybufsize=CHUNK) as tar:  # type: ignore[call-overload]
-                _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+                add_bytes(tar, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
                 for name, data in sorted(documents.items()):
-                    _add_bytes(tar, name, data)
+                    add_bytes(tar, name, data)
                 for name, data in sorted(locks.items()):
-                    _add_bytes(tar, f"locks/{name}.lock.json", data)
+                    add_bytes(tar, f"locks/{name}.lock.json", data)
                 pool = inventory.wheelhouse / ".pool"
                 for f in manifest["files"]:
                     info = tar.gettarinfo(str(pool / f["name"]), arcname=f"wheels/{f['name']}")
@@ -195,7 +195,7 @@ def _write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool) -> Pa
         raise
     path.with_name(path.name + ".sha256").write_text(f"{hashing.digest.hexdigest()}  {path.name}\n")
     if inventory.bundles.sign_key:
-        _sign(path, inventory.bundles.sign_key)
+        sign_bundle(path, inventory.bundles.sign_key)
     shipped.update({f["sha256"]: bundle_id for f in chosen})
     atomic_write(_shipped_path(inventory), json.dumps(shipped, indent=1, sort_keys=True))
     now = {t: versions_by_name(read_lock(inventory.lock_path(inventory.targets[t]))[1]) for t in locks}
@@ -203,14 +203,14 @@ def _write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool) -> Pa
     return path
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mtime = int(time.time())
     tar.addfile(info, io.BytesIO(data))
 
 
-def _sign(path: Path, key: Path) -> None:
+def sign_bundle(path: Path, key: Path) -> None:
     signature = path.with_name(path.name + ".sig")
     signature.unlink(missing_ok=True)
     result = subprocess.run(

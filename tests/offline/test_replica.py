@@ -180,3 +180,62 @@ def test_uploads_and_bundles_go_to_the_primary(deployed, hosts):
     for args in (("upload",), ("deploy", "--bundle", str(root / "any.tar"))):
         result = fab(root, "devpi-replica", *args)
         assert result.returncode == 2 and expected[args[0]] in result.stderr, result.stderr
+
+
+def test_a_recall_takes_a_version_off_both_hosts_blocks_its_return_and_a_lift_lets_it_back(deployed, hosts, tmp_path):
+    root, primary, replica = hosts
+    pool, target = root / "wheelhouse" / ".pool", root / "wheelhouse" / "server"
+    bad = make_wheel(pool, "airgap_recalled", "2.0", payload="bad build")
+    make_wheel(pool, "airgap_recalled", "2.1", payload="good build")
+    with DevpiClient(f"http://{primary.address}:3141") as client:
+        client.login("myuser", USER_PASSWORD)
+        for version in ("2.0", "2.1"):
+            client.upload_file("myuser", "myindex", pool / f"airgap_recalled-{version}-py3-none-any.whl")
+    replica_index = f"http://{replica.address}:3141/myuser/myindex/+simple/"
+    inv = ("--inventory", str(root / "inventory.yaml"))
+
+    made = run_task("recall", "airgap_recalled==2.0", "--reason", "bad build, ticket 7", *inv, env=clean_env(root))
+    assert made.returncode == 0, made.stderr
+    recall_bundle = made.stdout.strip().splitlines()[-1]
+    result = fab(root, "devpi-host", "deploy", "--bundle", recall_bundle)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "removed airgap_recalled-2.0-py3-none-any.whl" in result.stdout
+
+    deadline = time.monotonic() + 120  # the replica follows through devpi's own replication
+    while bad.name in httpx.get(f"{replica_index}airgap-recalled/").text:
+        assert time.monotonic() < deadline, "the replica still lists the recalled file"
+        time.sleep(1)
+    pip = ("--trusted-host", replica.address)
+    with pytest.raises(AssertionError):
+        pip_install(tmp_path / "old", replica_index, "airgap_recalled==2.0", pip_args=pip)
+    python = pip_install(tmp_path / "new", replica_index, "airgap_recalled", pip_args=pip)
+    version = subprocess.run(
+        [str(python), "-c", "import airgap_recalled; print(airgap_recalled.VALUE)"], capture_output=True, text=True
+    )
+    assert version.stdout.strip() == "good build"
+    status = fab(root, "devpi-host", "status")
+    assert "recalled: airgap_recalled-2.0-py3-none-any.whl (airgap-recalled==2.0: bad build, ticket 7)" in " ".join(
+        status.stdout.split()
+    )
+
+    # The file comes back in what is carried over: refused before anything changes (the bundle
+    # deploy runs this same deploy on the bundle's files).
+    (target / bad.name).hardlink_to(bad)
+    try:
+        refused = fab(root, "devpi-host", "deploy")
+        assert refused.returncode == 7, refused.stdout + refused.stderr
+        assert "was recalled on devpi-host: airgap_recalled-2.0-py3-none-any.whl" in " ".join(refused.stderr.split())
+        assert bad.name not in httpx.get(f"http://{primary.address}:3141/myuser/myindex/+simple/airgap-recalled/").text
+
+        lifted = run_task("recall", "airgap_recalled==2.0", "--lift", "--reason", "rebuilt", *inv, env=clean_env(root))
+        assert fab(root, "devpi-host", "deploy", "--bundle", lifted.stdout.strip().splitlines()[-1]).returncode == 0
+        again = fab(root, "devpi-host", "deploy")
+        assert again.returncode == 0, again.stdout + again.stderr
+        pip_install(
+            tmp_path / "back",
+            f"http://{primary.address}:3141/myuser/myindex/+simple/",
+            "airgap_recalled==2.0",
+            pip_args=("--trusted-host", primary.address),
+        )
+    finally:
+        (target / bad.name).unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""record_import.py PATH ENTRY_JSON: add one imported bundle to the server's record, replacing the file whole."""
+"""record_import.py PATH ENTRY_JSON: add one imported bundle (or recall) to a record kept by bundle_id, replacing the file whole."""
 
 import json
 import os
