@@ -199,7 +199,7 @@ def test_a_recall_takes_a_version_off_both_hosts_blocks_its_return_and_a_lift_le
     recall_bundle = made.stdout.strip().splitlines()[-1]
     result = fab(root, "devpi-host", "deploy", "--bundle", recall_bundle)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "removed airgap_recalled-2.0-py3-none-any.whl" in result.stdout
+    assert "removed airgap_recalled-2.0-py3-none-any.whl" in result.stderr
 
     deadline = time.monotonic() + 120  # the replica follows through devpi's own replication
     while bad.name in httpx.get(f"{replica_index}airgap-recalled/").text:
