@@ -22,6 +22,7 @@ from devpi_airgap.cli.outcome import usage_errors_exit_2, user_errors
 from devpi_airgap.core.console import bar_progress
 from devpi_airgap.core.errors import UsageError
 from devpi_airgap.core.inventory import load_inventory
+from devpi_airgap.core.policy import PolicyError
 from devpi_airgap.offline.backup import backup as make_backup
 from devpi_airgap.offline.backup import restore as restore_data
 from devpi_airgap.offline.bundle_import import deploy_bundle
@@ -32,6 +33,7 @@ from devpi_airgap.offline.deploy import deploy as deploy_server
 from devpi_airgap.offline.host_keys import known_hosts_files, trust
 from devpi_airgap.offline.remote import Host
 from devpi_airgap.offline.replica import deploy_replica
+from devpi_airgap.offline.rescan import audit_live
 from devpi_airgap.offline.status import read_status
 from devpi_airgap.offline.steps import Runner
 
@@ -138,6 +140,26 @@ def upload(c, inventory="inventory.yaml", server=None):
         show.print_upload(result)
         if result.conflicts:
             raise conflicts_error(result.conflicts)
+
+
+@task(help=HELP)
+def audit(c, inventory="inventory.yaml", server=None):
+    """Re-check every file on the live index against the advisory snapshot last carried in (changes nothing).
+
+    The snapshot arrives in a bundle made with `inv bundle --advisories`.
+    Exits 9 when a file is affected at or above policy.advisories.block
+    (default: high), so a scheduled run can raise the alarm; a recall stays a
+    person's decision.
+    """
+    with user_errors():
+        inv, host, entry = _connect(c, inventory, server)
+        report = audit_live(host, entry, inv.policy.advisories)
+        show.print_rescan(report)
+        if report.blocked:
+            raise PolicyError(
+                f"{len(report.blocked)} advisories at or above the threshold affect files on {host.name}'s index "
+                f"({', '.join(sorted({f.id for f in report.blocked}))}); recall them or waive them after review"
+            )
 
 
 @task(help=HELP)

@@ -14,11 +14,11 @@ from devpi_airgap.cli.online import print_audit, print_download, print_refresh, 
 from devpi_airgap.cli.outcome import usage_errors_exit_2, user_errors
 from devpi_airgap.core.console import bar_progress
 from devpi_airgap.core.inventory import load_inventory
-from devpi_airgap.online.audit import audit_inventory
+from devpi_airgap.online.audit import audit_inventory, rescan_snapshot
 from devpi_airgap.online.download import download as download_targets
 from devpi_airgap.online.refresh import refresh as run_refresh
 from devpi_airgap.online.verify import check_verified, verify_targets
-from devpi_airgap.transfer.bundle import write_bundle
+from devpi_airgap.transfer.bundle import write_advisory_bundle, write_bundle
 from devpi_airgap.transfer.recall import write_recall
 
 usage_errors_exit_2()
@@ -92,8 +92,14 @@ def verify(c, target="all", inventory="inventory.yaml"):
         check_verified(verified)
 
 
-@task(help={"inventory": INVENTORY_HELP, "full": "carry every file, not only those no earlier bundle carried"})
-def bundle(c, inventory="inventory.yaml", full=False):
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "full": "carry every file, not only those no earlier bundle carried",
+        "advisories": "carry only a fresh advisory snapshot, for the offline side to re-check its live index",
+    }
+)
+def bundle(c, inventory="inventory.yaml", full=False, advisories=False):
     """Write one bundle file to carry across the gap: wheels, locks, evidence, manifest, checksum, signature.
 
     A delta by default: only files no earlier bundle shipped. Audits first and
@@ -103,6 +109,9 @@ def bundle(c, inventory="inventory.yaml", full=False):
     """
     with user_errors():
         inv = load_inventory(inventory)
+        if advisories:
+            print(write_advisory_bundle(inv, rescan_snapshot(inv)))
+            return
         path = write_bundle(inv, run_audit(inv, list(inv.targets.values())), full=full)
         print(path if path else "nothing new: every file was in an earlier bundle (use --full for all)")
 

@@ -88,12 +88,14 @@ def serve_osv(records: list[dict]) -> Iterator[FakeOSV]:
                 return self._answer(503 if fake.fail else 404, {"error": "unavailable"})
             results = []
             for query in body["queries"]:
-                name, version = query["package"]["name"].lower(), query["version"]
+                # Without a version, OSV answers every advisory of the package.
+                name, version = query["package"]["name"].lower(), query.get("version")
                 hits = [
                     {"id": r["id"], "modified": "2026-01-01T00:00:00Z"}
                     for r in fake.records
                     if any(
-                        a["package"]["name"].lower() == name and version in a.get("versions", []) for a in r["affected"]
+                        a["package"]["name"].lower() == name and (version is None or version in a.get("versions", []))
+                        for a in r["affected"]
                     )
                 ]
                 results.append({"vulns": hits} if hits else {})

@@ -6,6 +6,7 @@ from rich.markup import escape
 
 from devpi_airgap.core.console import err, out, table
 from devpi_airgap.offline.deploy import DeployResult
+from devpi_airgap.offline.rescan import Rescan
 from devpi_airgap.offline.status import ServerStatus
 from devpi_airgap.offline.steps import Outcome
 
@@ -46,6 +47,37 @@ def print_deploy(result: DeployResult) -> None:
     if result.user_url:
         trust = f" --trusted-host {result.trusted_host}" if result.trusted_host else ""
         out.print(f"users install with: pip install --index-url {result.user_url}{trust} PACKAGE")
+    if result.rescan:
+        print_rescan(result.rescan)
+
+
+def print_rescan(report: Rescan) -> None:
+    """Every advisory affecting a file on the live index; the ones this snapshot newly reports are marked."""
+    rows = [
+        [
+            f.name,
+            f.version,
+            f.id,
+            f.severity or "unknown",
+            ", ".join(f.fixed) or "-",
+            f.verdict,
+            "new" if (f.id, f.name, f.version) in report.new else "",
+        ]
+        for f in report.findings
+    ]
+    out.print(
+        f"advisories from {escape(report.source)} ({escape(report.fetched)}) against {report.files} files on the index"
+    )
+    out.print(
+        table("advisories on the live index", ["project", "version", "id", "severity", "fixed in", "verdict", ""], rows)
+        if rows
+        else "no file on the index is affected"
+    )
+    if report.blocked:
+        out.print(
+            f"{len(report.blocked)} affected at or above the policy's threshold; nothing was changed. "
+            "To take a version back: `inv recall NAME==VERSION --reason TEXT` online, then deploy that bundle"
+        )
 
 
 def print_upload(result: DeployResult) -> None:

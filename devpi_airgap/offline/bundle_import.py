@@ -22,7 +22,7 @@ from devpi_airgap.core.audit import AuditReport, audit_files
 from devpi_airgap.core.console import ProgressFactory, no_progress
 from devpi_airgap.core.errors import BundleError, RemoteError
 from devpi_airgap.core.inventory import Inventory, Server
-from devpi_airgap.core.policy import PolicyError
+from devpi_airgap.core.policy import AdvisoryPolicy, PolicyError
 from devpi_airgap.offline.client_config import trusted_host, user_url
 from devpi_airgap.offline.credentials import Credentials
 from devpi_airgap.offline.deploy import DeployResult, deploy
@@ -32,9 +32,10 @@ from devpi_airgap.offline.layout import IMPORTED, INCOMING
 from devpi_airgap.offline.programs import record_import
 from devpi_airgap.offline.recall import RecordRecall, RemoveRecalled, read_recall
 from devpi_airgap.offline.remote import Host
+from devpi_airgap.offline.rescan import StoreSnapshot, rescan, stored_snapshot
 from devpi_airgap.offline.steps import Runner, Step
 from devpi_airgap.transfer import bundle_check
-from devpi_airgap.transfer.bundle import inventory_id
+from devpi_airgap.transfer.bundle import ADVISORIES, inventory_id
 
 
 def _lay_out(manifest: dict, checked: Path, view: Path) -> None:
@@ -86,7 +87,7 @@ def check_policy(inventory: Inventory, manifest: dict, checked: Path) -> AuditRe
     for f in manifest["files"]:
         for target in f["targets"]:
             files.setdefault(target, []).append(checked / "wheels" / f["name"])
-    snapshot_file = checked / "advisories" / "osv.json"
+    snapshot_file = checked / ADVISORIES
     snapshot = Snapshot.from_dict(json.loads(snapshot_file.read_text())) if snapshot_file.is_file() else None
     if inventory.policy.advisories is not None and snapshot is None:
         raise PolicyError(
@@ -175,8 +176,9 @@ def deploy_bundle(
                 f"{bundle.name} was made for a different inventory (its targets differ from "
                 f"{inventory.path}'s); use the inventory it was made with"
             )
-        recall = read_recall(checked) if manifest.get("kind") == "recall" else None
-        evidence = None if recall else evidence_summary(check_policy(inventory, manifest, checked))
+        kind = manifest.get("kind", "wheels")
+        recall = read_recall(checked) if kind == "recall" else None
+        evidence = evidence_summary(check_policy(inventory, manifest, checked)) if kind == "wheels" else None
         on_checked("here", bundle.name, manifest)
         host.become_root()
         if not runner.check:  # the server's check copies the bundle over: a change --check must not make
@@ -184,6 +186,8 @@ def deploy_bundle(
             on_checked(host.name, bundle.name, manifest)
         if recall:
             return apply_recall(runner, server, credentials, manifest, recall)
+        if kind == "advisories":
+            return apply_snapshot(runner, inventory, server, manifest, checked / ADVISORIES)
         view = Path(tmp) / "wheelhouse"
         _lay_out(manifest, checked, view)
         shutil.copytree(checked / "locks", Path(tmp) / "locks")
@@ -212,3 +216,23 @@ def apply_recall(
     runner.run(RecordRecall(manifest["bundle_id"], recall))
     runner.run(RecordImport(manifest))
     return DeployResult(host.name, runner.check, runner.outcomes, user_url(host, server), trusted_host(host, server))
+
+
+def apply_snapshot(runner: Runner, inventory: Inventory, server: Server, manifest: dict, carried: Path) -> DeployResult:
+    """Store the carried advisory snapshot and re-check the live index against it; the index is not changed."""
+    host = runner.host
+    snapshot = Snapshot.from_dict(json.loads(carried.read_text()))
+    previous = stored_snapshot(host)
+    if not runner.check:
+        wait_healthy(host, server.port)
+    with devpi_api(host, server, serving=not runner.check or service_active(host)) as (_, client):
+        report = (
+            rescan(client, server, snapshot, inventory.policy.advisories or AdvisoryPolicy(), previous)
+            if client
+            else None
+        )
+    runner.run(StoreSnapshot(carried, snapshot))
+    runner.run(RecordImport(manifest))
+    return DeployResult(
+        host.name, runner.check, runner.outcomes, user_url(host, server), trusted_host(host, server), rescan=report
+    )

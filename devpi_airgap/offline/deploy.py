@@ -33,6 +33,7 @@ from devpi_airgap.offline.index_steps import Upload, UserAndIndex, check_targets
 from devpi_airgap.offline.nginx import NginxFront
 from devpi_airgap.offline.preflight import check_facts, check_port, devpi_wheels
 from devpi_airgap.offline.recall import refuse_recalled
+from devpi_airgap.offline.rescan import Rescan
 from devpi_airgap.offline.steps import Outcome, Runner, Step
 
 
@@ -46,6 +47,7 @@ class DeployResult:
     user_url: str = ""
     trusted_host: str | None = None  # pip must be told to trust a plain-http index on another host
     conflicts: list[tuple[str, str]] = field(default_factory=list)
+    rescan: Rescan | None = None  # an advisory-only bundle's re-check of the live index
 
     @property
     def changed(self) -> bool:

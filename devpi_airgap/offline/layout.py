@@ -16,6 +16,7 @@ FILES = f"{SERVERDIR}/+files"
 
 STATE_DIR = "/var/lib/devpi-airgap"
 IMPORTED = f"{STATE_DIR}/imported.json"
+ADVISORIES = f"{STATE_DIR}/advisories.json"  # the newest advisory snapshot a bundle carried, for `fab audit`
 RECALLS = f"{STATE_DIR}/recalls.json"  # every recall and lift, in order; the active recalls are their fold
 INCOMING = f"{STATE_DIR}/incoming"
 BACKUPS = f"{STATE_DIR}/backups"

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
+from devpi_airgap.core.advisories import Snapshot
 from devpi_airgap.core.audit import AuditReport, audit_files
+from devpi_airgap.core.errors import UsageError
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.lock import read_lock
 from devpi_airgap.core.wheelhouse import POOL
@@ -40,3 +42,18 @@ def audit_inventory(
         )
         snapshot = snapshot_for(inventory.policy.advisories, packages)
     return audit_files(inventory.policy, files, snapshot, today)
+
+
+def rescan_snapshot(inventory: Inventory) -> Snapshot:
+    """Every advisory of every project the wheelhouse ever held, whatever version: for re-scanning a live index.
+
+    The index keeps versions that later locks dropped, so the snapshot asks by
+    project, not by locked version; the offline side matches each version.
+    """
+    policy = inventory.policy.advisories
+    if policy is None:
+        raise UsageError(
+            f"{inventory.path} has no policy.advisories: set osv_url or osv_zip there to bundle an advisory snapshot"
+        )
+    names = {str(parse_wheel_filename(p.name)[0]) for p in (inventory.wheelhouse / POOL).glob("*.whl")}
+    return snapshot_for(policy, [(name, None) for name in sorted(names)])

@@ -32,16 +32,20 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def snapshot_for(policy: AdvisoryPolicy, packages: list[tuple[str, str]]) -> Snapshot:
-    """The advisories that concern `packages` (name, version), from the policy's zip or its URL."""
+def snapshot_for(policy: AdvisoryPolicy, packages: list[tuple[str, str | None]]) -> Snapshot:
+    """The advisories that concern `packages` (name, version), from the policy's zip or its URL.
+
+    A version of None asks for every advisory of that project, whatever version
+    it affects: what an offline re-scan of older versions on the index needs.
+    """
     if policy.osv_zip:
         return from_zip(Path(policy.osv_zip), packages)
     return from_api(policy.osv_url, packages)
 
 
-def from_api(url: str, packages: list[tuple[str, str]]) -> Snapshot:
+def from_api(url: str, packages: list[tuple[str, str | None]]) -> Snapshot:
     snapshot = Snapshot(url, _now())
-    unique = sorted(set(packages))
+    unique = sorted(set(packages), key=lambda p: (p[0], p[1] or ""))
     try:
         with httpx.Client(timeout=httpx.Timeout(60.0, connect=15.0), follow_redirects=True) as client:
             for start in range(0, len(unique), BATCH):
@@ -68,11 +72,15 @@ def _get_json(client: httpx.Client, method: str, url: str, body: dict | None = N
     return data
 
 
-def _query_batch(client: httpx.Client, url: str, packages: list[tuple[str, str]], snapshot: Snapshot) -> None:
-    pending = [(name, version, None) for name, version in packages]
+def _query_batch(client: httpx.Client, url: str, packages: list[tuple[str, str | None]], snapshot: Snapshot) -> None:
+    pending: list[tuple[str, str | None, str | None]] = [(name, version, None) for name, version in packages]
     while pending:  # a result with a next_page_token has more vulns: ask again for those queries only
         queries = [
-            {"package": {"name": n, "ecosystem": "PyPI"}, "version": v, **({"page_token": t} if t else {})}
+            {
+                "package": {"name": n, "ecosystem": "PyPI"},
+                **({"version": v} if v else {}),
+                **({"page_token": t} if t else {}),
+            }
             for n, v, t in pending
         ]
         results = _get_json(client, "POST", f"{url}/v1/querybatch", {"queries": queries})["results"]
@@ -82,13 +90,14 @@ def _query_batch(client: httpx.Client, url: str, packages: list[tuple[str, str]]
         for (name, version, _), result in zip(pending, results, strict=True):
             ids = [v["id"] for v in result.get("vulns", [])]
             if ids:
-                snapshot.hits.setdefault(key(name, version), []).extend(ids)
+                # Without a version, the ids are every advisory of the project: the matcher decides per version.
+                snapshot.hits.setdefault(key(name, version) if version else f"{name}==*", []).extend(ids)
             if result.get("next_page_token"):
                 again.append((name, version, result["next_page_token"]))
         pending = again
 
 
-def from_zip(path: Path, packages: list[tuple[str, str]]) -> Snapshot:
+def from_zip(path: Path, packages: list[tuple[str, str | None]]) -> Snapshot:
     """Every record in the export that affects one of `packages`; the rest of the export stays behind."""
     names = {canonicalize_name(n) for n, _ in packages}
     snapshot = Snapshot(path.name, _now())

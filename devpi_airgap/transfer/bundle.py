@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from devpi_airgap import __version__
+from devpi_airgap.core.advisories import Snapshot
 from devpi_airgap.core.audit import AuditReport
 from devpi_airgap.core.errors import AirgapError
 from devpi_airgap.core.files import atomic_write
@@ -35,6 +36,7 @@ from devpi_airgap.transfer.evidence import build_evidence, changes, render_html,
 from devpi_airgap.transfer.sbom import target_sbom
 
 _SHIPPED = ".shipped.json"
+ADVISORIES = "advisories/osv.json"  # the advisory snapshot inside a bundle
 _BUNDLED = ".bundled.json"  # each target's projects and versions as the last bundle left them
 
 
@@ -135,7 +137,7 @@ def _documents(inventory: Inventory, audit: AuditReport, bundle_id: str, created
     documents["evidence.json"] = to_json(evidence)
     documents["evidence.html"] = render_html(evidence).encode()
     if audit.snapshot is not None:
-        documents["advisories/osv.json"] = json.dumps(audit.snapshot.as_dict(), sort_keys=True).encode()
+        documents[ADVISORIES] = json.dumps(audit.snapshot.as_dict(), sort_keys=True).encode()
     return documents
 
 
@@ -201,6 +203,44 @@ def _write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool) -> Pa
     now = {t: versions_by_name(read_lock(inventory.lock_path(inventory.targets[t]))[1]) for t in locks}
     atomic_write(inventory.wheelhouse / _BUNDLED, json.dumps(now, indent=1, sort_keys=True))
     return path
+
+
+def write_document_bundle(
+    inventory: Inventory, kind: str, bundle_id: str, created: str, documents: dict[str, bytes]
+) -> Path:
+    """A bundle of documents only (a recall, an advisory snapshot): checksummed and signed like any other."""
+    manifest = {
+        "format": 1,
+        "kind": kind,
+        "bundle_id": bundle_id,
+        "created": created,
+        "tool": f"devpi-airgap {__version__}",
+        "full": False,
+        "inventory_id": inventory_id(inventory),
+        "files": [],
+        "locks": {},
+        "documents": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(documents.items())},
+    }
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        add_bytes(tar, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+        for name, data in sorted(documents.items()):
+            add_bytes(tar, name, data)
+    data = buffer.getvalue()
+    path = inventory.bundles.directory / f"devpi-airgap-{bundle_id}.tar"
+    atomic_write(path, data)
+    path.with_name(path.name + ".sha256").write_text(f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
+    if inventory.bundles.sign_key:
+        sign_bundle(path, inventory.bundles.sign_key)
+    return path
+
+
+def write_advisory_bundle(inventory: Inventory, snapshot: Snapshot) -> Path:
+    """A bundle carrying only a newer advisory snapshot, for `fab deploy --bundle` to re-check the live index."""
+    created = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    body = json.dumps(snapshot.as_dict(), sort_keys=True).encode()
+    bundle_id = f"{created}-advisories-{hashlib.sha256(body).hexdigest()[:8]}"
+    return write_document_bundle(inventory, "advisories", bundle_id, created, {ADVISORIES: body})
 
 
 def add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

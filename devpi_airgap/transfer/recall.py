@@ -9,11 +9,7 @@ nothing else writes one.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import os
-import tarfile
 import time
 from pathlib import Path
 
@@ -21,12 +17,10 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from devpi_airgap import __version__
 from devpi_airgap.core.errors import UsageError
 from devpi_airgap.core.inventory import Inventory
 from devpi_airgap.core.wheelhouse import Wheelhouse
-from devpi_airgap.transfer.bundle import add_bytes, inventory_id, sign_bundle
-from devpi_airgap.transfer.bundle_check import MANIFEST, sha256_of
+from devpi_airgap.transfer.bundle import write_document_bundle
 
 RECALL = "recall.json"
 
@@ -77,31 +71,7 @@ def write_recall(
         "reason": reason.strip(),
         "created": created,
     }
-    body = json.dumps(recall, indent=1, sort_keys=True).encode()
     bundle_id = f"{created}-{recall['action']}-{name}-{version}"
-    manifest = {
-        "format": 1,
-        "kind": "recall",
-        "bundle_id": bundle_id,
-        "created": created,
-        "tool": f"devpi-airgap {__version__}",
-        "full": False,
-        "inventory_id": inventory_id(inventory),
-        "files": [],
-        "locks": {},
-        "documents": {RECALL: hashlib.sha256(body).hexdigest()},
-    }
-    directory = inventory.bundles.directory
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"devpi-airgap-{bundle_id}.tar"
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        add_bytes(tar, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
-        add_bytes(tar, RECALL, body)
-    partial = path.with_name(path.name + ".part")
-    partial.write_bytes(buffer.getvalue())
-    os.replace(partial, path)
-    path.with_name(path.name + ".sha256").write_text(f"{sha256_of(path)}  {path.name}\n")
-    if inventory.bundles.sign_key:
-        sign_bundle(path, inventory.bundles.sign_key)
-    return path
+    return write_document_bundle(
+        inventory, "recall", bundle_id, created, {RECALL: json.dumps(recall, indent=1, sort_keys=True).encode()}
+    )

@@ -14,6 +14,7 @@ from testing import deploy_host
 from testing.deploy_host import index_files
 from testing.environment import clean_env
 from testing.fakeindex import Dist, add_files, add_release, build_index, serve_index
+from testing.fakeosv import record, serve_osv
 from testing.offline_host import OfflineHost, require_offline_host_support
 from testing.signing import make_keys, manifest_of, resign
 from testing.tasks import run_task
@@ -129,3 +130,31 @@ def test_bundle_flow(setup):
     refused = fab(project, host, "deploy", "--bundle", str(other))
     assert refused.returncode == 7 and "signature does not verify" in refused.stderr
     assert index_files(host) == before_files and imported(host) == before_imported
+
+
+def test_an_advisory_snapshot_bundle_rechecks_the_live_index_and_changes_nothing(setup):
+    project, _, host = setup
+    inventory = project / "inventory.yaml"
+    original = inventory.read_text()
+    demo = record("GHSA-demo-high", "demo", ["1.0"], fixed="1.1", label="HIGH")
+    with serve_osv([demo, record("GHSA-other", "unrelated", ["1.0"], label="CRITICAL")]) as osv:
+        inventory.write_text(original + f"  advisories: {{osv_url: '{osv.url}', block: high}}\n")
+        try:
+            snapshot_bundle = last_line(inv(project, "bundle", "--advisories"))
+            assert manifest_of(snapshot_bundle)["kind"] == "advisories"
+            before = index_files(host)
+            applied = fab(project, host, "deploy", "--bundle", str(snapshot_bundle))
+            assert applied.returncode == 0, applied.stdout + applied.stderr
+            rows = [line for line in applied.stdout.splitlines() if "GHSA-demo-high" in line]
+            assert len(rows) == 1 and "1.0" in rows[0] and "blocked" in rows[0] and "new" in rows[0], applied.stdout
+            assert "GHSA-other" not in applied.stdout
+            assert index_files(host) == before  # reported, never removed: a recall is a person's decision
+
+            audited = fab(project, host, "audit")
+            assert audited.returncode == 9, audited.stdout + audited.stderr
+            assert "GHSA-demo-high" in audited.stdout and "recall them or waive them" in " ".join(
+                audited.stderr.split()
+            )
+            assert index_files(host) == before
+        finally:
+            inventory.write_text(original)
