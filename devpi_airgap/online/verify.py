@@ -2,8 +2,9 @@
 
 Every resolution set is resolved again by uv against the target's directory
 alone (`--offline --no-index --find-links`), for the target's markers. Where
-this machine can run the target, a real `pip install --no-index` into a
-throwaway venv follows. `inv download` passes reuse=True, so that a re-run
+this machine can run the target, pip (the client users run) then resolves
+every set for this interpreter with `--dry-run --no-index`, and the largest
+set is installed for real into a throwaway venv. `inv download` passes reuse=True, so that a re-run
 with nothing new skips a verification that already passed on the same lock,
 requirements and files.
 """
@@ -35,7 +36,9 @@ _STAMPS = ".verified"
 class VerifyReport:
     name: str
     sets: int = 0
-    native: str = "not this machine"  # installed | not this machine | no pythonX.Y here | unchanged since verified
+    native: str = (
+        "not this machine"  # pip resolved, installed | not this machine | no pythonX.Y here | unchanged since verified
+    )
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -53,37 +56,38 @@ def _find_python(version: str) -> str | None:
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
-def _pip_install(python: str, directory: Path, resolution: ResolutionSet) -> str | None:
-    """Install one set into a fresh venv from the directory alone; returns pip's complaint, if any."""
+def _native(python: str, directory: Path, resolution: ResolutionSet, *, install: bool) -> str | None:
+    """One set against a fresh venv from the directory alone; returns the complaint, if any.
+
+    Without `install`, pip (the client users run) resolves the set for this
+    interpreter with `--dry-run`: the same resolver, wheel choice, tags and
+    Requires-Python checks as a real install, without unpacking. With
+    `install`, uv installs it for real: the files unpack and the venv works,
+    at a fraction of pip's unpacking time.
+    """
     with tempfile.TemporaryDirectory(prefix="airgap-verify-") as tmp:
         venv = Path(tmp) / "venv"
-        # Without pip the venv takes a fraction of a second; our own pip installs into it via --python.
+        # Without pip the venv takes a fraction of a second; the installers work on it from outside.
         created = subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], capture_output=True, text=True)
         if created.returncode != 0:
             return f"could not create a venv with {python}: {created.stderr.strip()}"
         requirements = Path(tmp) / "requirements.txt"
         requirements.write_text("\n".join(resolution.lines) + "\n", encoding="utf-8")
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(venv / "bin" / "python"),
-            "install",
-            "--quiet",
-            "--no-compile",
-            "--no-index",
-            "--find-links",
-            str(directory),
-            "-r",
-            str(requirements),
-        ]
+        sources = ["--no-index", "--find-links", str(directory), "-r", str(requirements)]
         for constraint in resolution.constraints:
-            command += ["-c", str(constraint)]
+            sources += ["-c", str(constraint)]
+        target = str(venv / "bin" / "python")
+        if install:
+            command = [uv_binary(), "pip", "install", "--no-config", "--offline", "--no-build", "--quiet"]
+            command += ["--python", target, *sources]
+            what = "uv pip install --no-index"
+        else:
+            command = [sys.executable, "-m", "pip", "--python", target, "install", "--dry-run", "--quiet", *sources]
+            what = "pip install --dry-run --no-index"
         result = subprocess.run(command, capture_output=True, text=True, env=isolated_env())
         if result.returncode != 0:
             raise_if_disk_full(result.stderr)
-            return "pip install --no-index failed:\n" + "\n".join(result.stderr.strip().splitlines()[-15:])
+            return f"{what} failed:\n" + "\n".join(result.stderr.strip().splitlines()[-15:])
     return None
 
 
@@ -148,11 +152,14 @@ def verify_target(inventory: Inventory, target: Target, *, reuse: bool = False) 
         if python is None:
             report.native = f"no python{target.python} here"
         else:
-            # Each set installs into its own venv: independent work, so both cores share it.
+            # pip resolves every set, and the largest set is installed for real; each in its own venv,
+            # independent work, so both cores share it.
+            largest = max(sets, key=lambda r: len(r.lines))
+            jobs = [(largest, True)] + [(r, False) for r in sets]
             with stoppable_pool(2) as pool:
-                problems = pool.map(lambda r: (r, _pip_install(python, directory, r)), sets)
+                problems = pool.map(lambda job: (job[0], _native(python, directory, job[0], install=job[1])), jobs)
                 report.problems += [f"{r.label}: {problem}" for r, problem in problems if problem]
-            report.native = "installed"
+            report.native = "pip resolved, installed"
     if report.ok:
         stamp_file.parent.mkdir(parents=True, exist_ok=True)
         stamp_file.write_text(stamp)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from devpi_airgap.core.inventory import load_inventory
-from devpi_airgap.online.verify import verify_target
+from devpi_airgap.core.requirements import ResolutionSet
+from devpi_airgap.online.verify import _native, verify_target
 from testing.download_project import DISTS, make_project
 from testing.environment import clean_env
 from testing.fakeindex import build_index, serve_index
 from testing.tasks import run_task
+from testing.wheels import make_wheel
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +45,21 @@ def test_a_missing_file_fails_with_its_name(downloaded):
 def test_a_target_never_downloaded_says_what_to_run(downloaded):
     report = verify_target(downloaded, downloaded.targets["lin311"])
     assert not report.ok and "inv download --target lin311" in report.problems[0]
+
+
+def test_pip_resolves_each_set_for_this_interpreter_and_names_what_is_missing(tmp_path):
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "app", "1.0", headers=[("Requires-Dist", "lib>=1")])
+    needs_lib = ResolutionSet("requirements.txt", ("app",))
+    problem = _native(sys.executable, wheels, needs_lib, install=False)
+    assert problem and "pip install --dry-run --no-index failed" in problem and "lib" in problem
+    make_wheel(wheels, "lib", "1.0")
+    assert _native(sys.executable, wheels, needs_lib, install=False) is None
+    assert _native(sys.executable, wheels, needs_lib, install=True) is None
+
+
+def test_the_real_install_catches_a_wheel_that_does_not_unpack(tmp_path):
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "app", "1.0").write_bytes(b"not a zip at all")
+    problem = _native(sys.executable, wheels, ResolutionSet("requirements.txt", ("app",)), install=True)
+    assert problem and "uv pip install --no-index failed" in problem
