@@ -62,10 +62,15 @@ def print_matrix(matrix: Matrix) -> None:
         return f"[{style}]{escape(text)}[/]" if style else escape(text)
 
     rows = [
-        [package, *(", ".join(styled(*piece) for piece in cell(c, package)) for c in matrix.columns)]
+        [
+            package,
+            escape(matrix.licenses.get(package, "")),
+            escape(matrix.advisories.get(package, "")),
+            *(", ".join(styled(*piece) for piece in cell(c, package)) for c in matrix.columns),
+        ]
         for package in matrix.packages
     ]
-    columns = ["package", *(c.name for c in matrix.columns)]
+    columns = ["package", "license", "advisories", *(c.name for c in matrix.columns)]
     # Versions read best left-aligned, like the package names beside them.
     t = table("wheelhouse matrix", columns, rows, right_from=len(columns))
     # A shortened package name is a wrong one; let the version cells wrap instead.
@@ -75,13 +80,15 @@ def print_matrix(matrix: Matrix) -> None:
     for i, label in enumerate(TOTAL_LABELS):
         t.add_row(
             f"[bold]{label}[/]",
+            "",
+            "",
             *(
                 styled(totals(c)[i], "" if not c.downloaded else MISSING if i == 3 and c.missing_files else PRESENT)
                 for c in matrix.columns
             ),
         )
     out.print(t)
-    out.print(f"pool: {matrix.pool_files} distinct files, {human_bytes(matrix.pool_bytes)}")
+    out.print(f"pool: {matrix.pool_files} distinct files, {human_bytes(matrix.pool_bytes)}; {escape(matrix.audited)}")
 
 
 def print_report(matrix: Matrix, html: Path | None) -> None:

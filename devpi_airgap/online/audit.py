@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
@@ -10,6 +11,7 @@ from packaging.utils import parse_wheel_filename
 from devpi_airgap.core.advisories import Snapshot
 from devpi_airgap.core.audit import AuditReport, audit_files
 from devpi_airgap.core.errors import UsageError
+from devpi_airgap.core.files import atomic_write
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.lock import read_lock
 from devpi_airgap.core.wheelhouse import POOL
@@ -41,7 +43,25 @@ def audit_inventory(
             }
         )
         snapshot = snapshot_for(inventory.policy.advisories, packages)
-    return audit_files(inventory.policy, files, snapshot, today)
+    report = audit_files(inventory.policy, files, snapshot, today)
+    save_findings(inventory, report)
+    return report
+
+
+AUDITED = ".audit.json"  # in the wheelhouse: the last audit's findings, which `inv report` shows
+
+
+def save_findings(inventory: Inventory, report: AuditReport) -> None:
+    """What `inv report` shows of the audit, so that the report itself stays offline and instant."""
+    licenses = {f.filename: f.license.expression or "unknown" for t in report.targets for f in t.licenses}
+    advisories: dict[str, list[str]] = {}
+    for t in report.targets:
+        for f in t.advisories:
+            line = f"{f.id} ({f.version}, {f.severity or 'unknown'}, {f.verdict})"
+            if line not in advisories.setdefault(f.name, []):
+                advisories[f.name].append(line)
+    body = {"advisories_checked": report.snapshot is not None, "licenses": licenses, "advisories": advisories}
+    atomic_write(inventory.wheelhouse / AUDITED, json.dumps(body, indent=1, sort_keys=True))
 
 
 def rescan_snapshot(inventory: Inventory) -> Snapshot:

@@ -7,6 +7,7 @@ that someone on either side of the gap can open without network access.
 from __future__ import annotations
 
 import html
+import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,6 +22,7 @@ from devpi_airgap.core.files import atomic_write
 from devpi_airgap.core.inventory import Inventory
 from devpi_airgap.core.lock import read_lock
 from devpi_airgap.core.wheelhouse import POOL
+from devpi_airgap.online.audit import AUDITED
 
 NOT_NEEDED = "—"
 NOT_DOWNLOADED = "not downloaded"
@@ -51,6 +53,9 @@ class Matrix:
     packages: list[str]
     pool_files: int
     pool_bytes: int
+    licenses: dict[str, str] = field(default_factory=dict)  # package -> its files' licenses, from the last audit
+    advisories: dict[str, str] = field(default_factory=dict)  # package -> advisories found by the last audit
+    audited: str = "not audited yet: run `inv audit`"  # or what the last audit covered
 
 
 def _version_key(version: str):
@@ -100,7 +105,31 @@ def _pool_totals(inv: Inventory) -> tuple[int, int]:
 def build_matrix(inv: Inventory) -> Matrix:
     columns = [_column(inv, target) for target in inv.targets.values()]
     packages = sorted({name for column in columns for name in column.versions})
-    return Matrix(columns, packages, *_pool_totals(inv))
+    matrix = Matrix(columns, packages, *_pool_totals(inv))
+    _add_audit(inv, matrix)
+    return matrix
+
+
+def _add_audit(inv: Inventory, matrix: Matrix) -> None:
+    """The license and advisory columns, from the findings the last audit saved; nothing is read anew."""
+    try:
+        audit = json.loads((inv.wheelhouse / AUDITED).read_text())
+    except (FileNotFoundError, ValueError):
+        return
+    by_package: dict[str, set[str]] = {}
+    for filename, expression in audit["licenses"].items():
+        try:
+            name = str(parse_wheel_filename(filename)[0])
+        except InvalidWheelFilename:
+            continue
+        by_package.setdefault(name, set()).add(expression)
+    matrix.licenses = {name: ", ".join(sorted(found)) for name, found in by_package.items()}
+    matrix.advisories = {name: "; ".join(lines) for name, lines in audit["advisories"].items()}
+    matrix.audited = (
+        "licenses and advisories from the last audit"
+        if audit["advisories_checked"]
+        else ("licenses from the last audit; advisories not checked (no policy.advisories)")
+    )
 
 
 def cell(column: Column, package: str) -> list[tuple[str, str]]:
@@ -166,9 +195,12 @@ def render_html(matrix: Matrix) -> str:
         spans = ", ".join(f'<span class="{state or "placeholder"}">{e(text)}</span>' for text, state in pieces)
         return f"<td>{spans}</td>"
 
-    head = "".join(f"<th>{e(name)}</th>" for name in ["package", *(c.name for c in matrix.columns)])
+    head = "".join(
+        f"<th>{e(name)}</th>" for name in ["package", "license", "advisories", *(c.name for c in matrix.columns)]
+    )
     body = "\n".join(
-        f"<tr><td>{e(package)}</td>{''.join(td(cell(c, package)) for c in matrix.columns)}</tr>"
+        f"<tr><td>{e(package)}</td><td>{e(matrix.licenses.get(package, ''))}</td>"
+        f"<td>{e(matrix.advisories.get(package, ''))}</td>{''.join(td(cell(c, package)) for c in matrix.columns)}</tr>"
         for package in matrix.packages
     )
 
@@ -177,7 +209,7 @@ def render_html(matrix: Matrix) -> str:
         return f"<td{alert}>{e(totals(column)[i])}</td>"
 
     foot = "\n".join(
-        f"<tr><td>{label}</td>{''.join(total_td(c, i) for c in matrix.columns)}</tr>"
+        f"<tr><td>{label}</td><td></td><td></td>{''.join(total_td(c, i) for c in matrix.columns)}</tr>"
         for i, label in enumerate(TOTAL_LABELS)
     )
     missing = sum(len(c.missing_files) for c in matrix.columns)
@@ -203,7 +235,7 @@ def render_html(matrix: Matrix) -> str:
 {foot}
 </tfoot>
 </table>
-<p>pool: {matrix.pool_files} distinct files, {e(human_bytes(matrix.pool_bytes))}</p>
+<p>pool: {matrix.pool_files} distinct files, {e(human_bytes(matrix.pool_bytes))}; {e(matrix.audited)}</p>
 <script>{_JS}</script>
 </body></html>
 """

@@ -160,3 +160,22 @@ def test_every_bundle_carries_its_evidence_under_the_manifest_with_a_valid_sbom_
     assert "lib 1.0 -&gt; 1.1" in page and "mystery-1.0-py3-none-any.whl" in page and "<script" not in page
     first_changes = manifest_of(first)["documents"]
     assert first_changes["evidence.json"] != manifest["documents"]["evidence.json"]
+
+
+def test_the_report_shows_each_projects_license_and_advisories_from_the_last_audit(index, tmp_path):
+    with serve_osv([record("GHSA-app-low", "app", ["1.0"], label="LOW")]) as osv:
+        root = project(tmp_path / "p", index, "app\nmystery\n", LICENSES + f"  advisories: {{osv_url: '{osv.url}'}}\n")
+        assert run(root, "download").returncode == 0
+    result = run_task(
+        "report", "--inventory", str(root / "inventory.yaml"), "--html", "", env={**clean_env(root), "COLUMNS": "250"}
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {
+        line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+        for line in result.stdout.splitlines()
+        if line.startswith("│")
+    }
+    assert rows["app"][:2] == ["MIT", "GHSA-app-low (1.0, low, below threshold)"]
+    assert rows["lib"][:2] == ["Apache-2.0", ""]
+    assert rows["mystery"][:2] == ["unknown", ""]
+    assert "licenses and advisories from the last audit" in result.stdout
