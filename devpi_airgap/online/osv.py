@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import zipfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def snapshot_for(policy: AdvisoryPolicy, packages: list[tuple[str, str | None]]) -> Snapshot:
+def snapshot_for(policy: AdvisoryPolicy, packages: Sequence[tuple[str, str | None]]) -> Snapshot:
     """The advisories that concern `packages` (name, version), from the policy's zip or its URL.
 
     A version of None asks for every advisory of that project, whatever version
@@ -43,7 +44,7 @@ def snapshot_for(policy: AdvisoryPolicy, packages: list[tuple[str, str | None]])
     return from_api(policy.osv_url, packages)
 
 
-def from_api(url: str, packages: list[tuple[str, str | None]]) -> Snapshot:
+def from_api(url: str, packages: Sequence[tuple[str, str | None]]) -> Snapshot:
     snapshot = Snapshot(url, _now())
     unique = sorted(set(packages), key=lambda p: (p[0], p[1] or ""))
     try:
@@ -72,7 +73,9 @@ def _get_json(client: httpx.Client, method: str, url: str, body: dict | None = N
     return data
 
 
-def _query_batch(client: httpx.Client, url: str, packages: list[tuple[str, str | None]], snapshot: Snapshot) -> None:
+def _query_batch(
+    client: httpx.Client, url: str, packages: Sequence[tuple[str, str | None]], snapshot: Snapshot
+) -> None:
     pending: list[tuple[str, str | None, str | None]] = [(name, version, None) for name, version in packages]
     while pending:  # a result with a next_page_token has more vulns: ask again for those queries only
         queries = [
@@ -97,7 +100,7 @@ def _query_batch(client: httpx.Client, url: str, packages: list[tuple[str, str |
         pending = again
 
 
-def from_zip(path: Path, packages: list[tuple[str, str | None]]) -> Snapshot:
+def from_zip(path: Path, packages: Sequence[tuple[str, str | None]]) -> Snapshot:
     """Every record in the export that affects one of `packages`; the rest of the export stays behind."""
     names = {canonicalize_name(n) for n, _ in packages}
     snapshot = Snapshot(path.name, _now())
@@ -109,7 +112,7 @@ def from_zip(path: Path, packages: list[tuple[str, str | None]]) -> Snapshot:
                 record = json.loads(archive.read(member))
                 touched = {canonicalize_name(a.get("package", {}).get("name", "")) for a in record.get("affected", [])}
                 if touched & names and any(
-                    affects(record, n, v) for n, v in packages if canonicalize_name(n) in touched
+                    v is None or affects(record, n, v) for n, v in packages if canonicalize_name(n) in touched
                 ):
                     snapshot.vulns[record["id"]] = record
     except (OSError, zipfile.BadZipFile, ValueError, KeyError) as exc:

@@ -179,3 +179,15 @@ def test_the_report_shows_each_projects_license_and_advisories_from_the_last_aud
     assert rows["lib"][:2] == ["Apache-2.0", ""]
     assert rows["mystery"][:2] == ["unknown", ""]
     assert "licenses and advisories from the last audit" in result.stdout
+
+
+def test_a_snapshot_by_project_keeps_every_advisory_of_it_from_the_zip_and_the_api(tmp_path):
+    from devpi_airgap.online.osv import from_api, from_zip
+
+    old = record("GHSA-old", "lib", ["0.9"], fixed="1.0", label="HIGH")  # affects no locked version
+    other = record("GHSA-other", "numpy", ["1.0"], label="HIGH")
+    write_zip(tmp_path / "all.zip", [old, other])
+    assert set(from_zip(tmp_path / "all.zip", [("lib", None)]).vulns) == {"GHSA-old"}
+    assert set(from_zip(tmp_path / "all.zip", [("lib", "1.0")]).vulns) == set()
+    with serve_osv([old, other]) as osv:
+        assert set(from_api(osv.url, [("lib", None)]).vulns) == {"GHSA-old"}
