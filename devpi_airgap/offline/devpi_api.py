@@ -202,13 +202,7 @@ class DevpiClient:
         projects = listing.json()["projects"]
 
         def files_of(project: str) -> dict[str, str]:
-            page = self._request(
-                f"list files of {project} on {name}",
-                "GET",
-                f"/{name}/+simple/{project}/",
-                headers=headers,
-            ).json()
-            return {f["filename"]: f["hashes"].get("sha256", "") for f in page["files"]}
+            return {f["filename"]: f["hashes"].get("sha256", "") for f in self._project_files(name, project) or []}
 
         result: dict[str, str] = {}
         with ThreadPoolExecutor(max_workers=LIST_WORKERS) as pool:
@@ -216,10 +210,8 @@ class DevpiClient:
                 result.update(files)
         return result
 
-    def remove_file(self, user: str, index: str, filename: str) -> bool:
-        """Delete one release file from a (non-volatile) index, as a recall must; False if it was not there."""
-        name = f"{user}/{index}"
-        project = canonicalize_name(filename.split("-")[0])
+    def _project_files(self, name: str, project: str) -> list[dict] | None:
+        """The files of one project on index `name` (PEP 691 JSON), or None when the index has no such project."""
         page = self._request(
             f"list files of {project} on {name}",
             "GET",
@@ -227,9 +219,13 @@ class DevpiClient:
             headers={"Accept": SIMPLE_JSON},
             ok=(200, 404),
         )
-        if page.status_code == 404:
-            return False
-        entry = next((f for f in page.json()["files"] if f["filename"] == filename), None)
+        return page.json()["files"] if page.status_code == 200 else None
+
+    def remove_file(self, user: str, index: str, filename: str) -> bool:
+        """Delete one release file from a (non-volatile) index, as a recall must; False if it was not there."""
+        name = f"{user}/{index}"
+        project = canonicalize_name(filename.split("-")[0])
+        entry = next((f for f in self._project_files(name, project) or [] if f["filename"] == filename), None)
         if entry is None:
             return False
         url = httpx.URL(f"{self.base_url}/{name}/+simple/{project}/").join(entry["url"]).copy_with(fragment=None)
