@@ -28,6 +28,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -45,7 +46,11 @@ def env(project: Path) -> dict:
 
 
 def run(tool: Path, project: Path, *args: str) -> float:
-    """One task with `tool`'s own code first on the path; returns its wall time."""
+    """One task with `tool`'s own code first on the path; returns its wall time.
+
+    `-S` keeps site's .pth files out, among them the editable install's finder,
+    which would import this working tree's devpi_airgap whatever PYTHONPATH says.
+    """
     command = [
         sys.executable,
         "-m",
@@ -57,7 +62,11 @@ def run(tool: Path, project: Path, *args: str) -> float:
         str(project / "inventory.yaml"),
     ]
     start = time.perf_counter()
-    result = subprocess.run(command, env={**env(project), "PYTHONPATH": str(tool)}, capture_output=True, text=True)
+    path = f"{tool}{os.pathsep}{sysconfig.get_paths()['purelib']}"
+    # cwd is the project: `python -m` puts the cwd first on the path, and a checkout there would win.
+    result = subprocess.run(
+        command, env={**env(project), "PYTHONPATH": path}, cwd=project, capture_output=True, text=True
+    )
     if result.returncode != 0:
         raise SystemExit(
             f"{' '.join(command)} exited {result.returncode}:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"

@@ -84,8 +84,9 @@ def audit_files(
     files: dict[str, list[Path]],
     snapshot: Snapshot | None,
     today: datetime.date | None = None,
+    known: licenses.LicenseCache | None = None,
 ) -> AuditReport:
-    """Judge `files` (target -> wheel paths); each distinct wheel's METADATA is read once."""
+    """Judge `files` (target -> wheel paths); each distinct wheel's METADATA is read once, or not at all if known."""
     today = today or datetime.date.today()
     read: dict[str, LicenseFinding] = {}
     report = AuditReport(policy, [], snapshot)
@@ -94,7 +95,7 @@ def audit_files(
         wheels = [p for p in paths if p.name.endswith(".whl")]
         for path in wheels:
             if path.name not in read:
-                read[path.name] = licenses.judge(path, policy.licenses)
+                read[path.name] = licenses.judge(path, policy.licenses, known)
             audit.licenses.append(read[path.name])
         if snapshot is not None and policy.advisories is not None:
             packages = [(str(n), str(v)) for n, v, _, _ in map(parse_wheel_filename, (p.name for p in wheels))]

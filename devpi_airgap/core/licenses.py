@@ -8,6 +8,7 @@ mapped to SPDX stays unknown and goes on the review list, never guessed.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from license_expression import ExpressionError, LicenseSymbol, Licensing, get_spdx_licensing
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from devpi_airgap.core.files import atomic_write
 from devpi_airgap.core.metadata import read_metadata
 from devpi_airgap.core.policy import LicensePolicy
 
@@ -133,6 +135,39 @@ def normalise(text: str) -> str | None:
         return None
 
 
+class LicenseCache:
+    """Licenses already read, keyed by what no write can leave as it was: size, inode and change time.
+
+    A wheel is immutable once in the pool, so re-reading its METADATA on every
+    audit would only cost time (most of an audit's); a file that was rewritten
+    has a new ctime and is read again.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.entries: dict[str, list] = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            self.entries = {}
+
+    @staticmethod
+    def _stamp(wheel: Path) -> list[int]:
+        st = wheel.stat()
+        return [st.st_size, st.st_ino, st.st_ctime_ns]
+
+    def get(self, wheel: Path) -> LicenseInfo:
+        stamp = self._stamp(wheel)
+        entry = self.entries.get(wheel.name)
+        if entry and entry[0] == stamp:
+            return LicenseInfo(*entry[1])
+        info = read_license(wheel)
+        self.entries[wheel.name] = [stamp, [info.expression, info.source, info.raw]]
+        return info
+
+    def save(self) -> None:
+        atomic_write(self.path, json.dumps(self.entries, sort_keys=True))
+
+
 def read_license(wheel: Path) -> LicenseInfo:
     metadata = read_metadata(wheel)
     expression = metadata.get("License-Expression")
@@ -165,9 +200,9 @@ def _verdict(node, policy: LicensePolicy) -> str:
     return DENIED if DENIED in verdicts else ALLOWED if all(v == ALLOWED for v in verdicts) else REVIEW
 
 
-def judge(wheel: Path, policy: LicensePolicy | None) -> LicenseFinding:
+def judge(wheel: Path, policy: LicensePolicy | None, known: LicenseCache | None = None) -> LicenseFinding:
     name, version, _, _ = parse_wheel_filename(wheel.name)
-    info = read_license(wheel)
+    info = known.get(wheel) if known else read_license(wheel)
     if policy is None:
         return LicenseFinding(name, str(version), wheel.name, info, REVIEW, "no license policy set")
     exception = policy.exception_for(canonicalize_name(name))

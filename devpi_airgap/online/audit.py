@@ -13,6 +13,7 @@ from devpi_airgap.core.audit import AuditReport, audit_files
 from devpi_airgap.core.errors import UsageError
 from devpi_airgap.core.files import atomic_write
 from devpi_airgap.core.inventory import Inventory, Target
+from devpi_airgap.core.licenses import LicenseCache
 from devpi_airgap.core.lock import read_lock
 from devpi_airgap.core.wheelhouse import POOL
 from devpi_airgap.online.osv import snapshot_for
@@ -43,12 +44,15 @@ def audit_inventory(
             }
         )
         snapshot = snapshot_for(inventory.policy.advisories, packages)
-    report = audit_files(inventory.policy, files, snapshot, today)
+    known = LicenseCache(inventory.wheelhouse / POOL / LICENSES)
+    report = audit_files(inventory.policy, files, snapshot, today, known)
+    known.save()
     save_findings(inventory, report)
     return report
 
 
 AUDITED = ".audit.json"  # in the wheelhouse: the last audit's findings, which `inv report` shows
+LICENSES = ".licenses.json"  # in the pool: each wheel's license as read from its METADATA
 
 
 def save_findings(inventory: Inventory, report: AuditReport) -> None:

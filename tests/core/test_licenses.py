@@ -91,3 +91,16 @@ def test_an_exception_accepts_a_project_with_its_reason_and_unknown_blocks_only_
     assert blocking(
         [judge(make_wheel(tmp_path, "odd", "1.0", headers=[("License", "see LICENSE.txt")]), strict)], strict
     )
+
+
+def test_the_license_cache_answers_for_an_unchanged_wheel_and_reads_a_rewritten_one_again(tmp_path):
+    from devpi_airgap.core.licenses import LicenseCache
+
+    wheel = make_wheel(tmp_path / "w", "pkg", "1.0", headers=[("License-Expression", "MIT")])
+    cache = LicenseCache(tmp_path / "licenses.json")
+    assert cache.get(wheel).expression == "MIT"
+    cache.save()
+    again = LicenseCache(tmp_path / "licenses.json")
+    assert again.entries and again.get(wheel).expression == "MIT"
+    make_wheel(tmp_path / "w", "pkg", "1.0", headers=[("License-Expression", "AGPL-3.0-only")])  # same name, new bytes
+    assert again.get(wheel).expression == "AGPL-3.0-only"
