@@ -33,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.download import clean_env
 from bench.results import default_path, write_results
 from testing.fakeosv import record, serve_osv
 from testing.tasks import REPO
@@ -41,8 +42,7 @@ DEFAULT_BASELINE = "feccb54"  # the last commit before the evidence pack (issue 
 
 
 def env(project: Path) -> dict:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "DEVPI_AIRGAP_"))}
-    return {**clean, "UV_CACHE_DIR": str(project / "uv-cache"), "UV_PYTHON_DOWNLOADS": "never"}
+    return clean_env(UV_CACHE_DIR=str(project / "uv-cache"))
 
 
 def run(tool: Path, project: Path, *args: str) -> float:

@@ -22,7 +22,6 @@ three targets <= 1.0x pip's one; peak RSS flat in the number of projects.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.download import clean_env
 from bench.results import default_path, write_results
 from testing.environment import secrets_env
 from testing.tasks import REPO
@@ -39,15 +39,7 @@ LIST = SCALE / "requirements" / "top200.txt"
 
 
 def isolated(workdir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "DEVPI_AIRGAP_"))}
-    env.update(
-        PIP_CONFIG_FILE=os.devnull,
-        UV_NO_CONFIG="1",
-        UV_PYTHON_DOWNLOADS="never",
-        UV_CACHE_DIR=str(workdir / "uv-cache"),
-        PIP_CACHE_DIR=str(workdir / "pip-cache"),
-    )
-    return env
+    return clean_env(UV_CACHE_DIR=str(workdir / "uv-cache"), PIP_CACHE_DIR=str(workdir / "pip-cache"))
 
 
 def measured(label: str, command: list[str], env: dict, log: Path) -> dict:

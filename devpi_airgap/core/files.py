@@ -21,6 +21,15 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def change_stamp(path: Path) -> list[int]:
+    """What no write can leave as it was: size, inode and change time (ctime, unlike mtime, cannot be set back).
+
+    A cache keyed by it can trust a file it has seen; any rewrite moves ctime on.
+    """
+    st = path.stat()
+    return [st.st_size, st.st_ino, st.st_ctime_ns]
+
+
 def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o644) -> None:
     """Replace `path` whole: a reader sees the old file or the new one, never a mix.
 

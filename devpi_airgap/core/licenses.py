@@ -16,7 +16,7 @@ from pathlib import Path
 from license_expression import ExpressionError, LicenseSymbol, Licensing, get_spdx_licensing
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from devpi_airgap.core.files import atomic_write
+from devpi_airgap.core.files import atomic_write, change_stamp
 from devpi_airgap.core.metadata import read_metadata
 from devpi_airgap.core.policy import LicensePolicy
 
@@ -150,13 +150,8 @@ class LicenseCache:
         except (FileNotFoundError, ValueError):
             self.entries = {}
 
-    @staticmethod
-    def _stamp(wheel: Path) -> list[int]:
-        st = wheel.stat()
-        return [st.st_size, st.st_ino, st.st_ctime_ns]
-
     def get(self, wheel: Path) -> LicenseInfo:
-        stamp = self._stamp(wheel)
+        stamp = change_stamp(wheel)
         entry = self.entries.get(wheel.name)
         if entry and entry[0] == stamp:
             return LicenseInfo(*entry[1])

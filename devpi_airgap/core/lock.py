@@ -47,3 +47,22 @@ def read_lock(path: Path) -> tuple[dict, list[LockedFile]]:
             f"{path}: the lock file is damaged ({exc}); restore it from version control or re-resolve"
         ) from None
     return body, files
+
+
+def versions_by_name(files: list[LockedFile]) -> dict[str, list[str]]:
+    """Each project in a lock with its versions, sorted: what "changed" is measured on."""
+    found: dict[str, set[str]] = {}
+    for f in files:
+        found.setdefault(f.name, set()).add(f.version)
+    return {name: sorted(v) for name, v in sorted(found.items())}
+
+
+def lock_changes(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[str, list[str]]:
+    """New, updated and removed projects between two versions_by_name maps."""
+    return {
+        "new": [f"{n} {', '.join(v)}" for n, v in after.items() if n not in before],
+        "updated": [
+            f"{n} {', '.join(before[n])} -> {', '.join(v)}" for n, v in after.items() if n in before and before[n] != v
+        ],
+        "removed": [f"{n} {', '.join(v)}" for n, v in before.items() if n not in after],
+    }

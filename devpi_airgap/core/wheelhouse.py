@@ -13,7 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-from devpi_airgap.core.files import atomic_write, sha256_file
+from devpi_airgap.core.files import atomic_write, change_stamp, sha256_file
 
 POOL = ".pool"
 SDISTS = ".sdists"
@@ -41,11 +41,10 @@ class Wheelhouse:
         back: putting an mtime back is itself a change that moves ctime on.
         """
         try:
-            st = path.stat()
+            stamp = change_stamp(path)
         except FileNotFoundError:
             return None
         key = str(path.relative_to(self.pool))
-        stamp = [st.st_size, st.st_ino, st.st_ctime_ns]
         cached = self._hashes.get(key)
         if cached and cached[:3] == stamp:
             return cached[3]

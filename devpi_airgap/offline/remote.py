@@ -113,7 +113,12 @@ class Host:
         return RemoteError(f"running a command on {where} failed: {exc}")
 
     def become_root(self) -> None:
-        """Work out how to be root: directly, or with passwordless sudo. Fails before any change."""
+        """Work out how to be root: directly, or with passwordless sudo. Fails before any change.
+
+        Worked out once per connection: every entry point asks, and each answer costs SSH round trips.
+        """
+        if self._prefix is not None:
+            return
         uid = self._raw("id -u", None)
         if uid.ok and uid.stdout.strip() == "0":
             self._prefix = ""

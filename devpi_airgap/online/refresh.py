@@ -14,7 +14,7 @@ from pathlib import Path
 
 from devpi_airgap.core.errors import AirgapError, FetchError, VerificationError
 from devpi_airgap.core.inventory import Inventory
-from devpi_airgap.core.lock import read_lock
+from devpi_airgap.core.lock import lock_changes, read_lock, versions_by_name
 from devpi_airgap.core.runlock import exclusive, wheelhouse_lock
 from devpi_airgap.online.audit import audit_inventory
 from devpi_airgap.online.download import download
@@ -25,32 +25,11 @@ REPORT = "refresh-report.json"
 LOG = "refresh.log"
 
 
-def _versions(inventory: Inventory) -> dict[str, dict[str, set[str]]]:
-    found = {}
-    for target in inventory.targets.values():
-        path = inventory.lock_path(target)
-        versions: dict[str, set[str]] = {}
-        if path.exists():
-            for f in read_lock(path)[1]:
-                versions.setdefault(f.name, set()).add(f.version)
-        found[target.name] = versions
-    return found
-
-
-def changes(before: dict, after: dict) -> dict[str, dict[str, list]]:
-    """Per target: packages that are new, and packages with versions added or dropped."""
-    report = {}
-    for target, now in after.items():
-        old = before.get(target, {})
-        report[target] = {
-            "new": sorted(f"{name} {', '.join(sorted(v))}" for name, v in now.items() if name not in old),
-            "updated": sorted(
-                f"{name} {', '.join(sorted(old[name]))} -> {', '.join(sorted(v))}"
-                for name, v in now.items()
-                if name in old and v != old[name]
-            ),
-        }
-    return report
+def _versions(inventory: Inventory) -> dict[str, dict[str, list[str]]]:
+    return {
+        t.name: versions_by_name(read_lock(inventory.lock_path(t))[1]) if inventory.lock_path(t).exists() else {}
+        for t in inventory.targets.values()
+    }
 
 
 def log(inventory: Inventory, line: str) -> None:
@@ -72,7 +51,7 @@ def refresh(inventory: Inventory) -> tuple[dict, Path | None]:
                 raise VerificationError(
                     "verification failed for " + ", ".join(f"{r.name}: {'; '.join(r.problems)}" for r in failed)
                 )
-            report = changes(before, _versions(inventory))
+            report = {t: lock_changes(before.get(t, {}), now) for t, now in _versions(inventory).items()}
             bundle = write_bundle(inventory, audit_inventory(inventory))
         except AirgapError as exc:
             log(inventory, f"refresh failed (exit {exc.exit_code}): {' '.join(str(exc).split())}")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devpi_airgap.core.errors import VerificationError
-from devpi_airgap.core.files import raise_if_disk_full
+from devpi_airgap.core.files import change_stamp, raise_if_disk_full
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.isolation import isolated_env, uv_binary
 from devpi_airgap.core.lock import read_lock
@@ -116,7 +116,7 @@ def _stamp(inventory: Inventory, target: Target, sets: list[ResolutionSet], dire
     """What a verification depends on: the lock, the sets, and the directory's files (each as it is on disk)."""
     digest = hashlib.sha256(inventory.lock_path(target).read_bytes() if inventory.lock_path(target).exists() else b"")
     digest.update(json.dumps([[s.label, s.lines, [str(c) for c in s.constraints]] for s in sets]).encode())
-    files = sorted((p.name, p.stat().st_size, p.stat().st_ino, p.stat().st_ctime_ns) for p in directory.iterdir())
+    files = sorted((p.name, *change_stamp(p)) for p in directory.iterdir())
     digest.update(json.dumps(files).encode())
     return digest.hexdigest()
 

@@ -28,11 +28,11 @@ from devpi_airgap.core.audit import AuditReport
 from devpi_airgap.core.errors import AirgapError
 from devpi_airgap.core.files import atomic_write
 from devpi_airgap.core.inventory import Inventory
-from devpi_airgap.core.lock import LockedFile, read_lock
+from devpi_airgap.core.lock import LockedFile, lock_changes, read_lock, versions_by_name
 from devpi_airgap.core.runlock import wheelhouse_lock
 from devpi_airgap.core.wheelhouse import Wheelhouse
 from devpi_airgap.transfer.bundle_check import CHUNK, MANIFEST, NAMESPACE, BundleError
-from devpi_airgap.transfer.evidence import build_evidence, changes, render_html, to_json, versions_by_name
+from devpi_airgap.transfer.evidence import build_evidence, render_html, to_json
 from devpi_airgap.transfer.sbom import target_sbom
 
 _SHIPPED = ".shipped.json"
@@ -131,7 +131,7 @@ def _documents(inventory: Inventory, audit: AuditReport, bundle_id: str, created
         created=created,
         signer=signer,
         report=audit,
-        target_changes={n: changes(before.get(n, {}), versions_by_name(files)) for n, files in locked.items()},
+        target_changes={n: lock_changes(before.get(n, {}), versions_by_name(files)) for n, files in locked.items()},
         sboms={name: f"sbom/{name}.cdx.json" for name in locked},
     )
     documents["evidence.json"] = to_json(evidence)

@@ -13,26 +13,7 @@ import json
 from collections import Counter
 
 from devpi_airgap.core.audit import AuditReport
-from devpi_airgap.core.lock import LockedFile
 from devpi_airgap.core.policy import Policy
-
-
-def versions_by_name(files: list[LockedFile]) -> dict[str, list[str]]:
-    found: dict[str, set[str]] = {}
-    for f in files:
-        found.setdefault(f.name, set()).add(f.version)
-    return {name: sorted(v) for name, v in sorted(found.items())}
-
-
-def changes(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[str, list]:
-    """New, updated and removed projects between two name -> versions maps."""
-    return {
-        "new": [f"{n} {', '.join(v)}" for n, v in after.items() if n not in before],
-        "updated": [
-            f"{n} {', '.join(before[n])} -> {', '.join(v)}" for n, v in after.items() if n in before and before[n] != v
-        ],
-        "removed": [f"{n} {', '.join(v)}" for n, v in before.items() if n not in after],
-    }
 
 
 def _policy_summary(policy: Policy) -> dict:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from devpi_airgap.core.advisories import Snapshot
 from devpi_airgap.core.audit import audit_files
+from devpi_airgap.core.lock import lock_changes
 from devpi_airgap.core.policy import AdvisoryPolicy, LicensePolicy, Policy, Waiver
-from devpi_airgap.transfer.evidence import build_evidence, changes, render_html
+from devpi_airgap.transfer.evidence import build_evidence, render_html
 from testing.browser import artifacts_dir, chromium_path, dump_dom, screenshot
 from testing.fakeosv import record
 from testing.wheels import make_wheel
@@ -36,7 +37,9 @@ def evidence_page(tmp_path: Path) -> Path:
         signer="ops@example",
         report=report,
         target_changes={
-            "win313": changes({"lib": ["1.0"], "gone": ["1.0"]}, {"app": ["1.0"], "lib": ["2.0"], "mystery": ["1.0"]})
+            "win313": lock_changes(
+                {"lib": ["1.0"], "gone": ["1.0"]}, {"app": ["1.0"], "lib": ["2.0"], "mystery": ["1.0"]}
+            )
         },
         sboms={"win313": "sbom/win313.cdx.json"},
     )
