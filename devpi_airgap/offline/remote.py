@@ -18,10 +18,12 @@ import shlex
 import shutil
 import socket
 import subprocess
+import tarfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
+from typing import Callable
 
 from invoke.runners import Result
 
@@ -55,23 +57,25 @@ class Host:
             guard(c, self.known_hosts_files)
 
     def _raw(self, command: str, stdin: str | None) -> Result:
-        try:
-            if stdin is None:
+        if stdin is None:
+            try:
                 return self.c.run(command, hide=True, warn=True, pty=False, in_stream=False)
+            except Exception as exc:
+                raise self._connection_error(exc) from None
+        data = stdin.encode()
+        return self._fed(command, lambda write: write(data))
+
+    def _fed(self, command: str, feed: Callable[[Callable[[bytes], object]], None]) -> Result:
+        """Run `command` with `feed(write)` writing its stdin, then EOF, while both outputs are drained."""
+        try:
             if self.is_remote:
-                return self._remote_with_input(command, stdin.encode())
-            done = subprocess.run(command, shell=True, input=stdin.encode(), capture_output=True)
-            return Result(
-                stdout=done.stdout.decode(errors="replace"),
-                stderr=done.stderr.decode(errors="replace"),
-                command=command,
-                exited=done.returncode,
-            )
+                return self._remote_fed(command, feed)
+            return _local_fed(command, feed)
         except Exception as exc:
             raise self._connection_error(exc) from None
 
-    def _remote_with_input(self, command: str, data: bytes) -> Result:
-        """One SSH exec channel: all of stdin at once, then EOF, while both outputs are drained."""
+    def _remote_fed(self, command: str, feed) -> Result:
+        """One SSH exec channel: stdin at wire speed, then EOF, while both outputs are drained."""
         channel = self._transport().open_session()
         try:
             channel.exec_command(command)
@@ -79,7 +83,7 @@ class Host:
             # stderr has its own reader, so a command that fills one pipe cannot block on the other.
             drain = threading.Thread(target=lambda: errors.append(_read_all(channel.recv_stderr)), daemon=True)
             drain.start()
-            channel.sendall(data)
+            feed(channel.sendall)
             channel.shutdown_write()
             out = _read_all(channel.recv)
             drain.join()
@@ -144,14 +148,25 @@ class Host:
             raise RemoteError(f"{step}: failed on {self.name} (exit {result.exited}):\n{detail}")
         return result
 
-    def run_program(self, program: ModuleType, *args: str, step: str, check: bool = True) -> Result:
-        """Run one of `offline.programs` (or the bundle checker) with the server's python3 and these arguments.
+    def run_program(
+        self,
+        program: ModuleType,
+        *args: str,
+        step: str,
+        check: bool = True,
+        python: str = "python3",
+        user: str | None = None,
+        stdin: str | None = None,
+    ) -> Result:
+        """Run one of `offline.programs` (or the bundle checker) with the server's `python` and these arguments.
 
-        The source goes in argv, which is fast and safe: a program holds no secret.
+        The source goes in argv, which is fast and safe: a program holds no secret; secrets go on `stdin`.
+        `user` runs it as that user instead of root.
         """
         source = inspect.getsource(program)
-        argv = " ".join(shlex.quote(a) for a in ("python3", "-c", source, *args))
-        return self.run(argv, step=step, check=check)
+        as_user = ("runuser", "-u", user, "--") if user else ()
+        argv = " ".join(shlex.quote(a) for a in (*as_user, python, "-c", source, *args))
+        return self.run(argv, step=step, check=check, stdin=stdin)
 
     def ensure_service(self, unit: str, *, step: str, refresh: str | None = None) -> list[str]:
         """Enable and start a systemd unit, or `refresh` ("restart", "reload") a running one; returns what changed."""
@@ -192,6 +207,33 @@ class Host:
             os.replace(f"{remote}.part", remote)
         else:
             self.run(f"install -m 0644 {shlex.quote(str(local))} {shlex.quote(remote)}", step=step)
+
+    def put_files(self, files: list[Path], remote_dir: str, *, step: str) -> None:
+        """Many files into one new root-owned directory as one tar stream: no round trip per file.
+
+        `remote_dir` is created afresh; on any failure it is removed, so it never holds a part of the files.
+        """
+        if self._prefix is None:
+            self.become_root()
+        target = shlex.quote(remote_dir)
+        command = f"rm -rf {target} && install -d -m 0700 {target} && tar -x --no-same-owner -C {target}"
+        wrapped = f"{self._prefix}sh -c {shlex.quote(command)}" if self._prefix else command
+
+        def feed(write: Callable[[bytes], object]) -> None:
+            with tarfile.open(fileobj=_Writer(write), mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                for path in files:
+                    info = tar.gettarinfo(str(path), arcname=path.name)
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = "root"
+                    info.mode = 0o644
+                    with open(path, "rb") as f:
+                        tar.addfile(info, f)
+
+        result = self._fed(wrapped, feed)
+        if not result.ok:
+            self.run(f"rm -rf {target}", step=step, check=False)
+            detail = "\n".join(result.stderr.strip().splitlines()[-5:])
+            raise RemoteError(f"{step}: copying {len(files)} files to {self.name}:{remote_dir} failed:\n{detail}")
 
     def get(self, remote: str, local: Path, *, step: str) -> None:
         """Fetch one root-owned file from the server, through a temporary copy the login user may read."""
@@ -321,6 +363,41 @@ def _close_quietly(channel) -> None:
         channel.close()
     except Exception:
         pass
+
+
+class _Writer:
+    """The file object tarfile's stream mode writes to, over any `write(bytes)`."""
+
+    def __init__(self, write: Callable[[bytes], object]):
+        self.write = write
+
+
+def _local_fed(command: str, feed) -> Result:
+    proc = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    outputs: dict[str, bytes] = {}
+    drains = [
+        threading.Thread(target=lambda n=name, r=stream.read: outputs.__setitem__(n, _read_all(r)), daemon=True)
+        for name, stream in (("out", proc.stdout), ("err", proc.stderr))
+    ]
+    for drain in drains:
+        drain.start()
+    try:
+        feed(proc.stdin.write)
+    except BrokenPipeError:
+        pass  # the command stopped reading; its exit status and stderr say why
+    finally:
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+    for drain in drains:
+        drain.join()
+    return Result(
+        stdout=outputs["out"].decode(errors="replace"),
+        stderr=outputs["err"].decode(errors="replace"),
+        command=command,
+        exited=proc.wait(),
+    )
 
 
 def _read_all(recv) -> bytes:

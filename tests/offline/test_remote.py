@@ -1,4 +1,4 @@
-"""Host: what travels to the server on stdin arrives whole and at wire speed.
+"""Host: what travels to the server, on stdin or as a stream of files, arrives whole and at wire speed.
 
 Invoke feeds a command's stdin one byte per 10 ms: 1 MB would take about
 three hours. The limit below is generous (wire speed is well under a second),
@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from devpi_airgap.core.errors import RemoteError
 from devpi_airgap.offline.remote import Host
 from testing.offline_host import OfflineHost, require_offline_host_support
 
@@ -22,8 +23,14 @@ pytestmark = pytest.mark.offline_host
 LIMIT_SECONDS = 60
 
 
-@pytest.fixture(scope="module")
-def remote():
+@pytest.fixture(scope="module", params=["over ssh", "on this machine"])
+def remote(request):
+    """The same Host over SSH and, as `fab deploy` on the server itself runs it, locally."""
+    if request.param == "on this machine":
+        from invoke import Context
+
+        yield Host(Context())
+        return
     require_offline_host_support()
     from fabric import Config, Connection
 
@@ -47,3 +54,35 @@ def test_stdin_and_a_large_stderr_do_not_block_each_other(remote):
     """The command writes more to stderr than a pipe holds before it has read its stdin."""
     result = remote.run("head -c 300000 /dev/zero >&2; cat | wc -c", step="stdin", stdin="y" * 200_000, check=False)
     assert result.stdout.strip() == "200000" and len(result.stderr) == 300_000
+
+
+def test_many_files_arrive_byte_identical_in_a_private_directory(remote, tmp_path):
+    files = []
+    for i in range(40):
+        path = tmp_path / f"file-{i}.whl"
+        path.write_bytes(os.urandom(1000 * i))
+        files.append(path)
+    target = remote.run("mktemp -d", step="test").stdout.strip() + "/seed"
+    try:
+        remote.put_files(files, target, step="copy")
+        listing = remote.run(f"cd {target} && sha256sum *", step="test").stdout
+        got = {line.split()[1]: line.split()[0] for line in listing.splitlines()}
+        assert got == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+        assert remote.run(f"stat -c '%U %a' {target}", step="test").stdout.strip() == "root 700"
+        # a second copy replaces the first whole: nothing of it is left
+        remote.put_files(files[:1], target, step="copy")
+        assert remote.run(f"ls {target}", step="test").stdout.split() == [files[0].name]
+    finally:
+        remote.run(f"rm -rf {target.rsplit('/', 1)[0]}", step="test")
+
+
+def test_a_failed_file_stream_names_the_place_and_leaves_nothing(remote, tmp_path):
+    wheel = tmp_path / "a.whl"
+    wheel.write_bytes(b"x" * 100_000)
+    blocker = remote.run("mktemp", step="test").stdout.strip()  # a file where a directory would have to be
+    try:
+        with pytest.raises(RemoteError, match=f"copying 1 files to .*{blocker}/seed failed"):
+            remote.put_files([wheel], f"{blocker}/seed", step="copy")
+        assert remote.run(f"test -f {blocker} && test ! -e {blocker}/seed", step="test", check=False).ok
+    finally:
+        remote.run(f"rm -f {blocker}", step="test")
