@@ -1,11 +1,20 @@
-"""Benchmark: devpi_airgap.devpi_api.upload_missing vs ``devpi upload`` (devpi-client).
+"""Benchmark: filling a devpi index from a wheelhouse, ours against ``devpi upload`` (devpi-client).
 
-    .venv/bin/python -m bench.upload [--wheels DIR] [--workers N] [--json bench/results/upload.json]
+    .venv/bin/python -m bench.upload [--wheels DIR] [--rounds N] [--json bench/results/upload.json]
 
-Each contender gets its own fresh devpi-server on loopback.  Measured per
-contender: (1) upload of all wheels into a fresh index, (2) the same call again
-with everything already on the index (no-op resync).  Goals: upload <= 0.5x,
-no-op resync <= 0.1x of devpi-client.  Timings are reported, never asserted.
+Each contender gets its own fresh devpi-server (with devpi-web) on loopback, per round:
+
+* devpi: devpi-init, start, user and index, ``devpi upload`` of every wheel, then
+  the same ``devpi upload`` again (nothing new).
+* ours: what a first ``fab deploy`` does, `programs.seed_index` (devpi-import of
+  the wheels with the user and index), then start; then our no-op re-sync
+  (`upload_missing`, which lists the index and skips what it holds).
+* ours-http: our HTTP upload (`upload_missing`) into a fresh index of a running
+  server, the path a deploy takes on a server that already holds data.
+
+Rows: the fill of a fresh index alone (devpi upload against the seed), the whole
+way from nothing to a serving index, HTTP upload, and the no-op re-sync.
+Goals: fill <= 0.5x, re-sync <= 0.1x. Timings are reported, never asserted.
 
 Without --wheels it uses ``wheelhouse/server/`` if present, else downloads a
 set of real wheels (~140 files, ~140 MB) into a cache dir with pip (run with
@@ -24,11 +33,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
+from bench.download import clean_env
 from bench.results import default_path, write_results
 from devpi_airgap.offline.devpi_api import DevpiClient, upload_missing
-from testing.devpi_server import ROOT_PASSWORD, start_devpi_server
+from testing.devpi_server import ROOT_PASSWORD, seed_server_dir, start_devpi_server
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -47,12 +56,6 @@ DOWNLOAD = [
 ]
 USER, INDEX = "bench", "wheels"
 PASSWORD = "bench-" + secrets.token_hex(8)
-
-
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    return env
 
 
 def wheel_dir(arg: str | None) -> Path:
@@ -82,14 +85,12 @@ def wheel_dir(arg: str | None) -> Path:
     return target
 
 
-def setup_server(tmp: Path) -> tuple[str, Callable[[], None]]:
-    url, stop = start_devpi_server(tmp)
+def make_user_and_index(url: str) -> None:
     with DevpiClient(url) as c:
         c.login("root", ROOT_PASSWORD)
         c.ensure_user(USER, PASSWORD)
         c.login(USER, PASSWORD)
         c.ensure_index(USER, INDEX)
-    return url, stop
 
 
 def check(url: str, expected: dict[str, str]) -> None:
@@ -106,7 +107,17 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def bench_devpi_client(url: str, wheels: list[Path], tmp: Path) -> tuple[float, float]:
+def resync(url: str, wheels: list[Path]) -> float:
+    """Our no-op re-sync: what the upload step does when the index holds every file."""
+    with DevpiClient(url) as c:
+        c.login(USER, PASSWORD)
+        results = []
+        seconds = timed(lambda: results.append(upload_missing(c, USER, INDEX, wheels)))
+    assert len(results[0].skipped) == len(wheels) and not results[0].uploaded, results[0]
+    return seconds
+
+
+def bench_devpi_client(wheels: list[Path], tmp: Path, expected: dict[str, str]) -> dict[str, float]:
     clientdir = tmp / "clientdir"
     devpi = str(Path(sys.executable).parent / "devpi")
 
@@ -118,35 +129,69 @@ def bench_devpi_client(url: str, wheels: list[Path], tmp: Path) -> tuple[float, 
             env=clean_env(),
         )
 
-    run("use", f"{url}/{USER}/{INDEX}")
-    # throw-away password of a throw-away loopback server: devpi login has no
-    # non-interactive way other than --password
-    run("login", USER, "--password", PASSWORD)
-    upload = timed(lambda: run("upload", *map(str, wheels)))
-    resync = timed(lambda: run("upload", *map(str, wheels)))
-    return upload, resync
+    start = time.perf_counter()
+    url, stop = start_devpi_server(tmp / "server")
+    try:
+        make_user_and_index(url)
+        run("use", f"{url}/{USER}/{INDEX}")
+        # throw-away password of a throw-away loopback server: devpi login has no
+        # non-interactive way other than --password
+        run("login", USER, "--password", PASSWORD)
+        fill = timed(lambda: run("upload", *map(str, wheels)))
+        whole = time.perf_counter() - start
+        again = timed(lambda: run("upload", *map(str, wheels)))
+        check(url, expected)
+    finally:
+        stop()
+    return {"fill": fill, "whole": whole, "resync": again}
 
 
-def bench_ours(url: str, wheels: list[Path], workers: int) -> tuple[float, float]:
-    with DevpiClient(url) as c:
-        c.login(USER, PASSWORD)
-        results = []
+def bench_seed(wheels: list[Path], tmp: Path, expected: dict[str, str]) -> dict[str, float]:
+    seconds = {}
 
-        def run() -> None:
-            results.append(upload_missing(c, USER, INDEX, wheels, workers=workers))
+    def seed(serverdir: Path) -> None:
+        start = time.perf_counter()
+        done = seed_server_dir(serverdir, wheels, USER, INDEX, PASSWORD)
+        if done.returncode:
+            raise SystemExit(f"seed failed: {done.stderr}")
+        seconds["fill"] = time.perf_counter() - start
 
-        upload = timed(run)
-        resync = timed(run)
-    first, second = results
-    assert len(first.uploaded) == len(wheels) and not first.conflicts, first
-    assert len(second.skipped) == len(wheels) and not second.uploaded, second
-    return upload, resync
+    start = time.perf_counter()
+    url, stop = start_devpi_server(tmp / "server", seed=seed)
+    try:
+        seconds["whole"] = time.perf_counter() - start
+        seconds["resync"] = resync(url, wheels)
+        check(url, expected)
+    finally:
+        stop()
+    return seconds
+
+
+def bench_http(wheels: list[Path], tmp: Path, expected: dict[str, str]) -> dict[str, float]:
+    url, stop = start_devpi_server(tmp / "server")
+    try:
+        make_user_and_index(url)
+        with DevpiClient(url) as c:
+            c.login(USER, PASSWORD)
+            fill = timed(lambda: upload_missing(c, USER, INDEX, wheels))
+        check(url, expected)
+    finally:
+        stop()
+    return {"fill": fill}
+
+
+ROWS = (
+    # (scenario, contender, its key, devpi's key, goal)
+    ("fill a fresh index", "ours", "fill", "fill", 0.5),
+    ("nothing to a serving index", "ours", "whole", "whole", None),
+    ("HTTP upload, fresh index", "ours-http", "fill", "fill", None),
+    ("no-op re-sync", "ours", "resync", "resync", 0.1),
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wheels", help="directory of wheels (searched recursively)")
-    parser.add_argument("--workers", type=int, default=4, help="parallel uploads for ours")
     parser.add_argument("--rounds", type=int, default=1, help="repeat and report medians")
     parser.add_argument("--json", type=Path, default=default_path("upload"), help="where to write the results")
     args = parser.parse_args()
@@ -156,39 +201,34 @@ def main() -> None:
         raise SystemExit("no wheels found")
     expected = {w.name: hashlib.sha256(w.read_bytes()).hexdigest() for w in wheels}
     total_mb = sum(w.stat().st_size for w in wheels) / 1e6
-    print(f"{len(wheels)} wheels, {total_mb:.1f} MB, {args.rounds} round(s), workers={args.workers}")
+    print(f"{len(wheels)} wheels, {total_mb:.1f} MB, {args.rounds} round(s)")
 
-    times: dict[str, list[tuple[float, float]]] = {"devpi": [], "ours": []}
-    contenders = {
-        "devpi": lambda url, tmp: bench_devpi_client(url, wheels, tmp),
-        "ours": lambda url, tmp: bench_ours(url, wheels, args.workers),
-    }
+    contenders = {"devpi": bench_devpi_client, "ours": bench_seed, "ours-http": bench_http}
+    times: dict[str, list[dict[str, float]]] = {name: [] for name in contenders}
     with tempfile.TemporaryDirectory(prefix="devpi-bench-") as tmpdir:
         for round_no in range(args.rounds):
-            # alternate who goes first, the machine may be shared and noisy
-            order = ["devpi", "ours"] if round_no % 2 == 0 else ["ours", "devpi"]
+            # rotate who goes first, the machine may be shared and noisy
+            names = list(contenders)
+            order = names[round_no % len(names) :] + names[: round_no % len(names)]
             for name in order:
-                tmp = Path(tmpdir) / f"{name}-{round_no}"
-                url, stop = setup_server(tmp)
-                try:
-                    times[name].append(contenders[name](url, tmp))
-                    check(url, expected)
-                finally:
-                    stop()
-                upload, resync = times[name][-1]
-                print(f"  round {round_no + 1} {name:<6} upload {upload:6.2f}s  resync {resync:6.2f}s", flush=True)
+                seconds = contenders[name](wheels, Path(tmpdir) / f"{name}-{round_no}", expected)
+                times[name].append(seconds)
+                shown = "  ".join(f"{k} {v:6.2f}s" for k, v in seconds.items())
+                print(f"  round {round_no + 1} {name:<9} {shown}", flush=True)
 
     print()
-    print(f"{'scenario':<22}{'devpi upload':>14}{'ours':>10}{'ours/devpi':>12}{'goal':>8}")
+    print(f"{'scenario':<28}{'devpi':>9}{'ours':>9}{'ratio':>8}{'goal':>8}")
     rows = []
-    for i, (scenario, goal) in enumerate((("upload (fresh index)", 0.5), ("no-op resync", 0.1))):
-        d = statistics.median(t[i] for t in times["devpi"])
-        o = statistics.median(t[i] for t in times["ours"])
+    for scenario, name, key, devpi_key, goal in ROWS:
+        d = statistics.median(t[devpi_key] for t in times["devpi"])
+        o = statistics.median(t[key] for t in times[name])
         ratio = o / d
-        mark = "ok" if ratio <= goal else "missed"
-        print(f"{scenario:<22}{d:>13.2f}s{o:>9.2f}s{ratio:>12.3f}{'<=' + str(goal):>8} {mark}")
-        rows.append({"scenario": scenario, "devpi_upload_s": d, "ours_s": o, "ratio": ratio, "goal": goal})
-    print(f"results: {write_results(args.json, {'wheels': len(wheels), 'megabytes': total_mb, 'rows': rows})}")
+        mark = "" if goal is None else ("ok" if ratio <= goal else "missed")
+        shown_goal = "" if goal is None else f"<={goal}"
+        print(f"{scenario:<28}{d:>8.2f}s{o:>8.2f}s{ratio:>8.3f}{shown_goal:>8} {mark}")
+        rows.append({"scenario": scenario, "devpi_s": d, "ours_s": o, "ratio": ratio, "goal": goal})
+    record = {"wheels": len(wheels), "megabytes": total_mb, "rounds": args.rounds, "rows": rows, "raw": times}
+    print(f"results: {write_results(args.json, record)}")
 
 
 if __name__ == "__main__":

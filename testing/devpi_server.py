@@ -7,8 +7,10 @@ environment variable (devpi-server maps every option ``--foo-bar`` to
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +20,10 @@ from typing import Callable
 
 import httpx
 import pytest
+
+from devpi_airgap.core.files import sha256_file
+from devpi_airgap.offline.devpi_api import seed_forms
+from devpi_airgap.offline.programs import seed_index
 
 ROOT_PASSWORD = "root-" + secrets.token_hex(8)
 
@@ -34,25 +40,39 @@ def _free_port() -> int:
 
 
 def start_devpi_server(
-    tmpdir, *, root_password: str = ROOT_PASSWORD, startup_timeout: float = 60.0
+    tmpdir,
+    *,
+    root_password: str = ROOT_PASSWORD,
+    startup_timeout: float = 60.0,
+    seed: Callable[[Path], None] | None = None,
+    args: tuple[str, ...] = (),
+    secret_of=None,
 ) -> tuple[str, Callable[[], None]]:
-    """Initialise and start devpi-server under ``tmpdir``; return ``(url, stop)``."""
+    """Initialise and start devpi-server under ``tmpdir``; return ``(url, stop)``.
+
+    `seed(serverdir)` makes the server directory instead of devpi-init; `args` go to devpi-server;
+    `secret_of` is the tmpdir of a server whose secret to share, as a replica must with its primary.
+    """
     base = Path(tmpdir)
     base.mkdir(parents=True, exist_ok=True)
     serverdir = base / "server"
     secretdir = base / "secret"
     secretdir.mkdir(mode=0o700, exist_ok=True)
     secretfile = secretdir / "secret"
-    secretfile.write_bytes(secrets.token_urlsafe(48).encode())
+    shared = Path(secret_of) / "secret" / "secret" if secret_of else None
+    secretfile.write_bytes(shared.read_bytes() if shared else secrets.token_urlsafe(48).encode())
     secretfile.chmod(0o600)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEVPISERVER_")}
-    subprocess.run(
-        [_bin("devpi-init"), "--no-root-pypi", "--serverdir", str(serverdir)],
-        env={**env, "DEVPISERVER_ROOT_PASSWD": root_password},
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    if seed:
+        seed(serverdir)
+    else:
+        subprocess.run(
+            [_bin("devpi-init"), "--no-root-pypi", "--serverdir", str(serverdir)],
+            env={**env, "DEVPISERVER_ROOT_PASSWD": root_password},
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(base / "devpi-server.log", "wb")
@@ -67,6 +87,7 @@ def start_devpi_server(
             "127.0.0.1",
             "--port",
             str(port),
+            *args,
         ],
         env=env,
         stdout=log,
@@ -99,6 +120,36 @@ def start_devpi_server(
             raise RuntimeError(f"devpi-server did not answer on {url} within {startup_timeout}s")
         time.sleep(0.2)
     return url, stop
+
+
+def seed_server_dir(
+    serverdir: Path,
+    wheels: list[Path],
+    user: str,
+    index: str,
+    user_password: str,
+    *,
+    forms: dict | None = None,
+) -> subprocess.CompletedProcess:
+    """What `SeedServer` does on a host, here: the forms beside the wheels, then `programs.seed_index`.
+
+    `forms` stands in for the ones taken from `wheels`, to test a file that changed after its form was taken.
+    """
+    export = serverdir.parent / "seed"
+    shutil.rmtree(export, ignore_errors=True)
+    export.mkdir(parents=True)
+    for wheel in wheels:
+        shutil.copyfile(wheel, export / wheel.name)
+    (export / seed_index.FORMS).write_text(json.dumps(forms or seed_forms(wheels, sha256_file)))
+    try:
+        return subprocess.run(
+            [sys.executable, seed_index.__file__, str(serverdir), str(export), user, index],
+            input=json.dumps({"root_password": ROOT_PASSWORD, "user_password": user_password}),
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        shutil.rmtree(export)
 
 
 @pytest.fixture(scope="module")

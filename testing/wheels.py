@@ -16,9 +16,14 @@ MIT_HEADERS = (
 
 
 def make_wheel(
-    directory: Path, name: str, version: str, payload: str = "", headers: Sequence[tuple[str, str]] = MIT_HEADERS
+    directory: Path,
+    name: str,
+    version: str,
+    payload: str = "",
+    headers: Sequence[tuple[str, str]] = MIT_HEADERS,
+    tag: str = "py3-none-any",
 ) -> Path:
-    """Write a minimal valid pure-python wheel ``name-version-py3-none-any.whl``; headers go into its METADATA."""
+    """Write a minimal valid wheel ``name-version-TAG.whl``; headers go into its METADATA."""
     directory.mkdir(parents=True, exist_ok=True)
     dist_info = f"{name}-{version}.dist-info"
     extra = "".join(f"{key}: {value}\n" for key, value in headers)
@@ -29,7 +34,7 @@ def make_wheel(
             f"Long description of {name}.\n"
         ).encode(),
         f"{dist_info}/WHEEL": (
-            "Wheel-Version: 1.0\nGenerator: devpi-airgap-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+            f"Wheel-Version: 1.0\nGenerator: devpi-airgap-tests\nRoot-Is-Purelib: true\nTag: {tag}\n"
         ).encode(),
     }
     record = []
@@ -38,7 +43,7 @@ def make_wheel(
         record.append(f"{arcname},sha256={digest.decode()},{len(data)}")
     record.append(f"{dist_info}/RECORD,,")
     files[f"{dist_info}/RECORD"] = ("\n".join(record) + "\n").encode()
-    path = directory / f"{name}-{version}-py3-none-any.whl"
+    path = directory / f"{name}-{version}-{tag}.whl"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for arcname, data in files.items():
             zf.writestr(arcname, data)

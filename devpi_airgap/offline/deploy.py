@@ -22,9 +22,9 @@ from devpi_airgap.offline.credentials import Credentials
 from devpi_airgap.offline.health import service_active, wait_healthy
 from devpi_airgap.offline.host_steps import (
     CopyWheels,
-    DevpiInit,
     DevpiVenv,
     SecretFile,
+    SeedServer,
     ServiceUnit,
     ServiceUser,
     unit_for,
@@ -112,7 +112,7 @@ def deploy(
         before_upgrade=lambda: str(backup(host, server, inventory.path.parent / "backups")),
     )
     runner.run(SecretFile())
-    runner.run(DevpiInit(credentials.root_password if credentials else ""))
+    seeding = runner.run(SeedServer(server, credentials, target_files(inventory)))
     runner.run(ServiceUnit(unit_for(server, has_replicas=bool(inventory.replicas_of(server))), lambda: venv.fresh))
     serving = not runner.check or service_active(host)
     if not runner.check:
@@ -120,10 +120,14 @@ def deploy(
     if server.front:
         largest_wheel = max((f.stat().st_size for f in target_files(inventory)), default=0)
         runner.run(NginxFront(server, has_replicas=bool(inventory.replicas_of(server)), max_body_bytes=largest_wheel))
+    upload = Upload(None, server, credentials, target_files(inventory), progress)
     with devpi_api(host, server, serving=serving) as (base_url, client):
-        runner.run(UserAndIndex(client, server, credentials))
-        upload = Upload(client, server, credentials, target_files(inventory), progress)
-        runner.run(upload)
+        # A seed brings the user, the index and the files; after a real one these steps check that and find
+        # nothing to do. Under --check they would only repeat what the seed's line already says.
+        if not (runner.check and seeding.changes):
+            runner.run(UserAndIndex(client, server, credentials))
+            upload.client = client
+            runner.run(upload)
         problems = [] if runner.check else check_targets(base_url, inventory, server)
     result = finish(runner, server, problems, upload.result.conflicts)
     if not result.conflicts:

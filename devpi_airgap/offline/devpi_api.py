@@ -108,6 +108,11 @@ def _wheel_metadata(path: Path) -> dict[str, str | list[str]]:
     return fields
 
 
+def seed_forms(paths: Iterable[Path], sha256: Callable[[Path], str]) -> dict[str, dict]:
+    """filename -> the form an upload of that wheel sends, plus its sha256: what `programs.seed_index` imports."""
+    return {path.name: {**_wheel_metadata(path), "sha256_digest": sha256(path)} for path in paths}
+
+
 class DevpiClient:
     def __init__(self, base_url: str, *, timeout: float = 60.0):
         self.base_url = base_url.rstrip("/")

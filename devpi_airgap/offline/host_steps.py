@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from devpi_airgap.core.console import human_bytes
 from devpi_airgap.core.errors import RemoteError
 from devpi_airgap.core.files import sha256_cached
 from devpi_airgap.core.inventory import Server
+from devpi_airgap.offline.credentials import Credentials
+from devpi_airgap.offline.devpi_api import seed_forms
 from devpi_airgap.offline.health import service_active, wait_healthy
 from devpi_airgap.offline.layout import (
     SECRETFILE,
+    SEED,
     SERVER_HOME,
     SERVERDIR,
     SERVICE_USER,
@@ -21,6 +27,7 @@ from devpi_airgap.offline.layout import (
     WHEELS,
     venv_for,
 )
+from devpi_airgap.offline.programs import seed_index
 from devpi_airgap.offline.remote import Host
 from devpi_airgap.offline.steps import Step
 from devpi_airgap.offline.systemd_unit import render_unit
@@ -190,29 +197,62 @@ class SecretFile(Step):
         return [f"{SECRETFILE} (0600)"]
 
 
-class DevpiInit(Step):
-    """`devpi-init` once, with the root password on stdin and in devpi-init's environment, never in an argv."""
+class SeedServer(Step):
+    """A fresh SERVERDIR made by `devpi-import` of the wheels into the user's index, instead of devpi-init.
 
-    name = "devpi-init"
+    Why: devpi-server takes an upload slowly (it parses the multipart body line
+    by line and commits once per file); devpi-import takes files from disk. The
+    index ends up as an upload of the same files leaves it (see
+    `programs.seed_index`), and the user and upload steps after this one find
+    nothing left to do. A server already initialised is left to those steps.
+    Passwords travel on stdin; the root password reaches devpi-import through its environment.
+    """
 
-    def __init__(self, root_password: str):
-        self.root_password = root_password
+    name = "devpi-import"
+
+    def __init__(self, server: Server, credentials: Credentials | None, files: list[Path]):
+        self.server = server
+        self.credentials = credentials
+        self.files = files
 
     def read(self, host: Host) -> bool:
         return host.run(f"test -e {SERVERDIR}/.nodeinfo", step=self.name, check=False).ok
 
     def diff(self, initialised: bool) -> list[str]:
-        return [] if initialised else [f"initialise {SERVERDIR}"]
+        if initialised:
+            return []
+        size = human_bytes(sum(p.stat().st_size for p in self.files))
+        return [
+            f"initialise {SERVERDIR} with {len(self.files)} files, {size} in {self.server.user}/{self.server.index}"
+        ]
 
     def apply(self, host: Host, initialised: bool) -> list[str]:
-        host.run(
-            f"set -e; install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 {SERVER_HOME} {SERVERDIR}; "
-            "IFS= read -r DEVPISERVER_ROOT_PASSWD; export DEVPISERVER_ROOT_PASSWD; "
-            f"runuser -u {SERVICE_USER} -- {VENV}/bin/devpi-init --serverdir {SERVERDIR} --no-root-pypi",
-            step=self.name,
-            stdin=self.root_password + "\n",
-        )
-        return [f"{SERVERDIR} initialised, root password set"]
+        with tempfile.TemporaryDirectory(prefix="airgap-seed-") as tmp:
+            forms = Path(tmp) / seed_index.FORMS
+            forms.write_text(json.dumps(seed_forms(self.files, sha256_cached)))
+            host.run(f"install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 {SERVER_HOME}", step=self.name)
+            try:
+                host.put_files([*self.files, forms], SEED, step=self.name)
+                host.run(f"chown -R {SERVICE_USER}:{SERVICE_USER} {SEED}", step=self.name)
+                host.run_program(
+                    seed_index,
+                    SERVERDIR,
+                    SEED,
+                    self.server.user,
+                    self.server.index,
+                    step=self.name,
+                    python=f"{VENV}/bin/python",
+                    user=SERVICE_USER,
+                    stdin=json.dumps(
+                        {
+                            "root_password": self.credentials.root_password,
+                            "user_password": self.credentials.user_password,
+                        }
+                    ),
+                )
+            finally:
+                host.run(f"rm -rf {SEED}", step=self.name, check=False)
+        return self.diff(initialised)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ WHEELS = f"{PREFIX}/wheels"  # the wheels that install devpi itself
 SERVER_HOME = "/var/lib/devpi"
 SERVERDIR = f"{SERVER_HOME}/server"
 FILES = f"{SERVERDIR}/+files"
+SEED = f"{SERVER_HOME}/seed"  # a first deploy's wheels for devpi-import; on SERVERDIR's filesystem for hard links
 
 STATE_DIR = "/var/lib/devpi-airgap"
 IMPORTED = f"{STATE_DIR}/imported.json"

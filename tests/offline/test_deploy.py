@@ -62,12 +62,12 @@ def test_check_on_a_fresh_host_changes_nothing(project, host):
         "system user",
         "venv",
         "secret file",
-        "devpi-init",
+        "devpi-import",
         "systemd unit",
-        "user and index",
-        "upload",
     ):
         assert f"would change {step}:" in said, said
+    # the seed brings the user, the index and the files: no second account of them
+    assert "would change upload" not in said and "would change user and index" not in said
     assert "steps would change something (nothing was changed)" in result.stdout
     assert_same_state(before, server_state(host))
 
@@ -75,6 +75,10 @@ def test_check_on_a_fresh_host_changes_nothing(project, host):
 def test_first_deploy_serves_the_index(deployed, host):
     result, _, seconds = deployed
     print(f"first deploy took {seconds:.1f}s\n{result.stderr}")
+    said = " ".join(result.stderr.split())
+    # the fresh server was seeded by devpi-import; the user, index and upload steps found it complete
+    assert "changed devpi-import: initialise /var/lib/devpi/server with" in said, said
+    assert "changed upload" not in said and "changed user and index" not in said, said
     assert f"http://{host.address}:3141/myuser/myindex/+simple/" in result.stdout
     assert host.run("systemctl is-active devpi.service").stdout.strip() == "active"
     assert host.run("systemctl is-enabled devpi.service").stdout.strip() == "enabled"

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import pytest
 
+from devpi_airgap.core.console import human_bytes
 from devpi_airgap.core.errors import RemoteError
 from devpi_airgap.core.files import sha256_file
 from devpi_airgap.core.inventory import Front, Server
 from devpi_airgap.offline.bundle_import import RecordImport
 from devpi_airgap.offline.host_steps import (
     CopyWheels,
-    DevpiInit,
     DevpiVenv,
     SecretFile,
+    SeedServer,
     ServiceFacts,
     ServiceUnit,
     ServiceUser,
@@ -80,12 +81,16 @@ def test_copy_wheels_copies_missing_and_changed_ones(tmp_path):
     assert step.missing({}) == [a, b]
 
 
-def test_service_user_secret_and_init_follow_what_was_read():
+def test_service_user_secret_and_init_follow_what_was_read(tmp_path):
     assert ServiceUser().diff(True) == [] and ServiceUser().diff(False) == ["create devpi"]
     assert SecretFile().diff("devpi 600") == []
     for loose in ("devpi 644", "root 600", ""):
         assert SecretFile().diff(loose) == [f"write {SECRETFILE} (0600)"]
-    assert DevpiInit("pw").diff(True) == [] and DevpiInit("pw").diff(False)
+    wheels = [make_wheel(tmp_path, "alpha", "1.0"), make_wheel(tmp_path, "beta", "2.0")]
+    seed = SeedServer(Server(name="h", target="t", user="alice", index="approved"), None, wheels)
+    size = human_bytes(sum(w.stat().st_size for w in wheels))
+    assert seed.diff(True) == []
+    assert seed.diff(False) == [f"initialise /var/lib/devpi/server with 2 files, {size} in alice/approved"]
 
 
 def test_venv_installs_upgrades_or_refuses_a_delta_without_its_wheels():
