@@ -55,9 +55,9 @@ def checked(result: subprocess.CompletedProcess) -> None:
         raise SystemExit(f"failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
 
 
-def by_hand(host: OfflineHost, wheels: Path) -> None:
+def by_hand(host: OfflineHost, wheels: Path, parts: dict[str, float]) -> None:
     """The field report's recipe, typed on the server (passwords as devpi-client takes them)."""
-    host.put(wheels, "/root/wheels")
+    parts["scp"] = timed("  scp of the wheels", lambda: host.put(wheels, "/root/wheels"))
     devpi = "/root/venv/bin/devpi"
     steps = [
         "python3 -m venv /root/venv && PIP_CONFIG_FILE=/dev/null /root/venv/bin/pip install -q --no-index "
@@ -66,15 +66,18 @@ def by_hand(host: OfflineHost, wheels: Path) -> None:
         "--serverdir /root/data --no-root-pypi",
         "nohup /root/venv/bin/devpi-server --serverdir /root/data --host 0.0.0.0 --port 3141 "
         ">/root/devpi.log 2>&1 </dev/null & "
-        "for i in $(seq 600); do curl -sf http://127.0.0.1:3141/+api >/dev/null && break; sleep 0.1; done",
+        # the host has no curl: poll with python, as fast as a watching user could at best
+        "python3 -c 'import time, urllib.request\nfor _ in range(1200):\n    try:\n"
+        '        urllib.request.urlopen("http://127.0.0.1:3141/+api"); break\n'
+        '    except OSError: time.sleep(0.1)\nelse: raise SystemExit("devpi-server did not start")\'',
         f"{devpi} use http://127.0.0.1:3141 && {devpi} login root --password {shlex.quote(ROOT_PASSWORD)} && "
         f"{devpi} user -c myuser password={shlex.quote(USER_PASSWORD)} && "
         f"{devpi} login myuser --password {shlex.quote(USER_PASSWORD)} && "
         f"{devpi} index -c myindex bases= volatile=False && {devpi} use myuser/myindex",
         f"{devpi} upload /root/wheels/*.whl",
     ]
-    for step in steps:
-        checked(host.run(step, timeout=900))
+    for what, step in zip(("venv", "devpi-init", "start", "user and index", "devpi upload"), steps, strict=True):
+        parts[what] = timed(f"  {what}", lambda step=step: checked(host.run(step, timeout=900)))
 
 
 def main() -> int:
@@ -82,13 +85,14 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=default_path("deploy"))
     args = parser.parse_args()
     seconds: dict[str, float] = {}
+    parts: dict[str, float] = {}  # the by-hand recipe's steps
     with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
         project = server_project(Path(tmp), INVENTORY)
         wheels = project / "wheelhouse" / "server"
         files = sorted(wheels.glob("*.whl"))
         print(f"{len(files)} wheels, {sum(f.stat().st_size for f in files) / 1e6:.1f} MB")
         with OfflineHost() as host:
-            seconds["by hand"] = timed("by hand (scp, venv, init, start, upload)", lambda: by_hand(host, wheels))
+            seconds["by hand"] = timed("by hand (scp, venv, init, start, upload)", lambda: by_hand(host, wheels, parts))
         with OfflineHost() as host:
             seconds["first deploy"] = timed("fab deploy, first", lambda: checked(fab(project, host, "deploy")))
             seconds["deploy again"] = timed("fab deploy, no changes", lambda: checked(fab(project, host, "deploy")))
@@ -118,6 +122,7 @@ def main() -> int:
     data = {
         "wheels": len(files),
         "seconds": seconds,
+        "by_hand_steps": parts,
         "rows": [{"scenario": n, "ours_s": o, "against_s": a, "ratio": o / a, "goal": g} for n, o, a, g in rows],
     }
     print(f"results: {write_results(args.json, data)}")
