@@ -188,3 +188,13 @@ def test_a_failed_seed_leaves_no_server_directory(tmp_path):
     assert "devpi-import failed" in done.stderr and files[0].name in done.stderr, done.stderr
     assert not serverdir.exists() and not Path(f"{serverdir}.seed").exists()
     assert not list(tmp_path.rglob("dataindex.json"))  # it held a password hash
+
+
+def test_a_server_directory_with_stray_files_is_left_alone(tmp_path):
+    serverdir = tmp_path / "server"
+    serverdir.mkdir()
+    (serverdir / "notes.txt").write_text("someone's\n")
+    done = seed_server_dir(serverdir, wheels(tmp_path / "wheels"), USER, INDEX, PASSWORD)
+    assert done.returncode == 1 and "holds files but no devpi data" in done.stderr, done.stderr
+    assert [p.name for p in serverdir.iterdir()] == ["notes.txt"]
+    assert not Path(f"{serverdir}.seed").exists()

@@ -98,6 +98,11 @@ def dataindex(forms, user, index, user_password):
 def main():
     serverdir, export, user, index = sys.argv[1:5]
     secrets = json.load(sys.stdin)
+    if os.path.isdir(serverdir) and os.listdir(serverdir):
+        sys.exit(
+            f"{serverdir} holds files but no devpi data (no .nodeinfo); nothing was imported. "
+            "Move it aside (or remove it, if nothing in it is needed) and deploy again"
+        )
     from devpi_server.importexport import import_
 
     with open(os.path.join(export, FORMS)) as f:
