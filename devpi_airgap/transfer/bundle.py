@@ -33,7 +33,6 @@ from devpi_airgap.core.runlock import wheelhouse_lock
 from devpi_airgap.core.wheelhouse import Wheelhouse
 from devpi_airgap.transfer.bundle_check import CHUNK, MANIFEST, NAMESPACE, BundleError
 from devpi_airgap.transfer.evidence import build_evidence, render_html, to_json
-from devpi_airgap.transfer.sbom import target_sbom
 
 _SHIPPED = ".shipped.json"
 ADVISORIES = "advisories/osv.json"  # the advisory snapshot inside a bundle
@@ -112,6 +111,10 @@ def write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool = False
 
 def _documents(inventory: Inventory, audit: AuditReport, bundle_id: str, created: str) -> dict[str, bytes]:
     """The evidence pack: evidence.json and .html, an SBOM per target, and the advisory snapshot used."""
+    # Here, not at the top: cyclonedx takes 0.13 s to import, and every `inv` task (a no-op
+    # download among them) loads this module; only a bundle writes an SBOM.
+    from devpi_airgap.transfer.sbom import target_sbom
+
     locked: dict[str, list[LockedFile]] = {
         t.name: read_lock(inventory.lock_path(t))[1]
         for t in inventory.targets.values()
