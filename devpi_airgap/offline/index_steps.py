@@ -130,7 +130,9 @@ def check_targets(base_url: str, inventory: Inventory, server: Server) -> list[s
     def check(job) -> str | None:
         target, resolution = job
         with tempfile.TemporaryDirectory(prefix="airgap-check-") as tmp:
-            result = uv_compile(resolution, target_platform(target), index_url, Path(tmp), ("--only-binary", ":all:"))
+            result = uv_compile(
+                resolution, target_platform(target), index_url, Path(tmp), ("--only-binary", ":all:"), pylock=False
+            )
         if result.returncode:
             return f"{target.name} ({resolution.label}): " + " ".join(result.stderr.split())[-600:]
         return None

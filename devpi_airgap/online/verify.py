@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,6 +58,21 @@ def _find_python(version: str) -> str | None:
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
+def _scratch(directory: Path) -> str | None:
+    """Where the real install unpacks: tmpfs when it has room to spare, else (None) the usual temp dir.
+
+    Unpacking is many small files: the sample's largest Linux set (about 20,000
+    files, 700 MB) took 13-16 s on this machine's ext4 and 3.3 s on tmpfs. Room
+    to spare is five times every wheel in the directory, so a big set never
+    crowds the memory that tmpfs lives in.
+    """
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or not os.access(shm, os.W_OK):
+        return None
+    needed = 5 * sum(p.stat().st_size for p in directory.glob("*.whl"))
+    return str(shm) if shutil.disk_usage(shm).free > needed else None
+
+
 def _native(python: str, directory: Path, resolution: ResolutionSet, *, install: bool) -> str | None:
     """One set against a fresh venv from the directory alone; returns the complaint, if any.
 
@@ -65,7 +82,7 @@ def _native(python: str, directory: Path, resolution: ResolutionSet, *, install:
     `install`, uv installs it for real: the files unpack and the venv works,
     at a fraction of pip's unpacking time.
     """
-    with tempfile.TemporaryDirectory(prefix="airgap-verify-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="airgap-verify-", dir=_scratch(directory) if install else None) as tmp:
         venv = Path(tmp) / "venv"
         # Without pip the venv takes a fraction of a second; the installers work on it from outside.
         created = subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], capture_output=True, text=True)
@@ -79,7 +96,8 @@ def _native(python: str, directory: Path, resolution: ResolutionSet, *, install:
         target = str(venv / "bin" / "python")
         if install:
             command = [uv_binary(), "pip", "install", "--no-config", "--offline", "--no-build", "--quiet"]
-            command += ["--python", target, *sources]
+            # a cache beside the venv: uv unpacks each wheel there and hard-links it in, so both stay on the scratch
+            command += ["--cache-dir", str(Path(tmp) / "uv-cache"), "--python", target, *sources]
             what = "uv pip install --no-index"
         else:
             command = [sys.executable, "-m", "pip", "--python", target, "install", "--dry-run", "--quiet", *sources]
@@ -142,7 +160,7 @@ def verify_target(inventory: Inventory, target: Target, *, reuse: bool = False) 
     offline = ("--offline", "--no-index", "--find-links", str(directory), "--only-binary", ":all:")
     for resolution in sets:
         with tempfile.TemporaryDirectory(prefix="airgap-verify-") as tmp:
-            result = uv_compile(resolution, platform, None, Path(tmp), offline)
+            result = uv_compile(resolution, platform, None, Path(tmp), offline, pylock=False)
         if result.returncode != 0:
             raise_if_disk_full(result.stderr)
             detail = "\n".join(line for line in result.stderr.strip().splitlines() if line.strip())
