@@ -103,7 +103,8 @@ def deploy(
     """
     host = runner.host
     host.become_root()
-    refuse_recalled(host, [p.name for p in target_files(inventory)])
+    files = target_files(inventory)
+    refuse_recalled(host, [p.name for p in files])
     venv = prepare_host(
         runner,
         inventory,
@@ -112,24 +113,25 @@ def deploy(
         before_upgrade=lambda: str(backup(host, server, inventory.path.parent / "backups")),
     )
     runner.run(SecretFile())
-    seeding = runner.run(SeedServer(server, credentials, target_files(inventory)))
+    seeding = runner.run(SeedServer(server, credentials, files))
     runner.run(ServiceUnit(unit_for(server, has_replicas=bool(inventory.replicas_of(server))), lambda: venv.fresh))
     serving = not runner.check or service_active(host)
     if not runner.check:
         wait_healthy(host, server.port)
     if server.front:
-        largest_wheel = max((f.stat().st_size for f in target_files(inventory)), default=0)
+        largest_wheel = max((f.stat().st_size for f in files), default=0)
         runner.run(NginxFront(server, has_replicas=bool(inventory.replicas_of(server)), max_body_bytes=largest_wheel))
-    upload = Upload(None, server, credentials, target_files(inventory), progress)
+    conflicts: list[tuple[str, str]] = []
     with devpi_api(host, server, serving=serving) as (base_url, client):
         # A seed brings the user, the index and the files; after a real one these steps check that and find
         # nothing to do. Under --check they would only repeat what the seed's line already says.
         if not (runner.check and seeding.changes):
             runner.run(UserAndIndex(client, server, credentials))
-            upload.client = client
+            upload = Upload(client, server, credentials, files, progress)
             runner.run(upload)
+            conflicts = upload.result.conflicts
         problems = [] if runner.check else check_targets(base_url, inventory, server)
-    result = finish(runner, server, problems, upload.result.conflicts)
+    result = finish(runner, server, problems, conflicts)
     if not result.conflicts:
         for step in after:
             runner.run(step)
@@ -147,10 +149,11 @@ def upload_only(
     """Just the upload step, for a server deploy already set up."""
     host = runner.host
     host.become_root()
-    refuse_recalled(host, [p.name for p in target_files(inventory)])
+    files = target_files(inventory)
+    refuse_recalled(host, [p.name for p in files])
     wait_healthy(host, server.port)
     with devpi_api(host, server, serving=True) as (_, client):
-        upload = Upload(client, server, credentials, target_files(inventory), progress)
+        upload = Upload(client, server, credentials, files, progress)
         runner.run(upload)
     return DeployResult(host.name, runner.check, runner.outcomes, conflicts=upload.result.conflicts)
 

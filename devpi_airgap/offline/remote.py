@@ -137,12 +137,14 @@ class Host:
             "or connect as root"
         )
 
-    def run(self, command: str, *, step: str, stdin: str | None = None, check: bool = True):
-        """Run a shell command as root; stdin carries anything secret, never argv."""
+    def _as_root(self, command: str) -> str:
         if self._prefix is None:
             self.become_root()
-        wrapped = f"{self._prefix}sh -c {shlex.quote(command)}" if self._prefix else command
-        result = self._raw(wrapped, stdin)
+        return f"{self._prefix}sh -c {shlex.quote(command)}" if self._prefix else command
+
+    def run(self, command: str, *, step: str, stdin: str | None = None, check: bool = True):
+        """Run a shell command as root; stdin carries anything secret, never argv."""
+        result = self._raw(self._as_root(command), stdin)
         if check and not result.ok:
             detail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-20:])
             raise RemoteError(f"{step}: failed on {self.name} (exit {result.exited}):\n{detail}")
@@ -213,11 +215,8 @@ class Host:
 
         `remote_dir` is created afresh; on any failure it is removed, so it never holds a part of the files.
         """
-        if self._prefix is None:
-            self.become_root()
         target = shlex.quote(remote_dir)
         command = f"rm -rf {target} && install -d -m 0700 {target} && tar -x --no-same-owner -C {target}"
-        wrapped = f"{self._prefix}sh -c {shlex.quote(command)}" if self._prefix else command
 
         def feed(write: Callable[[bytes], object]) -> None:
             with tarfile.open(fileobj=_Writer(write), mode="w|", format=tarfile.PAX_FORMAT) as tar:
@@ -229,7 +228,7 @@ class Host:
                     with open(path, "rb") as f:
                         tar.addfile(info, f)
 
-        result = self._fed(wrapped, feed)
+        result = self._fed(self._as_root(command), feed)
         if not result.ok:
             self.run(f"rm -rf {target}", step=step, check=False)
             detail = "\n".join(result.stderr.strip().splitlines()[-5:])
