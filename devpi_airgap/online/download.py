@@ -93,7 +93,10 @@ def _still_fresh(
     for target in candidates:
         known.update(record.pages(target.name))
     current = page_fingerprints(inventory.index_url, set(known), known) if candidates else {}
-    return [t for t in candidates if record.unchanged(t.name, inputs[t.name], current)]
+    fresh = [t for t in candidates if record.unchanged(t.name, inputs[t.name], current)]
+    for target in fresh:  # a page's bytes may change while its files do not: next time, compare the new bytes
+        record.record(target.name, inputs[target.name], {name: current[name] for name in record.pages(target.name)})
+    return fresh
 
 
 def _built_before(inventory: Inventory, targets: list[Target]) -> dict[str, LockedFile]:

@@ -6,6 +6,11 @@ revalidates those pages one dependency level at a time, which costs seconds
 even when nothing changed. Here every page is asked for at once, conditionally
 (ETag), and compared by its list of files. When the inputs and every page are
 unchanged, the lock is still the answer and uv need not run.
+
+Indexes that send no ETag (PyPI behind some proxies) answer every page in
+full. Parsing 127 pages (38 MB of JSON for the sample) cost more than fetching
+them, so each fingerprint also keeps a digest of the page's bytes: identical
+bytes list identical files, and only a page whose bytes changed is parsed.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ WORKERS = 16
 
 
 def _page(client: httpx.Client, index_url: str, name: str, known: list | None) -> list | None:
-    """[etag, digest of the file list] of a project page, or None if it cannot be read."""
+    """[etag, digest of the file list, digest of the bytes] of a project page, or None if it cannot be read."""
     headers = {"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"}
     if known and known[0]:
         headers["If-None-Match"] = known[0]
@@ -36,8 +41,11 @@ def _page(client: httpx.Client, index_url: str, name: str, known: list | None) -
         return known
     if response.status_code != 200:
         return None
-    digest = hashlib.sha256("\n".join(sorted(page_filenames(response))).encode()).hexdigest()
-    return [response.headers.get("etag", ""), digest]
+    body = hashlib.sha256(response.content).hexdigest()
+    if known and known[2:] == [body]:
+        return known
+    files = hashlib.sha256("\n".join(sorted(page_filenames(response))).encode()).hexdigest()
+    return [response.headers.get("etag", ""), files, body]
 
 
 def page_fingerprints(index_url: str | None, names: set[str], known: dict[str, list]) -> dict[str, list | None]:
