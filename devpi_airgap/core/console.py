@@ -57,7 +57,7 @@ def no_progress(description: str, total: int) -> ContextManager[Callable[[int], 
 
 @contextmanager
 def bar_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A byte progress bar on stderr, drawn only on a terminal."""
+    """A byte progress bar on stderr, drawn only on a terminal; a total of 0 means not known yet."""
     with byte_progress() as progress:
-        task = progress.add_task(description, total=total)
+        task = progress.add_task(description, total=total or None)
         yield lambda nbytes: progress.advance(task, nbytes)

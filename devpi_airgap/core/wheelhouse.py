@@ -52,6 +52,10 @@ class Wheelhouse:
         self._hashes[key] = [*stamp, digest]
         return digest
 
+    def record(self, path: Path, sha256: str) -> None:
+        """Remember the sha256 of a pool file just written and checked against it: no need to read it again."""
+        self._hashes[str(path.relative_to(self.pool))] = [*change_stamp(path), sha256]
+
     def has(self, directory: Path, filename: str, sha256: str) -> bool:
         """True when the pool already holds this exact file; a mismatching one is removed so it is fetched again."""
         path = directory / filename

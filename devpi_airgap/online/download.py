@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from importlib.metadata import version
 
@@ -19,7 +18,7 @@ from devpi_airgap.core.requirements import resolution_sets
 from devpi_airgap.core.runlock import wheelhouse_lock
 from devpi_airgap.core.wheelhouse import Wheelhouse
 from devpi_airgap.online.build import build_pure_wheel
-from devpi_airgap.online.fetch import fetch_all
+from devpi_airgap.online.early import EarlyWork
 from devpi_airgap.online.freshness import FreshnessRecord, inputs_digest, page_fingerprints
 from devpi_airgap.online.resolve import FileRef, Pin, resolve_set
 
@@ -48,14 +47,19 @@ def _pins_from_lock(inventory: Inventory, target: Target) -> dict[Pin, set[str]]
 
 
 def _resolve_all(
-    inventory: Inventory, platforms: dict[str, TargetPlatform], on_resolved: Callable[[str], None]
+    inventory: Inventory,
+    platforms: dict[str, TargetPlatform],
+    on_round: Callable[[list[Pin], bool], None],
+    on_resolved: Callable[[str], None],
 ) -> dict[str, dict[Pin, set[str]]]:
     """Resolve every set of every target concurrently: uv mostly waits on the network."""
     jobs = [(name, s) for name, p in platforms.items() for s in resolution_sets(p.target)]
     pins: dict[str, dict[Pin, set[str]]] = {name: {} for name in platforms}
     remaining = {name: sum(1 for n, _ in jobs if n == name) for name in platforms}
     with stoppable_pool(RESOLVE_WORKERS) as pool:
-        futures = [(name, s, pool.submit(resolve_set, s, platforms[name], inventory.index_url)) for name, s in jobs]
+        futures = [
+            (name, s, pool.submit(resolve_set, s, platforms[name], inventory.index_url, on_round)) for name, s in jobs
+        ]
         for name, resolution, future in futures:
             for pin in future.result():
                 pins[name].setdefault(pin, set()).add(resolution.label)
@@ -132,39 +136,34 @@ def _download(
     pins = {t.name: _pins_from_lock(inventory, t) for t in current_lock}
     finished.update({t.name: time.monotonic() for t in current_lock})
     stale = {name: p for name, p in platforms.items() if name not in pins}
-    pins.update(_resolve_all(inventory, stale, lambda name: finished.__setitem__(name, time.monotonic())))
-    # Fingerprint what the new resolutions saw while the downloads run, for the next run's shortcut.
-    pages = ThreadPoolExecutor(max_workers=1)
-    seen = pages.submit(page_fingerprints, inventory.index_url, {p.name for n in stale for p in pins[n]}, {})
+    built = _built_before(inventory, targets)
+    any_platform = next(iter(platforms.values()))
 
-    # One download per distinct file, whichever targets share it.
-    wanted: dict[str, FileRef] = {}
-    users: dict[str, set[str]] = {}
+    def build(pin: Pin) -> LockedFile | None:
+        """A wheel built early, before its pin is final; None when an earlier run's wheel serves."""
+        earlier = built.get(pin.file.sha256)
+        made = _built_wheel(inventory, wheelhouse, any_platform, pin, built)
+        return None if made is earlier else made
+
+    with (
+        progress("downloading", 0) as advance,
+        EarlyWork(wheelhouse, inventory.index_url, build, on_bytes=advance) as early,
+    ):
+        for target_pins in pins.values():
+            early.take_locked(target_pins)
+        resolved = _resolve_all(
+            inventory, stale, early.hand_over, lambda name: finished.__setitem__(name, time.monotonic())
+        )
+        pins.update(resolved)
+        wanted = {pin.file.filename for target_pins in pins.values() for pin in target_pins}
+        fingerprints = early.finish(wanted, {pin.name for name in stale for pin in pins[name]})
     for name, target_pins in pins.items():
-        for pin in target_pins:
-            wanted[pin.file.filename] = pin.file
-            users.setdefault(pin.file.filename, set()).add(name)
-    directory = {fn: (wheelhouse.pool if ref.is_wheel else wheelhouse.sdists) for fn, ref in wanted.items()}
-    missing = [ref for fn, ref in wanted.items() if not wheelhouse.has(directory[fn], fn, ref.sha256)]
-
-    def done(ref: FileRef) -> None:
-        now = time.monotonic()
-        for name in users[ref.filename]:
-            finished[name] = max(finished[name], now)
-
-    with progress(f"downloading {len(missing)} files", sum(r.size or 0 for r in missing)) as advance:
-        wheels = [r for r in missing if r.is_wheel]
-        sdists = [r for r in missing if not r.is_wheel]
-        fetch_all(wheels, wheelhouse.pool, on_bytes=advance, on_done=done)
-        fetch_all(sdists, wheelhouse.sdists, on_bytes=advance, on_done=done)
-
-    fingerprints = seen.result()
-    pages.shutdown()
+        times = [early.arrived[pin.file.filename] for pin in target_pins if pin.file.filename in early.arrived]
+        finished[name] = max([finished[name], *times])
     for name in stale:
         record.record(name, inputs[name], {p.name: fingerprints.get(p.name) for p in pins[name]})
     record.save()
 
-    built = _built_before(inventory, targets)
     for target in targets:
         name = target.name
         files: list[LockedFile] = []

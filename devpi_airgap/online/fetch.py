@@ -67,86 +67,130 @@ def _download(
         raise
 
 
-def fetch_all(
-    refs: Iterable[FileRef],
-    dest_dir: Path,
-    *,
-    on_bytes: Callable[[int], None] = lambda n: None,
-    on_done: Callable[[FileRef], None] = lambda ref: None,
-    workers: int = WORKERS,
-) -> None:
-    """Download every ref into dest_dir/<filename>; raise FetchError naming each file that failed."""
-    refs = list(refs)
-    if not refs:
-        return
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    _check_space(refs, dest_dir)
-    failures: list[str] = []
-    stop = threading.Event()
-    limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
-    with httpx.Client(timeout=httpx.Timeout(60.0, connect=15.0), limits=limits, follow_redirects=True) as client:
+class Fetcher:
+    """Downloads that start as soon as their files are known, while the caller still works out the rest.
 
-        def one(ref: FileRef) -> FileRef:
-            for attempt in range(1, RETRIES + 1):
-                try:
-                    _download(client, ref, dest_dir / ref.filename, on_bytes, stop)
-                    return ref
-                except (httpx.TransportError, httpx.HTTPStatusError) as exc:
-                    status = getattr(getattr(exc, "response", None), "status_code", 0)
-                    if attempt == RETRIES or 400 <= status < 500:
-                        raise FetchError(f"{ref.filename}: download from {ref.url} failed: {exc}") from None
-                    time.sleep(attempt)
-            raise AssertionError("unreachable")
+    `inv download` hands over each resolution's files the moment uv settles on
+    them, so the downloads of one set overlap the resolving of the next. Every
+    file is fetched once, whoever adds it first. Worker threads are daemons, not
+    a pool: a read stalled on a slow index cannot be woken, and Ctrl-C must not
+    wait for it. Leaving the `with` block by an exception stops every download
+    and removes the partial files; `wait()` reports the failures of the rest.
+    `on_done` runs in the download thread, the moment its file is in place.
+    """
 
-        # Daemon threads, not a pool: a read stalled on a slow index cannot be woken, and Ctrl-C must not wait for it.
-        work: queue.Queue[FileRef] = queue.Queue()
-        for ref in refs:
-            work.put(ref)
-        results: queue.Queue[tuple[FileRef, BaseException | None]] = queue.Queue()
+    def __init__(
+        self,
+        *,
+        on_bytes: Callable[[int], None] = lambda n: None,
+        on_done: Callable[[FileRef], None] = lambda ref: None,
+        workers: int = WORKERS,
+    ):
+        self.on_bytes = on_bytes
+        self.on_done = on_done
+        self.workers = workers
+        self.stop = threading.Event()
+        self.work: queue.Queue[tuple[FileRef, Path]] = queue.Queue()
+        self.results: queue.Queue[tuple[FileRef, Path, BaseException | None]] = queue.Queue()
+        self.added: set[tuple[str, Path]] = set()
+        self.pending = 0
+        self.dirs: set[Path] = set()
+        self.threads: list[threading.Thread] = []
+        self.lock = threading.Lock()
+        limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
+        self.client = httpx.Client(timeout=httpx.Timeout(60.0, connect=15.0), limits=limits, follow_redirects=True)
 
-        def worker() -> None:
-            while not stop.is_set():
-                try:
-                    ref = work.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    results.put((one(ref), None))
-                except BaseException as exc:  # reported by the main thread, which decides what it means
-                    results.put((ref, exc))
+    def __enter__(self) -> Fetcher:
+        return self
 
-        threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(workers, len(refs)))]
-        for thread in threads:
-            thread.start()
-        try:
-            for _ in refs:
-                ref, exc = results.get()
-                if exc is None:
-                    on_done(ref)
-                elif isinstance(exc, OSError):
-                    failures.append(
-                        f"writing {ref.filename} into {dest_dir} failed: {exc.strerror or exc}; free space or "
-                        "fix permissions, then re-run"
-                    )
-                elif isinstance(exc, FetchError):
-                    failures.append(str(exc))
-                elif not isinstance(exc, _Stopped):
-                    raise exc
-        except BaseException:
+    def __exit__(self, kind, exc, tb) -> None:
+        self.stop.set()
+        if kind is not None:
             # Ctrl-C (or any abort): no new downloads start, running ones stop at their next chunk and remove
             # their partial file; one stuck in a stalled read is left to die with the process, its file removed here.
-            stop.set()
-            client.close()
+            self.client.close()
             deadline = time.monotonic() + STOP_GRACE
-            for thread in threads:
+            for thread in self.threads:
                 thread.join(timeout=max(0.0, deadline - time.monotonic()))
-            for partial in dest_dir.glob(".*.part"):  # this run holds the wheelhouse lock: every one is ours
-                partial.unlink(missing_ok=True)
-            raise
-    if failures:
-        raise FetchError(
-            f"{len(failures)} of {len(refs)} downloads failed:\n" + "\n".join(f"  - {f}" for f in failures)
-        )
+            for directory in self.dirs:  # this run holds the wheelhouse lock: every partial file is ours
+                for partial in directory.glob(".*.part"):
+                    partial.unlink(missing_ok=True)
+        self.client.close()
+
+    def add(self, refs: Iterable[FileRef], dest_dir: Path) -> None:
+        """Queue each ref not queued before, to land in dest_dir/<filename>; safe from any thread."""
+        with self.lock:
+            new = [ref for ref in refs if (ref.filename, dest_dir) not in self.added]
+            if not new:
+                return
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            _check_space(new, dest_dir)
+            self.dirs.add(dest_dir)
+            for ref in new:
+                self.added.add((ref.filename, dest_dir))
+                self.work.put((ref, dest_dir))
+            self.pending += len(new)
+            while len(self.threads) < min(self.workers, self.pending):
+                thread = threading.Thread(target=self._worker, daemon=True)
+                thread.start()
+                self.threads.append(thread)
+
+    def wait(self, needed: set[str] | None = None) -> None:
+        """Block until every queued file has arrived; raise FetchError naming each needed file that failed.
+
+        A file queued on a guess that the caller no longer needs may fail without failing the run.
+        """
+        failures: list[str] = []
+        total = 0
+        while True:
+            with self.lock:
+                if not self.pending:
+                    break
+            ref, dest_dir, exc = self.results.get()
+            with self.lock:
+                self.pending -= 1
+            total += 1
+            if exc is None:
+                continue
+            if needed is not None and ref.filename not in needed and isinstance(exc, (OSError, FetchError)):
+                continue
+            elif isinstance(exc, OSError):
+                failures.append(
+                    f"writing {ref.filename} into {dest_dir} failed: {exc.strerror or exc}; free space or "
+                    "fix permissions, then re-run"
+                )
+            elif isinstance(exc, FetchError):
+                failures.append(str(exc))
+            elif not isinstance(exc, _Stopped):
+                raise exc
+        if failures:
+            raise FetchError(
+                f"{len(failures)} of {total} downloads failed:\n" + "\n".join(f"  - {f}" for f in failures)
+            )
+
+    def _worker(self) -> None:
+        while not self.stop.is_set():
+            try:
+                ref, dest_dir = self.work.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            try:
+                self._one(ref, dest_dir)
+                self.on_done(ref)
+                self.results.put((ref, dest_dir, None))
+            except BaseException as exc:  # reported by the waiting thread, which decides what it means
+                self.results.put((ref, dest_dir, exc))
+
+    def _one(self, ref: FileRef, dest_dir: Path) -> None:
+        for attempt in range(1, RETRIES + 1):
+            try:
+                _download(self.client, ref, dest_dir / ref.filename, self.on_bytes, self.stop)
+                return
+            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+                status = getattr(getattr(exc, "response", None), "status_code", 0)
+                if attempt == RETRIES or 400 <= status < 500:
+                    raise FetchError(f"{ref.filename}: download from {ref.url} failed: {exc}") from None
+                time.sleep(attempt)
 
 
 def _check_space(refs: list[FileRef], dest_dir: Path) -> None:

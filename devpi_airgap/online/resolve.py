@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -161,13 +162,22 @@ def _has_binary_wheels(listing: list[str]) -> bool:
     return any(not f.endswith(("-none-any.whl",)) for f in listing if f.endswith(".whl"))
 
 
-def resolve_set(resolution: ResolutionSet, platform: TargetPlatform, index_url: str | None) -> list[Pin]:
+def resolve_set(
+    resolution: ResolutionSet,
+    platform: TargetPlatform,
+    index_url: str | None,
+    on_round: Callable[[list[Pin], bool], None] = lambda pins, final: None,
+) -> list[Pin]:
     """Pins for one set; a compiled project never resolves to its sdist.
 
     uv happily picks the newest release even when only its sdist fits the
     target (its wheels being for other platforms). Such an sdist would build a
     wheel for this machine, not the target, so the project is re-resolved with
     --only-binary until uv settles on a release with a fitting wheel.
+
+    on_round(pins, final) hears each round's pins as soon as uv gives them,
+    less the sdists about to be resolved again: the next round mostly keeps
+    the rest, so the caller may start fetching them while it resolves.
     """
     no_build: set[str] = set()
     for _ in range(MAX_ROUNDS):
@@ -179,6 +189,7 @@ def resolve_set(resolution: ResolutionSet, platform: TargetPlatform, index_url: 
             and pin.name not in no_build
             and _has_binary_wheels(index_listing(index_url, pin.name))
         }
+        on_round([pin for pin in pins if pin.name not in compiled], not compiled)
         if not compiled:
             return pins
         no_build |= compiled

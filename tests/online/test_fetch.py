@@ -1,4 +1,4 @@
-"""fetch_all against the fake index: every file checked against the index's sha256, nothing half-written kept."""
+"""Fetcher against the fake index: every file checked against the index's sha256, nothing half-written kept."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from devpi_airgap.core.errors import FetchError
 from devpi_airgap.core.files import sha256_file
-from devpi_airgap.online.fetch import fetch_all
+from devpi_airgap.online.fetch import Fetcher
 from devpi_airgap.online.resolve import FileRef
 from testing.fakeindex import Dist, build_index, serve_index
 
@@ -16,6 +16,12 @@ def served(tmp_path_factory):
     root = build_index(tmp_path_factory.mktemp("index"), [Dist("one", "1.0"), Dist("two", "1.0")])
     with serve_index(root) as url:
         yield root, url
+
+
+def fetch_all(refs, directory, **callbacks) -> None:
+    with Fetcher(**callbacks) as fetcher:
+        fetcher.add(refs, directory)
+        fetcher.wait()
 
 
 def ref(root, url, name: str, sha256: str | None = None) -> FileRef:
@@ -48,3 +54,29 @@ def test_a_missing_file_names_its_url(served, tmp_path):
     with pytest.raises(FetchError, match="gone-1.0-py3-none-any.whl"):
         fetch_all([gone], tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_files_added_while_others_arrive_are_fetched_once_each(served, tmp_path):
+    root, url = served
+    url.clear()
+    one, two = ref(root, url, "one-1.0-py3-none-any.whl"), ref(root, url, "two-1.0-py3-none-any.whl")
+    done: list[str] = []
+    with Fetcher(on_done=lambda r: done.append(r.filename)) as fetcher:
+        fetcher.add([one], tmp_path)
+        fetcher.add([one, two], tmp_path)  # as a second resolution naming a file the first one named
+        fetcher.wait()
+    assert sorted(done) == [one.filename, two.filename]
+    assert sorted(url.file_requests()) == [f"/files/{one.filename}", f"/files/{two.filename}"]
+
+
+def test_a_failed_file_nobody_needs_any_more_does_not_fail_the_run(served, tmp_path):
+    root, url = served
+    good = ref(root, url, "one-1.0-py3-none-any.whl")
+    guess = FileRef("gone-1.0-py3-none-any.whl", f"{url.files_url}/gone-1.0-py3-none-any.whl", "0" * 64, 10)
+    with Fetcher() as fetcher:
+        fetcher.add([good, guess], tmp_path)
+        fetcher.wait(needed={good.filename})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [good.filename]
+    with Fetcher() as fetcher, pytest.raises(FetchError, match="gone-1.0"):
+        fetcher.add([guess], tmp_path / "again")
+        fetcher.wait(needed={guess.filename})

@@ -1,0 +1,134 @@
+"""Work that starts as soon as uv names a file, while the other resolutions still run.
+
+A cold `inv download` used to resolve everything, then download, then
+fingerprint the index pages, then build the sdist-only packages: each phase
+waiting for the last. Here each resolution round hands over its pins the
+moment uv settles on them (see resolve_set), and three things start at once:
+
+- the download of every file the pool lacks;
+- the fingerprint of every project page the pins came from (freshness.py),
+  taken as the round returns, seconds after uv read the page, where it used to
+  wait for every resolution and download;
+- the build of every sdist-only package whose sdist is in the pool.
+
+A round that will be resolved again only guesses, though most of its pins
+stay; `finish` removes from the pool whatever the final pins do not want,
+wheels built from unwanted sdists included. An early build that fails is
+forgotten: the lock step builds it again and reports the failure for its
+target.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from contextlib import ExitStack
+from pathlib import Path
+
+from devpi_airgap.core.lock import LockedFile
+from devpi_airgap.core.pools import stoppable_pool
+from devpi_airgap.core.wheelhouse import Wheelhouse
+from devpi_airgap.online.fetch import Fetcher
+from devpi_airgap.online.freshness import page_fingerprints
+from devpi_airgap.online.resolve import FileRef, Pin
+
+
+def pool_directory(wheelhouse: Wheelhouse, ref: FileRef) -> Path:
+    return wheelhouse.pool if ref.is_wheel else wheelhouse.sdists
+
+
+class EarlyWork:
+    """Used as a context manager: leaving it by an exception (Ctrl-C) stops the downloads and the queued work."""
+
+    def __init__(
+        self,
+        wheelhouse: Wheelhouse,
+        index_url: str | None,
+        build: Callable[[Pin], LockedFile | None],
+        on_bytes: Callable[[int], None] = lambda n: None,
+    ):
+        self.wheelhouse = wheelhouse
+        self.index_url = index_url
+        self.build = build
+        self.fetcher = Fetcher(on_bytes=on_bytes, on_done=self._arrived_whole)
+        self.stack = ExitStack()
+        self.lock = threading.Lock()
+        self.seen: set[str] = set()  # file names handed over so far
+        self.queued: set[str] = set()  # of those, the ones fetched in this run
+        self.arrived: dict[str, float] = {}
+        self.sdist_pins: dict[str, Pin] = {}  # sdist pins by file name, built as soon as their sdist is in
+        self.builds: dict[str, Future[LockedFile | None]] = {}  # by sdist file name
+        self.fingerprinted: set[str] = set()
+        self.fingerprints: list[Future] = []
+
+    def __enter__(self) -> EarlyWork:
+        self.stack.enter_context(self.fetcher)
+        self.background = self.stack.enter_context(stoppable_pool(2))  # page fingerprints and builds
+        return self
+
+    def __exit__(self, *exc_info) -> bool | None:
+        return self.stack.__exit__(*exc_info)
+
+    def hand_over(self, pins: Iterable[Pin], final: bool) -> None:
+        """One resolution round's pins, final or a guess; thread-safe: every resolution calls it from its thread."""
+        pins = list(pins)
+        with self.lock:
+            names = {pin.name for pin in pins} - self.fingerprinted
+            if names:
+                self.fingerprinted |= names
+                self.fingerprints.append(self.background.submit(page_fingerprints, self.index_url, names, {}))
+            self._take(pins)
+
+    def take_locked(self, pins: Iterable[Pin]) -> None:
+        """Pins a lock gives: their files are fetched, and their pages were fingerprinted when found fresh."""
+        with self.lock:
+            self._take(pins)
+
+    def _take(self, pins: Iterable[Pin]) -> None:
+        # sdists first, as their builds wait for them; then the largest wheels, the longest downloads
+        for pin in sorted(pins, key=lambda pin: (pin.file.is_wheel, -(pin.file.size or 0))):
+            ref = pin.file
+            if ref.filename in self.seen:
+                continue
+            self.seen.add(ref.filename)
+            directory = pool_directory(self.wheelhouse, ref)
+            if not ref.is_wheel:
+                self.sdist_pins[ref.filename] = pin
+            if self.wheelhouse.has(directory, ref.filename, ref.sha256):
+                self._build_if_sdist(ref)
+            else:
+                self.queued.add(ref.filename)
+                self.fetcher.add([ref], directory)
+
+    def _arrived_whole(self, ref: FileRef) -> None:
+        """The fetcher's report of a file checked and in place (from a download thread)."""
+        self.arrived[ref.filename] = time.monotonic()
+        self.wheelhouse.record(pool_directory(self.wheelhouse, ref) / ref.filename, ref.sha256)
+        with self.lock:
+            self._build_if_sdist(ref)
+
+    def _build_if_sdist(self, ref: FileRef) -> None:
+        pin = self.sdist_pins.get(ref.filename)
+        if pin is not None:
+            self.builds[ref.filename] = self.background.submit(self.build, pin)
+
+    def finish(self, wanted: set[str], names: set[str]) -> dict[str, list | None]:
+        """Wait for the downloads and builds, drop the guesses nobody wants; the fingerprints of `names`' pages."""
+        self.fetcher.wait(needed=wanted)
+        unwanted = self.queued - wanted
+        for sdist, build in self.builds.items():
+            # a failed build is built again, and reported, by the lock step; None is an earlier run's wheel
+            if build.exception() is None and sdist not in wanted and (made := build.result()) is not None:
+                unwanted.add(made.filename)
+        for filename in unwanted - wanted:
+            (self.wheelhouse.pool / filename).unlink(missing_ok=True)
+            (self.wheelhouse.sdists / filename).unlink(missing_ok=True)
+        missing = names - self.fingerprinted
+        if missing:
+            self.fingerprints.append(self.background.submit(page_fingerprints, self.index_url, missing, {}))
+        found: dict[str, list | None] = {}
+        for future in self.fingerprints:
+            found.update(future.result())
+        return {name: found.get(name) for name in names}
