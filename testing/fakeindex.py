@@ -449,6 +449,8 @@ class ServedIndex(str):
     counts: Counter
     files_url: str
     file_seconds: float = 0  # when set, every artefact trickles out over this many seconds (a slow index)
+    # What pages say of caching. PyPI says max-age=600; the proxy in front of it here says nothing at all.
+    page_cache_control: str | None = "no-cache"
 
     def paths(self) -> list[str]:
         return [p for _, p in self.requests]
@@ -493,8 +495,8 @@ def _make_handler(root: Path):
             # (so add_release is seen at once).
             if self.path.startswith("/files/"):
                 self.send_header("Cache-Control", "max-age=31536000, immutable, public")
-            else:
-                self.send_header("Cache-Control", "no-cache")
+            elif self.served.page_cache_control:
+                self.send_header("Cache-Control", self.served.page_cache_control)
             super().end_headers()
 
         def copyfile(self, source, outputfile):
