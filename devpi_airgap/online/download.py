@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from importlib.metadata import version
 
 from devpi_airgap import __version__
@@ -46,27 +48,45 @@ def _pins_from_lock(inventory: Inventory, target: Target) -> dict[Pin, set[str]]
     return pins
 
 
-def _resolve_all(
-    inventory: Inventory,
-    platforms: dict[str, TargetPlatform],
-    on_round: Callable[[list[Pin], bool], None],
-    on_resolved: Callable[[str], None],
-) -> dict[str, dict[Pin, set[str]]]:
-    """Resolve every set of every target concurrently: uv mostly waits on the network."""
-    jobs = [(name, s) for name, p in platforms.items() for s in resolution_sets(p.target)]
-    pins: dict[str, dict[Pin, set[str]]] = {name: {} for name in platforms}
-    remaining = {name: sum(1 for n, _ in jobs if n == name) for name in platforms}
-    with stoppable_pool(RESOLVE_WORKERS) as pool:
-        futures = [
-            (name, s, pool.submit(resolve_set, s, platforms[name], inventory.index_url, on_round)) for name, s in jobs
-        ]
-        for name, resolution, future in futures:
+class _Resolutions:
+    """Every set of every target resolving at once; a target's pins as soon as all of its sets are in.
+
+    uv mostly waits on the network, so the sets run side by side: the target
+    this machine can run first (its verify takes longest), and within a
+    target the largest set first, so that no big set starts last.
+    """
+
+    def __init__(
+        self,
+        pool: ThreadPoolExecutor,
+        inventory: Inventory,
+        platforms: dict[str, TargetPlatform],
+        on_round: Callable[[str, list[Pin], bool], None],
+    ):
+        self.futures: dict[str, list[tuple[str, Future[list[Pin]]]]] = {}
+        for name in sorted(platforms, key=lambda name: not platforms[name].runs_natively()):
+            sets = sorted(resolution_sets(platforms[name].target), key=lambda s: -len(s.lines))
+            self.futures[name] = [
+                (s.label, pool.submit(resolve_set, s, platforms[name], inventory.index_url, partial(on_round, name)))
+                for s in sets
+            ]
+
+    def pins(self, name: str) -> dict[Pin, set[str]] | None:
+        """The target's pins and the sets that need each, or None while a set is still resolving."""
+        if not all(future.done() for _, future in self.futures[name]):
+            return None
+        pins: dict[Pin, set[str]] = {}
+        for label, future in self.futures[name]:
             for pin in future.result():
-                pins[name].setdefault(pin, set()).add(resolution.label)
-            remaining[name] -= 1
-            if not remaining[name]:
-                on_resolved(name)
-    return pins
+                pins.setdefault(pin, set()).add(label)
+        return pins
+
+    def check(self) -> None:
+        """Raise the failure of any set that has failed: it fails the run at once, whichever target it is for."""
+        for name in self.futures:
+            for _, future in self.futures[name]:
+                if future.done() and future.exception() is not None:
+                    future.result()
 
 
 def _inputs(inventory: Inventory, platform: TargetPlatform) -> str:
@@ -114,15 +134,29 @@ def _built_before(inventory: Inventory, targets: list[Target]) -> dict[str, Lock
 
 
 def download(
-    inventory: Inventory, targets: list[Target], *, locked: bool = False, progress: ProgressFactory = no_progress
+    inventory: Inventory,
+    targets: list[Target],
+    *,
+    locked: bool = False,
+    progress: ProgressFactory = no_progress,
+    on_ready: Callable[[Target], None] = lambda target: None,
 ) -> list[TargetReport]:
-    """Bring every target's wheelhouse to its (new or --locked) lock; one run at a time on a wheelhouse."""
+    """Bring every target's wheelhouse to its (new or --locked) lock; one run at a time on a wheelhouse.
+
+    on_ready(target) hears of each target as soon as its directory and lock are complete, while the
+    other targets' files may still be arriving; the target this machine can run comes first.
+    """
     with wheelhouse_lock(inventory.wheelhouse):
-        return _download(inventory, targets, locked=locked, progress=progress)
+        return _download(inventory, targets, locked=locked, progress=progress, on_ready=on_ready)
 
 
 def _download(
-    inventory: Inventory, targets: list[Target], *, locked: bool, progress: ProgressFactory
+    inventory: Inventory,
+    targets: list[Target],
+    *,
+    locked: bool,
+    progress: ProgressFactory,
+    on_ready: Callable[[Target], None],
 ) -> list[TargetReport]:
     start = time.monotonic()
     wheelhouse = Wheelhouse(inventory.wheelhouse)
@@ -145,26 +179,8 @@ def _download(
         made = _built_wheel(inventory, wheelhouse, any_platform, pin, built)
         return None if made is earlier else made
 
-    with (
-        progress("downloading", 0) as advance,
-        EarlyWork(wheelhouse, inventory.index_url, build, on_bytes=advance) as early,
-    ):
-        for target_pins in pins.values():
-            early.take_locked(target_pins)
-        resolved = _resolve_all(
-            inventory, stale, early.hand_over, lambda name: finished.__setitem__(name, time.monotonic())
-        )
-        pins.update(resolved)
-        wanted = {pin.file.filename for target_pins in pins.values() for pin in target_pins}
-        fingerprints = early.finish(wanted, {pin.name for name in stale for pin in pins[name]})
-    for name, target_pins in pins.items():
-        times = [early.arrived[pin.file.filename] for pin in target_pins if pin.file.filename in early.arrived]
-        finished[name] = max([finished[name], *times])
-    for name in stale:
-        record.record(name, inputs[name], {p.name: fingerprints.get(p.name) for p in pins[name]})
-    record.save()
-
-    for target in targets:
+    def finish_target(target: Target) -> None:
+        """Lock and link one target whose files are all in the pool."""
         name = target.name
         files: list[LockedFile] = []
         for pin, labels in pins[name].items():
@@ -191,6 +207,38 @@ def _download(
         }
         report.lock_changed = write_lock(inventory.lock_path(target), header, files)
         report.seconds = (time.monotonic() if added else finished[name]) - start
+
+    def hand_over(name: str, round_pins: list[Pin], final: bool) -> None:
+        early.hand_over(round_pins, final, first=platforms[name].runs_natively())
+
+    with (
+        progress("downloading", 0) as advance,
+        EarlyWork(wheelhouse, inventory.index_url, build, on_bytes=advance) as early,
+        stoppable_pool(RESOLVE_WORKERS) as pool,
+    ):
+        for name, target_pins in pins.items():
+            early.take_locked(target_pins, first=platforms[name].runs_natively())
+        resolutions = _Resolutions(pool, inventory, stale, hand_over)
+        # Each target is locked, linked and handed to on_ready the moment its own files are in, while the
+        # other targets may still resolve and download.
+        waiting = sorted(targets, key=lambda t: not platforms[t.name].runs_natively())
+        while waiting:
+            for target in list(waiting):
+                if target.name not in pins and (resolved := resolutions.pins(target.name)) is not None:
+                    pins[target.name] = resolved
+                    finished[target.name] = time.monotonic()
+                if target.name in pins and early.ready({pin.file.filename for pin in pins[target.name]}):
+                    finish_target(target)
+                    on_ready(target)
+                    waiting.remove(target)
+            resolutions.check()
+            if waiting:
+                time.sleep(0.05)
+        wanted = {pin.file.filename for target_pins in pins.values() for pin in target_pins}
+        fingerprints = early.finish(wanted, {pin.name for name in stale for pin in pins[name]})
+    for name in stale:
+        record.record(name, inputs[name], {p.name: fingerprints.get(p.name) for p in pins[name]})
+    record.save()
     wheelhouse.save()
     return list(reports.values())
 

@@ -57,6 +57,7 @@ class EarlyWork:
         self.lock = threading.Lock()
         self.seen: set[str] = set()  # file names handed over so far
         self.queued: set[str] = set()  # of those, the ones fetched in this run
+        self.present: set[str] = set()  # and the ones the pool already held
         self.arrived: dict[str, float] = {}
         self.sdist_pins: dict[str, Pin] = {}  # sdist pins by file name, built as soon as their sdist is in
         self.builds: dict[str, Future[LockedFile | None]] = {}  # by sdist file name
@@ -65,54 +66,75 @@ class EarlyWork:
 
     def __enter__(self) -> EarlyWork:
         self.stack.enter_context(self.fetcher)
-        self.background = self.stack.enter_context(stoppable_pool(2))  # page fingerprints and builds
+        self.background = self.stack.enter_context(stoppable_pool(1))  # page fingerprints
+        self.builder = self.stack.enter_context(stoppable_pool(1))  # a build never waits behind a fingerprint
         return self
 
     def __exit__(self, *exc_info) -> bool | None:
         return self.stack.__exit__(*exc_info)
 
-    def hand_over(self, pins: Iterable[Pin], final: bool) -> None:
-        """One resolution round's pins, final or a guess; thread-safe: every resolution calls it from its thread."""
+    def hand_over(self, pins: Iterable[Pin], final: bool, *, first: bool = False) -> None:
+        """One resolution round's pins, final or a guess; thread-safe: every resolution calls it from its thread.
+
+        The files of pins handed over `first` are fetched before all others.
+        """
         pins = list(pins)
         with self.lock:
             names = {pin.name for pin in pins} - self.fingerprinted
             if names:
                 self.fingerprinted |= names
                 self.fingerprints.append(self.background.submit(page_fingerprints, self.index_url, names, {}))
-            self._take(pins)
+            self._take(pins, first)
 
-    def take_locked(self, pins: Iterable[Pin]) -> None:
+    def take_locked(self, pins: Iterable[Pin], *, first: bool = False) -> None:
         """Pins a lock gives: their files are fetched, and their pages were fingerprinted when found fresh."""
         with self.lock:
-            self._take(pins)
+            self._take(pins, first)
 
-    def _take(self, pins: Iterable[Pin]) -> None:
+    def ready(self, filenames: set[str]) -> bool:
+        """Whether each of these files is in the pool, and each wheel to be built from one of them is built.
+
+        A failed download raises at once the fetcher's error, naming every file that failed.
+        """
+        with self.lock:
+            settled = self.present | set(self.arrived) | self.fetcher.failed
+            if not filenames <= settled:
+                return False
+            if filenames & self.fetcher.failed:
+                self.fetcher.wait(needed=filenames)
+            # a failed build is built again, and reported, by the lock step
+            return all(self.builds[name].done() for name in filenames if name in self.builds)
+
+    def _take(self, pins: Iterable[Pin], first: bool) -> None:
         # sdists first, as their builds wait for them; then the largest wheels, the longest downloads
         for pin in sorted(pins, key=lambda pin: (pin.file.is_wheel, -(pin.file.size or 0))):
             ref = pin.file
+            directory = pool_directory(self.wheelhouse, ref)
             if ref.filename in self.seen:
+                if first and ref.filename in self.queued:  # a file another target wanted less urgently moves up
+                    self.fetcher.add([ref], directory, first=True)
                 continue
             self.seen.add(ref.filename)
-            directory = pool_directory(self.wheelhouse, ref)
             if not ref.is_wheel:
                 self.sdist_pins[ref.filename] = pin
             if self.wheelhouse.has(directory, ref.filename, ref.sha256):
                 self._build_if_sdist(ref)
+                self.present.add(ref.filename)
             else:
                 self.queued.add(ref.filename)
-                self.fetcher.add([ref], directory)
+                self.fetcher.add([ref], directory, first=first)
 
     def _arrived_whole(self, ref: FileRef) -> None:
         """The fetcher's report of a file checked and in place (from a download thread)."""
-        self.arrived[ref.filename] = time.monotonic()
         self.wheelhouse.record(pool_directory(self.wheelhouse, ref) / ref.filename, ref.sha256)
-        with self.lock:
+        with self.lock:  # its build is queued before anyone sees it arrived, so wait_for waits for the build too
             self._build_if_sdist(ref)
+            self.arrived[ref.filename] = time.monotonic()
 
     def _build_if_sdist(self, ref: FileRef) -> None:
         pin = self.sdist_pins.get(ref.filename)
         if pin is not None:
-            self.builds[ref.filename] = self.background.submit(self.build, pin)
+            self.builds[ref.filename] = self.builder.submit(self.build, pin)
 
     def finish(self, wanted: set[str], names: set[str]) -> dict[str, list | None]:
         """Wait for the downloads and builds, drop the guesses nobody wants; the fingerprints of `names`' pages."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import queue
 import shutil
@@ -90,9 +91,13 @@ class Fetcher:
         self.on_done = on_done
         self.workers = workers
         self.stop = threading.Event()
-        self.work: queue.Queue[tuple[FileRef, Path]] = queue.Queue()
+        self.work: queue.PriorityQueue[tuple[int, int, FileRef, Path]] = queue.PriorityQueue()
+        self.failed: set[str] = set()  # file names whose download failed, as soon as it did
         self.results: queue.Queue[tuple[FileRef, Path, BaseException | None]] = queue.Queue()
         self.added: set[tuple[str, Path]] = set()
+        self.urgent: set[tuple[str, Path]] = set()  # of those, the ones queued `first`
+        self.started: set[tuple[str, Path]] = set()
+        self.order = itertools.count()  # ties in the queue go by the order added
         self.pending = 0
         self.dirs: set[Path] = set()
         self.threads: list[threading.Thread] = []
@@ -117,10 +122,21 @@ class Fetcher:
                     partial.unlink(missing_ok=True)
         self.client.close()
 
-    def add(self, refs: Iterable[FileRef], dest_dir: Path) -> None:
-        """Queue each ref not queued before, to land in dest_dir/<filename>; safe from any thread."""
+    def add(self, refs: Iterable[FileRef], dest_dir: Path, *, first: bool = False) -> None:
+        """Queue each ref not queued before, to land in dest_dir/<filename>; safe from any thread.
+
+        Files added `first` go before every file queued without it; otherwise in the order added.
+        A file queued before and added again `first` moves up, unless it has started.
+        """
+        refs = list(refs)
         with self.lock:
             new = [ref for ref in refs if (ref.filename, dest_dir) not in self.added]
+            if first:
+                for ref in refs:
+                    key = (ref.filename, dest_dir)
+                    if key in self.added and key not in self.started and key not in self.urgent:
+                        self.urgent.add(key)
+                        self.work.put((0, next(self.order), ref, dest_dir))  # the worker skips the later copy
             if not new:
                 return
             dest_dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +144,9 @@ class Fetcher:
             self.dirs.add(dest_dir)
             for ref in new:
                 self.added.add((ref.filename, dest_dir))
-                self.work.put((ref, dest_dir))
+                if first:
+                    self.urgent.add((ref.filename, dest_dir))
+                self.work.put((0 if first else 1, next(self.order), ref, dest_dir))
             self.pending += len(new)
             while len(self.threads) < min(self.workers, self.pending):
                 thread = threading.Thread(target=self._worker, daemon=True)
@@ -171,14 +189,19 @@ class Fetcher:
     def _worker(self) -> None:
         while not self.stop.is_set():
             try:
-                ref, dest_dir = self.work.get(timeout=0.1)
+                _, _, ref, dest_dir = self.work.get(timeout=0.1)
             except queue.Empty:
                 continue
+            with self.lock:
+                if (ref.filename, dest_dir) in self.started:
+                    continue
+                self.started.add((ref.filename, dest_dir))
             try:
                 self._one(ref, dest_dir)
                 self.on_done(ref)
                 self.results.put((ref, dest_dir, None))
             except BaseException as exc:  # reported by the waiting thread, which decides what it means
+                self.failed.add(ref.filename)
                 self.results.put((ref, dest_dir, exc))
 
     def _one(self, ref: FileRef, dest_dir: Path) -> None:

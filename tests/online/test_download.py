@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from devpi_airgap.core.inventory import load_inventory
+from devpi_airgap.core.lock import read_lock
+from devpi_airgap.online.download import download as download_targets
 from testing.download_project import DISTS, make_project
 from testing.environment import clean_env
 from testing.fakeindex import Dist, add_release, build_index, serve_index, sha256_file
@@ -286,3 +289,19 @@ def test_ctrl_c_stops_a_slow_download_at_once_and_leaves_no_partial_files(index,
     assert "interrupted" in stderr and "Traceback" not in stderr
     leftovers = [p.name for p in (project / "wheelhouse").rglob("*") if p.name.endswith((".part", ".tmp"))]
     assert leftovers == []
+
+
+def test_each_target_is_ready_as_soon_as_its_own_files_are_in(index, tmp_path):
+    """on_ready hears of each target once, with its lock written and every locked file in its directory."""
+    inventory = load_inventory(make_project(tmp_path, index, "app\n") / "inventory.yaml")
+    targets = list(inventory.targets.values())
+    seen: list[str] = []
+
+    def ready(target):
+        _, locked = read_lock(inventory.lock_path(target))
+        assert {f.filename for f in locked} <= {p.name for p in inventory.target_dir(target).iterdir()}
+        seen.append(target.name)
+
+    download_targets(inventory, targets, on_ready=ready)
+    # Which comes first depends on the network; the target this machine runs is only fetched first.
+    assert sorted(seen) == sorted(t.name for t in targets)

@@ -80,3 +80,20 @@ def test_a_failed_file_nobody_needs_any_more_does_not_fail_the_run(served, tmp_p
     with Fetcher() as fetcher, pytest.raises(FetchError, match="gone-1.0"):
         fetcher.add([guess], tmp_path / "again")
         fetcher.wait(needed={guess.filename})
+
+
+def test_a_file_added_again_first_moves_up(served, tmp_path):
+    root, url = served
+    one, two = ref(root, url, "one-1.0-py3-none-any.whl"), ref(root, url, "two-1.0-py3-none-any.whl")
+    url.clear()
+    url.file_seconds = 0.5  # the one worker is busy with `one` while the others are queued
+    try:
+        with Fetcher(workers=1) as fetcher:
+            fetcher.add([one], tmp_path / "a")
+            fetcher.add([two], tmp_path / "a")
+            fetcher.add([one], tmp_path / "b")
+            fetcher.add([one], tmp_path / "b", first=True)  # as the target this machine runs asks for it
+            fetcher.wait()
+    finally:
+        url.file_seconds = 0
+    assert url.file_requests() == [f"/files/{one.filename}", f"/files/{one.filename}", f"/files/{two.filename}"]
