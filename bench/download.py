@@ -10,7 +10,8 @@ output directories:
               `pip download --platform win_amd64 --python-version 313 --implementation cp
                --abi cp313 --only-binary=:all: -d DIR -r REQS`
 2. re-run     the same two commands again, into the same output dirs with the same
-              (now warm) caches: nothing new to fetch
+              (now warm) caches: nothing new to fetch; three times each, taking
+              turns, compared by their medians
 3. 3 targets  `inv download --target all` (win313, mac312, lin311) vs the one-target cold run
 
 pip cannot do devpi-web for a binary-only foreign platform (pyramid-chameleon is
@@ -80,6 +81,7 @@ PIP_TARGET_ARGS = [
 GOAL_COLD = 0.6  # ours cold <= 0.6x pip cold (issue 11)
 GOAL_RERUN = 0.1  # ours re-run <= 0.1x pip re-run (issue 11)
 GOAL_THREE = 1.5  # ours, three targets <= 1.5x ours, one target
+RERUNS = 3  # a no-op re-run takes about a second: one run is too noisy to judge a 0.1x goal
 
 
 @dataclass
@@ -212,7 +214,14 @@ def row(scenario: str, ours: Run, baseline_name: str, baseline: Run, goal: float
     ours_s = ours.seconds if ours.ok else None
     base_s = baseline.seconds if baseline.ok else None
     r = ratio(ours_s, base_s)
-    return Row(scenario, ours_s, baseline_name, base_s, r, goal_text, goal, None if r is None else r <= goal, note)
+    # Judged on the exact ratio: 0.104 shows as 0.10 but does not meet <= 0.1.
+    met = None if ours_s is None or not base_s else ours_s / base_s <= goal
+    return Row(scenario, ours_s, baseline_name, base_s, r, goal_text, goal, met, note)
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The run with the median time, of an odd number of runs of one command on the same state."""
+    return sorted(runs, key=lambda r: (not r.ok, r.seconds))[len(runs) // 2]
 
 
 def correctness(pip_dir: Path, ours_dir: Path, pip_reqs: Path, logdir: Path, tmp: Path) -> dict:
@@ -393,9 +402,16 @@ def main(argv=None) -> int:
     print("1. cold (fresh caches, empty output dirs)", flush=True)
     ours_cold = dir_stats(ours_dir, run("ours-cold", ours_cmd, logs, ours_env))
     pip_cold = dir_stats(pip_dir, run("pip-cold", pip_cmd, logs, pip_env))
-    print("2. re-run, nothing new (same output dirs, warm caches)", flush=True)
-    ours_warm = dir_stats(ours_dir, run("ours-rerun", ours_cmd, logs, ours_env))
-    pip_warm = dir_stats(pip_dir, run("pip-rerun", pip_cmd, logs, pip_env))
+    print(f"2. re-run, nothing new (same output dirs, warm caches), {RERUNS} times each, taking turns", flush=True)
+    ours_reruns, pip_reruns = [], []
+    for n in range(1, RERUNS + 1):
+        ours_reruns.append(dir_stats(ours_dir, run(f"ours-rerun-{n}", ours_cmd, logs, ours_env)))
+        pip_reruns.append(dir_stats(pip_dir, run(f"pip-rerun-{n}", pip_cmd, logs, pip_env)))
+    ours_warm, pip_warm = median_run(ours_reruns), median_run(pip_reruns)
+    rerun_note = (
+        f"medians of {RERUNS}: ours {', '.join(f'{r.seconds:.2f}' for r in ours_reruns)} s; "
+        f"pip {', '.join(f'{r.seconds:.2f}' for r in pip_reruns)} s"
+    )
     print("3. three targets, cold (fresh cache, empty output dirs)", flush=True)
     ours_three = dir_stats(
         three.parent / "wheelhouse" / ".pool",
@@ -403,7 +419,7 @@ def main(argv=None) -> int:
             "ours-three-targets", [str(INV), "download", "--target", "all", "--inventory", str(three)], logs, three_env
         ),
     )
-    results.runs = [ours_cold, pip_cold, ours_warm, pip_warm, ours_three]
+    results.runs = [ours_cold, pip_cold, *ours_reruns, *pip_reruns, ours_three]
     for r in (ours_cold, ours_warm, ours_three):
         download_phase(r)
     phase = lambda r: f"{r.download_phase_s:.1f} s" if r.download_phase_s is not None else "?"  # noqa: E731
@@ -432,7 +448,7 @@ def main(argv=None) -> int:
             pip_warm,
             GOAL_RERUN,
             f"<= {GOAL_RERUN}x pip re-run",
-            split(ours_warm),
+            f"{rerun_note}; {split(ours_warm)}",
         ),
         row(
             "3 targets vs 1, cold",
