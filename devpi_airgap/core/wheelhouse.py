@@ -79,10 +79,14 @@ class Wheelhouse:
                 if os.path.samefile(source, dest):
                     continue
                 dest.unlink()
+            cached = self._hashes.get(filename)
+            known = cached is not None and cached[:3] == change_stamp(source)
             try:
                 os.link(source, dest)
             except OSError:
                 # A wheelhouse on a filesystem without hard links (some USB disks) gets copies.
                 shutil.copy2(source, dest)
+            if known and cached is not None:  # a link moves the ctime, not the bytes: the hash still holds
+                self._hashes[filename] = [*change_stamp(source), cached[3]]
             added.append(filename)
         return added

@@ -179,10 +179,18 @@ def _download(
         made = _built_wheel(inventory, wheelhouse, any_platform, pin, built)
         return None if made is earlier else made
 
-    def finish_target(target: Target) -> None:
-        """Lock and link one target whose files are all in the pool."""
+    linked_early: dict[str, set[str]] = {t.name: set() for t in targets}
+
+    def finish_target(target: Target, unfinished: list[Target]) -> None:
+        """Lock and link one target whose files are all in the pool.
+
+        Its files go into every unfinished target's directory that needs them too, now: a hard link
+        moves a file's ctime, and verify's record of what it proved would not survive a link made
+        while it runs or after.
+        """
         name = target.name
         files: list[LockedFile] = []
+        sources: list[str] = []  # the file each entry came from: a wheel, or the sdist it was built from
         for pin, labels in pins[name].items():
             ref = pin.file
             if ref.is_wheel:
@@ -190,10 +198,16 @@ def _download(
             else:
                 entry = _built_wheel(inventory, wheelhouse, platforms[name], pin, built)
             files.append(replace(entry, sets=tuple(sorted(labels))))
+            sources.append(ref.filename)
+        for other in unfinished:
+            theirs = {pin.file.filename for pin in pins[other.name]}
+            shared = [f.filename for f, source in zip(files, sources, strict=True) if source in theirs]
+            linked_early[other.name] |= set(wheelhouse.link(inventory.target_dir(other), shared))
         report = reports[name]
         report.packages = len({f.name for f in files})
         report.files = len(files)
-        added = set(wheelhouse.link(inventory.target_dir(target), [f.filename for f in files]))
+        linked = wheelhouse.link(inventory.target_dir(target), [f.filename for f in files])
+        added = set(linked) | linked_early[name]
         report.new_files = len(added)
         report.new_bytes = sum(f.size for f in files if f.filename in added)
         header = {
@@ -220,17 +234,20 @@ def _download(
             early.take_locked(target_pins, first=platforms[name].runs_natively())
         resolutions = _Resolutions(pool, inventory, stale, hand_over)
         # Each target is locked, linked and handed to on_ready the moment its own files are in, while the
-        # other targets may still resolve and download.
+        # other targets' files may still be arriving.
+        # Only once every target's pins are known, so that each shared file is linked before any verify.
         waiting = sorted(targets, key=lambda t: not platforms[t.name].runs_natively())
         while waiting:
-            for target in list(waiting):
+            for target in waiting:
                 if target.name not in pins and (resolved := resolutions.pins(target.name)) is not None:
                     pins[target.name] = resolved
                     finished[target.name] = time.monotonic()
-                if target.name in pins and early.ready({pin.file.filename for pin in pins[target.name]}):
-                    finish_target(target)
-                    on_ready(target)
+            for target in list(waiting):
+                if len(pins) == len(targets) and early.ready({pin.file.filename for pin in pins[target.name]}):
                     waiting.remove(target)
+                    finish_target(target, waiting)
+                    wheelhouse.save()  # the hashes of the files just checked, for a verify to read instead of the files
+                    on_ready(target)
             resolutions.check()
             if waiting:
                 time.sleep(0.05)
