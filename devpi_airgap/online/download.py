@@ -144,7 +144,7 @@ def download(
     """Bring every target's wheelhouse to its (new or --locked) lock; one run at a time on a wheelhouse.
 
     on_ready(target) hears of each target as soon as its directory and lock are complete, while the
-    other targets' files may still be arriving; the target this machine can run comes first.
+    other targets' files may still be arriving; the target this machine can run is fetched first.
     """
     with wheelhouse_lock(inventory.wheelhouse):
         return _download(inventory, targets, locked=locked, progress=progress, on_ready=on_ready)
@@ -234,8 +234,8 @@ def _download(
             early.take_locked(target_pins, first=platforms[name].runs_natively())
         resolutions = _Resolutions(pool, inventory, stale, hand_over)
         # Each target is locked, linked and handed to on_ready the moment its own files are in, while the
-        # other targets' files may still be arriving.
-        # Only once every target's pins are known, so that each shared file is linked before any verify.
+        # other targets' files may still be arriving; but only once every target's pins are known, so that
+        # finish_target links each shared file everywhere before any verify starts.
         waiting = sorted(targets, key=lambda t: not platforms[t.name].runs_natively())
         while waiting:
             for target in waiting:
