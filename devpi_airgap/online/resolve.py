@@ -247,7 +247,9 @@ def _resolve_once(
     extra = tuple(arg for name in sorted(no_build) for arg in ("--only-binary", name))
     with tempfile.TemporaryDirectory(prefix="airgap-resolve-") as tmp:
         extra += _index_settings(Path(tmp), index_url, refresh)
-        result = uv_compile(resolution, platform, index_url, Path(tmp), extra)
+        # Named on the command line even when it is the default: uv's --refresh passes over the pages
+        # of an index that only its config file names (seen with uv 0.13.9).
+        result = uv_compile(resolution, platform, index_url or default_index_url(), Path(tmp), extra)
         if result.returncode != 0:
             raise_if_disk_full(result.stderr)
             problem = index_problem(index_url, resolution)

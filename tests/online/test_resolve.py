@@ -8,6 +8,7 @@ from devpi_airgap.core.errors import ResolutionError
 from devpi_airgap.core.inventory import load_inventory
 from devpi_airgap.core.platforms import target_platform
 from devpi_airgap.core.requirements import ResolutionSet
+from devpi_airgap.online import resolve
 from devpi_airgap.online.resolve import resolve_set
 from testing.download_project import DISTS, make_project
 from testing.fakeindex import Dist, add_release, build_index, serve_index
@@ -102,3 +103,19 @@ def test_a_project_only_a_later_round_pins_is_read_again_too(tmp_path, monkeypat
             "needy": "needy-1.0-cp313-cp313-win_amd64.whl",
             "extra": "extra-1.1-py3-none-any.whl",
         }
+
+
+def test_the_default_index_is_read_again_too(own_index, tmp_path, monkeypatch):
+    # An inventory without index_url: uv's --refresh must still reach the pages of the default index.
+    monkeypatch.setattr(resolve, "default_index_url", lambda: str(own_index))
+    inventory = load_inventory(make_project(tmp_path, own_index, "lib<3\n") / "inventory.yaml")
+    platform = target_platform(inventory.targets["win313"])
+
+    def lib() -> str:
+        return {pin.name: pin.file.filename for pin in resolve_set(ResolutionSet("t", ("lib<3",)), platform, None)}[
+            "lib"
+        ]
+
+    assert lib() == "lib-2.0-py3-none-any.whl"
+    add_release(own_index.root, Dist("lib", "2.9"))
+    assert lib() == "lib-2.9-py3-none-any.whl"
