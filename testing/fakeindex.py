@@ -490,6 +490,16 @@ def _make_handler(root: Path):
             self._note()
             super().do_HEAD()
 
+        def send_header(self, keyword, value):
+            # A page that says nothing of caching says nothing at all, as this proxy's: no date to go by either.
+            if (
+                keyword == "Last-Modified"
+                and not self.path.startswith("/files/")
+                and not self.served.page_cache_control
+            ):
+                return
+            super().send_header(keyword, value)
+
         def end_headers(self):
             # Like PyPI: artefacts are immutable, pages must be revalidated
             # (so add_release is seen at once).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -176,23 +177,20 @@ def resolve_set(
     wheel for this machine, not the target, so the project is re-resolved with
     --only-binary until uv settles on a release with a fitting wheel.
 
+    Wheels come first (see _from_wheels); these rounds run only for a set
+    that wheels alone cannot resolve.
+
     on_round(pins, final) hears each round's pins as soon as uv gives them,
     less the sdists about to be resolved again: the next round mostly keeps
     the rest, so the caller may start fetching them while it resolves.
     """
+    wheels = _from_wheels(resolution, platform, index_url)
+    if wheels is not None:
+        on_round(wheels, True)
+        return wheels
     no_build: set[str] = set()
-    first: set[str] | None = None  # the projects the first round pinned, their pages read fresh by it
-    refresh: set[str] = set()
-    rounds = 0
-    while rounds < MAX_ROUNDS:
-        pins = _resolve_once(resolution, platform, index_url, no_build, refresh if first is not None else None)
-        if first is None:
-            first = {pin.name for pin in pins}
-        unread = {pin.name for pin in pins} - first - refresh
-        if unread:  # a later round pinned a project whose page uv may have kept from an earlier run: read it now
-            refresh |= unread
-            continue
-        rounds += 1
+    for _ in range(MAX_ROUNDS):
+        pins = _resolve_once(resolution, platform, index_url, no_build)
         compiled = {
             pin.name
             for pin in pins
@@ -210,66 +208,71 @@ def resolve_set(
     )
 
 
-def _index_settings(workdir: Path, index_url: str | None, refresh: set[str] | None) -> tuple[str, ...]:
-    """uv's settings for the index, so that a second round costs a fraction of the first.
+_WHEELS_REQUIRED = re.compile(r"Wheels are required for `([^`]+)`")
 
-    Some indexes (PyPI behind the proxy here) send no Cache-Control and no
-    ETag, so uv downloads every page and every wheel's metadata again on each
-    run: a second round cost as much as the first (3.5 s for the sample). PyPI
-    file URLs carry their hash and never change, so metadata is kept for good;
-    pages are kept for ten minutes, which uv decides when it stores them. So
-    that no run ever resolves on an older run's page, the first round asks
-    again for everything (--refresh), and a later round for the projects the
-    first did not pin (refresh): every page a lock rests on was read in its run.
+
+def _from_wheels(resolution: ResolutionSet, platform: TargetPlatform, index_url: str | None) -> list[Pin] | None:
+    """Pins from the index's wheels alone, but for projects that publish no wheel at all; None if they cannot resolve.
+
+    As pip's --only-binary=:all: does, and more: a project with no wheel in any
+    release (pyramid-chameleon) is taken as its sdist, and built later. Most
+    sets resolve so at once, and uv never builds an old sdist just to read its
+    metadata while it backtracks: aiobotocore's cost 40 s of CPU per target
+    among the 200 most downloaded projects, to reach the same pins. uv names
+    the projects it wanted wheels of; those with none on the index may come
+    from source in the next try. Anything else (a compiled project, a release
+    only an sdist serves) is left to the rounds that allow sdists.
+    """
+    from_source: set[str] = set()
+    for _ in range(MAX_ROUNDS):
+        extra = ("--only-binary", ":all:", *(arg for name in sorted(from_source) for arg in ("--no-binary", name)))
+        result, pins = _uv_round(resolution, platform, index_url, extra)
+        if pins is not None:
+            return pins
+        named = {canonicalize_name(name) for name in _WHEELS_REQUIRED.findall(result.stderr)} - from_source
+        sdist_only = {name for name in named if not any(f.endswith(".whl") for f in index_listing(index_url, name))}
+        if not sdist_only:
+            return None
+        from_source |= sdist_only
+    return None
+
+
+def _index_settings(workdir: Path, index_url: str | None) -> tuple[str, ...]:
+    """uv's settings for the index: every page read again, each file's metadata read once for good.
+
+    This index (PyPI behind a proxy) sends no Cache-Control and no ETag, so uv
+    downloaded every wheel's metadata again on every run: a second round cost
+    as much as the first (3.5 s of the sample's). PyPI file URLs carry their
+    hash and never change, so their metadata is kept. Pages are what a
+    resolution must see as they are now: --refresh asks for every one again,
+    even from an index that says its pages keep (PyPI's say ten minutes).
     """
     config = workdir / "uv.toml"
     base = json.dumps((index_url or default_index_url()).rstrip("/"))
     config.write_text(
-        f"[[index]]\nurl = {base}\ndefault = true\n"
-        'cache-control = { api = "max-age=600", files = "max-age=365000000, immutable" }\n',
+        f'[[index]]\nurl = {base}\ndefault = true\ncache-control = {{ files = "max-age=365000000, immutable" }}\n',
         encoding="utf-8",
     )
-    settings: tuple[str, ...] = ("--config-file", str(config))
-    if refresh is None:
-        return (*settings, "--refresh")
-    return settings + tuple(arg for name in sorted(refresh) for arg in ("--refresh-package", name))
+    return ("--config-file", str(config), "--refresh")
 
 
-def _resolve_once(
-    resolution: ResolutionSet,
-    platform: TargetPlatform,
-    index_url: str | None,
-    no_build: set[str],
-    refresh: set[str] | None,
-) -> list[Pin]:
-    """One uv run; refresh None asks the index again for every page, else only for the projects named."""
-    target = platform.target
-    extra = tuple(arg for name in sorted(no_build) for arg in ("--only-binary", name))
+def _uv_round(
+    resolution: ResolutionSet, platform: TargetPlatform, index_url: str | None, extra: tuple[str, ...]
+) -> tuple[subprocess.CompletedProcess, list[Pin] | None]:
+    """One uv run, and its pins when it resolved."""
     with tempfile.TemporaryDirectory(prefix="airgap-resolve-") as tmp:
-        extra += _index_settings(Path(tmp), index_url, refresh)
+        extra += _index_settings(Path(tmp), index_url)
         # Named on the command line even when it is the default: uv's --refresh passes over the pages
         # of an index that only its config file names (seen with uv 0.13.9).
         result = uv_compile(resolution, platform, index_url or default_index_url(), Path(tmp), extra)
+        if result.returncode in (-signal.SIGINT, 128 + signal.SIGINT):
+            # Ctrl-C reached uv as well: no other try may start, it would wait on the network unasked.
+            raise KeyboardInterrupt
         if result.returncode != 0:
             raise_if_disk_full(result.stderr)
-            problem = index_problem(index_url, resolution)
-            if problem:
-                raise FetchError(
-                    f"resolving for target {target.name!r} ({resolution.label}): {problem}. Nothing was "
-                    "downloaded. Remedy: check index_url in the inventory, and any proxy between this machine "
-                    "and the index; then run again."
-                )
-            hint = (
-                f" Packages whose sdists would not build for this target: {', '.join(sorted(no_build))}."
-                if no_build
-                else ""
-            )
-            raise ResolutionError(
-                _uv_failure("resolving", target, resolution, result)
-                + f"\nRemedy: fix or relax the requirement named above so that it has releases for "
-                f"{', '.join(target.platforms)} / Python {target.python}, or change the target.{hint}"
-            )
+            return result, None
         lock = tomllib.loads((Path(tmp) / "pylock.toml").read_text(encoding="utf-8"))
+    target = platform.target
     env = dict(platform.marker_env)
     pins = []
     for package in lock.get("packages", []):
@@ -284,4 +287,28 @@ def _resolve_once(
                 "Remedy: pin a version that publishes wheels for this target."
             )
         pins.append(Pin(name=canonicalize_name(package["name"]), version=str(package["version"]), file=ref))
-    return pins
+    return result, pins
+
+
+def _resolve_once(
+    resolution: ResolutionSet, platform: TargetPlatform, index_url: str | None, no_build: set[str]
+) -> list[Pin]:
+    """One uv run that must resolve, sdists allowed but for the projects in no_build."""
+    target = platform.target
+    extra = tuple(arg for name in sorted(no_build) for arg in ("--only-binary", name))
+    result, pins = _uv_round(resolution, platform, index_url, extra)
+    if pins is not None:
+        return pins
+    problem = index_problem(index_url, resolution)
+    if problem:
+        raise FetchError(
+            f"resolving for target {target.name!r} ({resolution.label}): {problem}. Nothing was "
+            "downloaded. Remedy: check index_url in the inventory, and any proxy between this machine "
+            "and the index; then run again."
+        )
+    hint = f" Packages whose sdists would not build for this target: {', '.join(sorted(no_build))}." if no_build else ""
+    raise ResolutionError(
+        _uv_failure("resolving", target, resolution, result)
+        + f"\nRemedy: fix or relax the requirement named above so that it has releases for "
+        f"{', '.join(target.platforms)} / Python {target.python}, or change the target.{hint}"
+    )

@@ -54,55 +54,29 @@ def test_an_unsatisfiable_requirement_names_itself(index, tmp_path):
 
 @pytest.fixture
 def own_index(tmp_path, monkeypatch):
-    """An index of this test's own, and a uv cache of its own, so that what uv keeps between rounds and runs shows.
+    """An index of this test's own, and a uv cache of its own, so that what uv keeps between runs shows.
 
-    Its pages say nothing of caching, as PyPI's do behind the proxy here: uv keeps them as long as we tell it.
+    Its pages say they keep for ten minutes, as PyPI's own do: uv would trust them that long.
     """
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
     with serve_index(build_index(tmp_path / "index", DISTS)) as url:
-        url.page_cache_control = None
+        url.page_cache_control = "max-age=600, public"
         yield url
 
 
-def test_a_second_round_reuses_the_pages_the_first_one_read(own_index, tmp_path):
-    rounds: list[bool] = []
-    inventory = load_inventory(make_project(tmp_path, own_index, "compiled\n") / "inventory.yaml")
-    platform = target_platform(inventory.targets["win313"])
-    resolved = resolve_set(
-        ResolutionSet("test", ("compiled",)), platform, own_index, lambda p, final: rounds.append(final)
-    )
-    assert rounds == [False, True]  # compiled 2.0's sdist was pinned first, then excluded
-    assert {pin.file.filename for pin in resolved} == {"compiled-1.0-cp313-cp313-win_amd64.whl"}
-    # Once by uv's first round, once by the check of what the index offers for compiled: never by the second round.
-    assert own_index.counts["/simple/compiled/"] == 2, own_index.requests
+def test_wheels_come_first_and_only_a_project_without_any_is_built(own_index, tmp_path):
+    found = pins(own_index, tmp_path, "win313", "app", "compiled")
+    assert found["sdistonly"] == "sdistonly-1.0.tar.gz"  # no release of it has a wheel: built later
+    assert found["compiled"] == "compiled-1.0-cp313-cp313-win_amd64.whl"
+    # uv never fetched an sdist of a project that has wheels, not even to read its metadata.
+    assert [p for p in own_index.paths() if p.endswith(".tar.gz")] == ["/files/sdistonly-1.0.tar.gz"]
 
 
 def test_every_run_reads_the_pages_again_whatever_uv_kept(own_index, tmp_path):
     assert pins(own_index, tmp_path, "win313", "lib<3")["lib"] == "lib-2.0-py3-none-any.whl"
     add_release(own_index.root, Dist("lib", "2.9"))
-    # uv kept the page for ten minutes; a new run still sees the new release at once.
+    # The page said it keeps for ten minutes; a new run still sees the new release at once.
     assert pins(own_index, tmp_path, "win313", "lib<3")["lib"] == "lib-2.9-py3-none-any.whl"
-
-
-def test_a_project_only_a_later_round_pins_is_read_again_too(tmp_path, monkeypatch):
-    # needy 2.0 fits the target only as a compiled sdist; 1.0 has the wheel, and needs `extra`, which the first
-    # round never pinned: uv still holds extra's page from the run before, when extra 1.1 did not exist.
-    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
-    dists = [
-        Dist("needy", "1.0", requires=["extra"], tags=["cp313-cp313-win_amd64"]),
-        Dist("needy", "2.0", tags=["cp314-cp314-win_amd64"], sdist=True, pure_build=False),
-        Dist("extra", "1.0"),
-    ]
-    (tmp_path / "before").mkdir()
-    (tmp_path / "now").mkdir()
-    with serve_index(build_index(tmp_path / "index", dists)) as index:
-        index.page_cache_control = None
-        assert pins(index, tmp_path / "before", "win313", "extra")["extra"] == "extra-1.0-py3-none-any.whl"
-        add_release(index.root, Dist("extra", "1.1"))
-        assert pins(index, tmp_path / "now", "win313", "needy") == {
-            "needy": "needy-1.0-cp313-cp313-win_amd64.whl",
-            "extra": "extra-1.1-py3-none-any.whl",
-        }
 
 
 def test_the_default_index_is_read_again_too(own_index, tmp_path, monkeypatch):
