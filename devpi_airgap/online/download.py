@@ -22,7 +22,7 @@ from devpi_airgap.core.wheelhouse import Wheelhouse
 from devpi_airgap.online.build import build_pure_wheel
 from devpi_airgap.online.early import EarlyWork
 from devpi_airgap.online.freshness import FreshnessRecord, inputs_digest, page_fingerprints
-from devpi_airgap.online.resolve import FileRef, Pin, resolve_set
+from devpi_airgap.online.resolve import FileRef, Pin, WithoutWheels, index_listing, resolve_set
 
 RESOLVE_WORKERS = 4
 
@@ -62,12 +62,18 @@ class _Resolutions:
         inventory: Inventory,
         platforms: dict[str, TargetPlatform],
         on_round: Callable[[str, list[Pin], bool], None],
+        without_wheels: WithoutWheels,
     ):
         self.futures: dict[str, list[tuple[str, Future[list[Pin]]]]] = {}
         for name in sorted(platforms, key=lambda name: not platforms[name].runs_natively()):
             sets = sorted(resolution_sets(platforms[name].target), key=lambda s: -len(s.lines))
             self.futures[name] = [
-                (s.label, pool.submit(resolve_set, s, platforms[name], inventory.index_url, partial(on_round, name)))
+                (
+                    s.label,
+                    pool.submit(
+                        resolve_set, s, platforms[name], inventory.index_url, partial(on_round, name), without_wheels
+                    ),
+                )
                 for s in sets
             ]
 
@@ -121,6 +127,15 @@ def _still_fresh(
     for target in fresh:  # a page's bytes may change while its files do not: next time, compare the new bytes
         record.record(target.name, inputs[target.name], {name: current[name] for name in record.pages(target.name)})
     return fresh
+
+
+def _built_from_sdists(inventory: Inventory, targets: list[Target]) -> set[str]:
+    """Projects earlier runs built from sdists that still publish no wheel: a resolution may take them so at once."""
+    built = set()
+    for target in targets:
+        if inventory.lock_path(target).exists():
+            built |= {f.name for f in read_lock(inventory.lock_path(target))[1] if f.built_from}
+    return {name for name in built if not any(f.endswith(".whl") for f in index_listing(inventory.index_url, name))}
 
 
 def _built_before(inventory: Inventory, targets: list[Target]) -> dict[str, LockedFile]:
@@ -232,7 +247,8 @@ def _download(
     ):
         for name, target_pins in pins.items():
             early.take_locked(target_pins, first=platforms[name].runs_natively())
-        resolutions = _Resolutions(pool, inventory, stale, hand_over)
+        without_wheels = WithoutWheels(_built_from_sdists(inventory, targets) if stale else ())
+        resolutions = _Resolutions(pool, inventory, stale, hand_over, without_wheels)
         # Each target is locked, linked and handed to on_ready the moment its own files are in, while the
         # other targets' files may still be arriving; but only once every target's pins are known, so that
         # finish_target links each shared file everywhere before any verify starts.

@@ -14,7 +14,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -169,6 +170,7 @@ def resolve_set(
     platform: TargetPlatform,
     index_url: str | None,
     on_round: Callable[[list[Pin], bool], None] = lambda pins, final: None,
+    without_wheels: WithoutWheels | None = None,
 ) -> list[Pin]:
     """Pins for one set; a compiled project never resolves to its sdist.
 
@@ -178,13 +180,15 @@ def resolve_set(
     --only-binary until uv settles on a release with a fitting wheel.
 
     Wheels come first (see _from_wheels); these rounds run only for a set
-    that wheels alone cannot resolve.
+    that wheels alone cannot resolve. without_wheels is shared by the sets of
+    a run: projects known to publish no wheel at all, which a set may then take
+    as sdists in its first try, and which a set adds to when it finds one.
 
     on_round(pins, final) hears each round's pins as soon as uv gives them,
     less the sdists about to be resolved again: the next round mostly keeps
     the rest, so the caller may start fetching them while it resolves.
     """
-    wheels = _from_wheels(resolution, platform, index_url)
+    wheels = _from_wheels(resolution, platform, index_url, without_wheels or WithoutWheels())
     if wheels is not None:
         on_round(wheels, True)
         return wheels
@@ -211,7 +215,25 @@ def resolve_set(
 _WHEELS_REQUIRED = re.compile(r"Wheels are required for `([^`]+)`")
 
 
-def _from_wheels(resolution: ResolutionSet, platform: TargetPlatform, index_url: str | None) -> list[Pin] | None:
+class WithoutWheels:
+    """Projects known to publish no wheel at all, shared by the resolutions of a run, each in its own thread."""
+
+    def __init__(self, names: Iterable[str] = ()):
+        self._names = set(names)
+        self._lock = threading.Lock()
+
+    def names(self) -> set[str]:
+        with self._lock:
+            return set(self._names)
+
+    def add(self, names: Iterable[str]) -> None:
+        with self._lock:
+            self._names.update(names)
+
+
+def _from_wheels(
+    resolution: ResolutionSet, platform: TargetPlatform, index_url: str | None, without_wheels: WithoutWheels
+) -> list[Pin] | None:
     """Pins from the index's wheels alone, but for projects that publish no wheel at all; None if they cannot resolve.
 
     As pip's --only-binary=:all: does, and more: a project with no wheel in any
@@ -223,7 +245,7 @@ def _from_wheels(resolution: ResolutionSet, platform: TargetPlatform, index_url:
     from source in the next try. Anything else (a compiled project, a release
     only an sdist serves) is left to the rounds that allow sdists.
     """
-    from_source: set[str] = set()
+    from_source = without_wheels.names()
     for _ in range(MAX_ROUNDS):
         extra = ("--only-binary", ":all:", *(arg for name in sorted(from_source) for arg in ("--no-binary", name)))
         result, pins = _uv_round(resolution, platform, index_url, extra)
@@ -234,6 +256,7 @@ def _from_wheels(resolution: ResolutionSet, platform: TargetPlatform, index_url:
         if not sdist_only:
             return None
         from_source |= sdist_only
+        without_wheels.add(sdist_only)  # the other sets of the run need not find them out too
     return None
 
 

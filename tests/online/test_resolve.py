@@ -9,7 +9,7 @@ from devpi_airgap.core.inventory import load_inventory
 from devpi_airgap.core.platforms import target_platform
 from devpi_airgap.core.requirements import ResolutionSet
 from devpi_airgap.online import resolve
-from devpi_airgap.online.resolve import resolve_set
+from devpi_airgap.online.resolve import WithoutWheels, resolve_set
 from testing.download_project import DISTS, make_project
 from testing.fakeindex import Dist, add_release, build_index, serve_index
 
@@ -93,3 +93,16 @@ def test_the_default_index_is_read_again_too(own_index, tmp_path, monkeypatch):
     assert lib() == "lib-2.0-py3-none-any.whl"
     add_release(own_index.root, Dist("lib", "2.9"))
     assert lib() == "lib-2.9-py3-none-any.whl"
+
+
+def test_a_project_known_to_have_no_wheels_is_taken_as_its_sdist_at_once(own_index, tmp_path):
+    inventory = load_inventory(make_project(tmp_path, own_index, "app\n") / "inventory.yaml")
+    platform = target_platform(inventory.targets["win313"])
+    learnt = WithoutWheels()
+    resolve_set(ResolutionSet("t", ("app",)), platform, own_index, without_wheels=learnt)
+    assert learnt.names() == {"sdistonly"}  # found out by a wheels-only try that failed, then a second
+    finding_out = own_index.counts["/simple/app/"]
+    own_index.clear()
+    resolve_set(ResolutionSet("t", ("app",)), platform, own_index, without_wheels=learnt)
+    told = own_index.counts["/simple/app/"]
+    assert 0 < told < finding_out  # another set of the run, told, resolves in one try
