@@ -129,13 +129,10 @@ def _still_fresh(
     return fresh
 
 
-def _built_from_sdists(inventory: Inventory, targets: list[Target]) -> set[str]:
+def _still_without_wheels(index_url: str | None, built: dict[str, LockedFile]) -> set[str]:
     """Projects earlier runs built from sdists that still publish no wheel: a resolution may take them so at once."""
-    built = set()
-    for target in targets:
-        if inventory.lock_path(target).exists():
-            built |= {f.name for f in read_lock(inventory.lock_path(target))[1] if f.built_from}
-    return {name for name in built if not any(f.endswith(".whl") for f in index_listing(inventory.index_url, name))}
+    names = {f.name for f in built.values()}
+    return {name for name in names if not any(f.endswith(".whl") for f in index_listing(index_url, name))}
 
 
 def _built_before(inventory: Inventory, targets: list[Target]) -> dict[str, LockedFile]:
@@ -247,7 +244,7 @@ def _download(
     ):
         for name, target_pins in pins.items():
             early.take_locked(target_pins, first=platforms[name].runs_natively())
-        without_wheels = WithoutWheels(_built_from_sdists(inventory, targets) if stale else ())
+        without_wheels = WithoutWheels(_still_without_wheels(inventory.index_url, built) if stale else ())
         resolutions = _Resolutions(pool, inventory, stale, hand_over, without_wheels)
         # Each target is locked, linked and handed to on_ready the moment its own files are in, while the
         # other targets' files may still be arriving; but only once every target's pins are known, so that

@@ -21,7 +21,6 @@ target.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from contextlib import ExitStack
@@ -55,10 +54,9 @@ class EarlyWork:
         self.fetcher = Fetcher(on_bytes=on_bytes, on_done=self._arrived_whole)
         self.stack = ExitStack()
         self.lock = threading.Lock()
-        self.seen: set[str] = set()  # file names handed over so far
-        self.queued: set[str] = set()  # of those, the ones fetched in this run
-        self.present: set[str] = set()  # and the ones the pool already held
-        self.arrived: dict[str, float] = {}
+        self.queued: set[str] = set()  # file names handed over that this run fetches
+        self.present: set[str] = set()  # and those the pool already held
+        self.arrived: set[str] = set()  # of the queued, those checked and in place
         self.sdist_pins: dict[str, Pin] = {}  # sdist pins by file name, built as soon as their sdist is in
         self.builds: dict[str, Future[LockedFile | None]] = {}  # by sdist file name
         self.fingerprinted: set[str] = set()
@@ -97,7 +95,7 @@ class EarlyWork:
         A failed download raises at once the fetcher's error, naming every file that failed.
         """
         with self.lock:
-            settled = self.present | set(self.arrived) | self.fetcher.failed
+            settled = self.present | self.arrived | self.fetcher.failed
             if not filenames <= settled:
                 return False
             if filenames & self.fetcher.failed:
@@ -110,11 +108,12 @@ class EarlyWork:
         for pin in sorted(pins, key=lambda pin: (pin.file.is_wheel, -(pin.file.size or 0))):
             ref = pin.file
             directory = pool_directory(self.wheelhouse, ref)
-            if ref.filename in self.seen:
-                if first and ref.filename in self.queued:  # a file another target wanted less urgently moves up
+            if ref.filename in self.present:
+                continue
+            if ref.filename in self.queued:
+                if first:  # a file another target wanted less urgently moves up
                     self.fetcher.add([ref], directory, first=True)
                 continue
-            self.seen.add(ref.filename)
             if not ref.is_wheel:
                 self.sdist_pins[ref.filename] = pin
             if self.wheelhouse.has(directory, ref.filename, ref.sha256):
@@ -127,9 +126,9 @@ class EarlyWork:
     def _arrived_whole(self, ref: FileRef) -> None:
         """The fetcher's report of a file checked and in place (from a download thread)."""
         self.wheelhouse.record(pool_directory(self.wheelhouse, ref) / ref.filename, ref.sha256)
-        with self.lock:  # its build is queued before anyone sees it arrived, so wait_for waits for the build too
+        with self.lock:  # its build is queued before anyone sees it arrived, so ready() waits for the build too
             self._build_if_sdist(ref)
-            self.arrived[ref.filename] = time.monotonic()
+            self.arrived.add(ref.filename)
 
     def _build_if_sdist(self, ref: FileRef) -> None:
         pin = self.sdist_pins.get(ref.filename)
