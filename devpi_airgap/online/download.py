@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -48,12 +49,42 @@ def _pins_from_lock(inventory: Inventory, target: Target) -> dict[Pin, set[str]]
     return pins
 
 
+class _FirstTry:
+    """One set's first wheels-only try, which the other targets' largest sets wait for.
+
+    A set that needs a project publishing no wheel (the sample's devpi-web needs
+    pyramid-chameleon) finds that out by a try that fails. Three targets paid that
+    try three times at once, on two cores, and their second tries waited behind
+    it. Told what the scout's first try found, each takes such projects as sdists
+    in its own first try. A scout stopped by Ctrl-C lets no other try start.
+    """
+
+    def __init__(self) -> None:
+        self.over = threading.Event()
+        self.interrupted = False
+
+    def scout(self, resolve: Callable[..., list[Pin]]) -> list[Pin]:
+        try:
+            return resolve(after_first_try=self.over.set)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            raise
+        finally:
+            self.over.set()
+
+    def wait(self) -> None:
+        self.over.wait()
+        if self.interrupted:
+            raise KeyboardInterrupt
+
+
 class _Resolutions:
     """Every set of every target resolving at once; a target's pins as soon as all of its sets are in.
 
     uv mostly waits on the network, so the sets run side by side: the target
-    this machine can run first (its verify takes longest), and within a
-    target the largest set first, so that no big set starts last.
+    this machine can run first (its verify takes longest), and within a target
+    the largest set first. With several targets, that first largest set scouts
+    for the others (see _FirstTry): theirs start last, after every smaller set.
     """
 
     def __init__(
@@ -64,18 +95,25 @@ class _Resolutions:
         on_round: Callable[[str, list[Pin], bool], None],
         without_wheels: WithoutWheels,
     ):
-        self.futures: dict[str, list[tuple[str, Future[list[Pin]]]]] = {}
-        for name in sorted(platforms, key=lambda name: not platforms[name].runs_natively()):
+        order = sorted(platforms, key=lambda name: not platforms[name].runs_natively())
+        scout = order[0] if len(order) > 1 else None
+        first_try = _FirstTry()
+        jobs: list[tuple[int, str, str, Callable[[], list[Pin]]]] = []
+        for name in order:
             sets = sorted(resolution_sets(platforms[name].target), key=lambda s: -len(s.lines))
-            self.futures[name] = [
-                (
-                    s.label,
-                    pool.submit(
-                        resolve_set, s, platforms[name], inventory.index_url, partial(on_round, name), without_wheels
-                    ),
+            for rank, s in enumerate(sets):
+                resolve = partial(
+                    resolve_set, s, platforms[name], inventory.index_url, partial(on_round, name), without_wheels
                 )
-                for s in sets
-            ]
+                if scout is None or rank > 0:
+                    jobs.append((1, name, s.label, resolve))
+                elif name == scout:
+                    jobs.append((0, name, s.label, partial(first_try.scout, resolve)))
+                else:
+                    jobs.append((2, name, s.label, partial(resolve, before_first_try=first_try.wait)))
+        self.futures: dict[str, list[tuple[str, Future[list[Pin]]]]] = {name: [] for name in order}
+        for _, name, label, job in sorted(jobs, key=lambda job: job[0]):
+            self.futures[name].append((label, pool.submit(job)))
 
     def pins(self, name: str) -> dict[Pin, set[str]] | None:
         """The target's pins and the sets that need each, or None while a set is still resolving."""

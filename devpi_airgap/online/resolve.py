@@ -171,6 +171,9 @@ def resolve_set(
     index_url: str | None,
     on_round: Callable[[list[Pin], bool], None] = lambda pins, final: None,
     without_wheels: WithoutWheels | None = None,
+    *,
+    before_first_try: Callable[[], None] = lambda: None,
+    after_first_try: Callable[[], None] = lambda: None,
 ) -> list[Pin]:
     """Pins for one set; a compiled project never resolves to its sdist.
 
@@ -183,12 +186,16 @@ def resolve_set(
     that wheels alone cannot resolve. without_wheels is shared by the sets of
     a run: projects known to publish no wheel at all, which a set may then take
     as sdists in its first try, and which a set adds to when it finds one.
+    before_first_try and after_first_try frame the first wheels-only try, so a
+    caller can make other sets wait for what one set's first try finds out.
 
     on_round(pins, final) hears each round's pins as soon as uv gives them,
     less the sdists about to be resolved again: the next round mostly keeps
     the rest, so the caller may start fetching them while it resolves.
     """
-    wheels = _from_wheels(resolution, platform, index_url, without_wheels or WithoutWheels())
+    wheels = _from_wheels(
+        resolution, platform, index_url, without_wheels or WithoutWheels(), before_first_try, after_first_try
+    )
     if wheels is not None:
         on_round(wheels, True)
         return wheels
@@ -232,7 +239,12 @@ class WithoutWheels:
 
 
 def _from_wheels(
-    resolution: ResolutionSet, platform: TargetPlatform, index_url: str | None, without_wheels: WithoutWheels
+    resolution: ResolutionSet,
+    platform: TargetPlatform,
+    index_url: str | None,
+    without_wheels: WithoutWheels,
+    before_first_try: Callable[[], None],
+    after_first_try: Callable[[], None],
 ) -> list[Pin] | None:
     """Pins from the index's wheels alone, but for projects that publish no wheel at all; None if they cannot resolve.
 
@@ -245,18 +257,21 @@ def _from_wheels(
     from source in the next try. Anything else (a compiled project, a release
     only an sdist serves) is left to the rounds that allow sdists.
     """
+    before_first_try()
     from_source = without_wheels.names()
-    for _ in range(MAX_ROUNDS):
+    for attempt in range(MAX_ROUNDS):
         extra = ("--only-binary", ":all:", *(arg for name in sorted(from_source) for arg in ("--no-binary", name)))
         result, pins = _uv_round(resolution, platform, index_url, extra)
-        if pins is not None:
+        sdist_only: set[str] = set()
+        if pins is None:
+            named = {canonicalize_name(name) for name in _WHEELS_REQUIRED.findall(result.stderr)} - from_source
+            sdist_only = {n for n in named if not any(f.endswith(".whl") for f in index_listing(index_url, n))}
+            from_source |= sdist_only
+            without_wheels.add(sdist_only)  # the other sets of the run need not find them out too
+        if attempt == 0:
+            after_first_try()
+        if pins is not None or not sdist_only:
             return pins
-        named = {canonicalize_name(name) for name in _WHEELS_REQUIRED.findall(result.stderr)} - from_source
-        sdist_only = {name for name in named if not any(f.endswith(".whl") for f in index_listing(index_url, name))}
-        if not sdist_only:
-            return None
-        from_source |= sdist_only
-        without_wheels.add(sdist_only)  # the other sets of the run need not find them out too
     return None
 
 

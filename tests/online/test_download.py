@@ -19,6 +19,7 @@ import pytest
 
 from devpi_airgap.core.inventory import load_inventory
 from devpi_airgap.core.lock import read_lock
+from devpi_airgap.online import resolve
 from devpi_airgap.online.download import download as download_targets
 from testing.download_project import DISTS, make_project
 from testing.environment import clean_env
@@ -307,3 +308,23 @@ def test_each_target_is_ready_as_soon_as_its_own_files_are_in(index, tmp_path):
     download_targets(inventory, targets, on_ready=ready)
     # Which comes first depends on the network; the target this machine runs is only fetched first.
     assert sorted(seen) == sorted(t.name for t in targets)
+
+
+def test_one_target_finds_out_what_has_no_wheels_for_all(index, tmp_path, monkeypatch):
+    """The wheels-only try that fails on a wheel-less project is paid once a run, not once per target."""
+    tries: list[tuple[str, bool]] = []
+    real_round = resolve._uv_round
+
+    def counted(resolution, platform, index_url, extra):
+        result, pins = real_round(resolution, platform, index_url, extra)
+        tries.append((platform.target.name, pins is not None))
+        return result, pins
+
+    monkeypatch.setattr(resolve, "_uv_round", counted)
+    inventory = load_inventory(make_project(tmp_path, index, "app\n") / "inventory.yaml")
+    targets = list(inventory.targets.values())
+    download_targets(inventory, targets)
+    # One failed try finds sdistonly out; every target then resolves in one try, the scout's second included.
+    assert sorted(ok for _, ok in tries) == [False] + [True] * len(targets)
+    for target in targets:
+        assert any(p.name.startswith("sdistonly-1.0-") for p in inventory.target_dir(target).iterdir())
