@@ -23,6 +23,7 @@ from devpi_airgap.core.wheelhouse import Wheelhouse
 from devpi_airgap.online.build import build_pure_wheel
 from devpi_airgap.online.early import EarlyWork
 from devpi_airgap.online.freshness import FreshnessRecord, inputs_digest, page_fingerprints
+from devpi_airgap.online.lookups import shared_lookups
 from devpi_airgap.online.resolve import FileRef, Pin, WithoutWheels, index_listing, resolve_set
 
 RESOLVE_WORKERS = 4
@@ -196,7 +197,7 @@ def download(
     on_ready(target) hears of each target as soon as its directory and lock are complete, while the
     other targets' files may still be arriving; the target this machine can run is fetched first.
     """
-    with wheelhouse_lock(inventory.wheelhouse):
+    with wheelhouse_lock(inventory.wheelhouse), shared_lookups():
         return _download(inventory, targets, locked=locked, progress=progress, on_ready=on_ready)
 
 

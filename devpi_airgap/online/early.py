@@ -30,7 +30,7 @@ from devpi_airgap.core.lock import LockedFile
 from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.core.wheelhouse import Wheelhouse
 from devpi_airgap.online.fetch import Fetcher
-from devpi_airgap.online.freshness import page_fingerprints
+from devpi_airgap.online.freshness import page_client, page_fingerprints
 from devpi_airgap.online.resolve import FileRef, Pin
 
 
@@ -64,6 +64,8 @@ class EarlyWork:
 
     def __enter__(self) -> EarlyWork:
         self.stack.enter_context(self.fetcher)
+        # one set of connections for every round's pages: a client each round opened 16 connections each time
+        self.pages = self.stack.enter_context(page_client())
         self.background = self.stack.enter_context(stoppable_pool(1))  # page fingerprints
         self.builder = self.stack.enter_context(stoppable_pool(1))  # a build never waits behind a fingerprint
         return self
@@ -81,7 +83,9 @@ class EarlyWork:
             names = {pin.name for pin in pins} - self.fingerprinted
             if names:
                 self.fingerprinted |= names
-                self.fingerprints.append(self.background.submit(page_fingerprints, self.index_url, names, {}))
+                self.fingerprints.append(
+                    self.background.submit(page_fingerprints, self.index_url, names, {}, self.pages)
+                )
             self._take(pins, first)
 
     def take_locked(self, pins: Iterable[Pin], *, first: bool = False) -> None:
@@ -148,7 +152,7 @@ class EarlyWork:
             (self.wheelhouse.sdists / filename).unlink(missing_ok=True)
         missing = names - self.fingerprinted
         if missing:
-            self.fingerprints.append(self.background.submit(page_fingerprints, self.index_url, missing, {}))
+            self.fingerprints.append(self.background.submit(page_fingerprints, self.index_url, missing, {}, self.pages))
         found: dict[str, list | None] = {}
         for future in self.fingerprints:
             found.update(future.result())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -48,15 +49,22 @@ def _page(client: httpx.Client, index_url: str, name: str, known: list | None) -
     return [response.headers.get("etag", ""), files, body]
 
 
-def page_fingerprints(index_url: str | None, names: set[str], known: dict[str, list]) -> dict[str, list | None]:
-    base = (index_url or default_index_url()).rstrip("/")
+def page_client() -> httpx.Client:
+    """A client for project pages, as many connections kept open as the pages are read at once."""
     limits = httpx.Limits(max_connections=WORKERS, max_keepalive_connections=WORKERS)
-    with (
-        httpx.Client(timeout=30, limits=limits, follow_redirects=True) as client,
-        stoppable_pool(WORKERS) as pool,
-    ):
+    return httpx.Client(timeout=30, limits=limits, follow_redirects=True)
+
+
+def page_fingerprints(
+    index_url: str | None, names: set[str], known: dict[str, list], client: httpx.Client | None = None
+) -> dict[str, list | None]:
+    """Fingerprints of the projects' pages, read at once; through `client`, when a run reads pages again and again."""
+    base = (index_url or default_index_url()).rstrip("/")
+    with ExitStack() as stack:
+        reader = client or stack.enter_context(page_client())
+        pool = stack.enter_context(stoppable_pool(WORKERS))
         ordered = sorted(names)
-        return dict(zip(ordered, pool.map(lambda n: _page(client, base, n, known.get(n)), ordered), strict=True))
+        return dict(zip(ordered, pool.map(lambda n: _page(reader, base, n, known.get(n)), ordered), strict=True))
 
 
 def inputs_digest(description: object) -> str:
