@@ -25,6 +25,7 @@ import httpx
 from devpi_airgap.core.files import atomic_write
 from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.online.resolve import default_index_url, page_filenames
+from devpi_airgap.online.tls import tls_context
 
 WORKERS = 16
 
@@ -52,7 +53,7 @@ def _page(client: httpx.Client, index_url: str, name: str, known: list | None) -
 def page_client() -> httpx.Client:
     """A client for project pages, as many connections kept open as the pages are read at once."""
     limits = httpx.Limits(max_connections=WORKERS, max_keepalive_connections=WORKERS)
-    return httpx.Client(timeout=30, limits=limits, follow_redirects=True)
+    return httpx.Client(timeout=30, limits=limits, follow_redirects=True, verify=tls_context())
 
 
 def page_fingerprints(

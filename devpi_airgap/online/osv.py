@@ -20,6 +20,7 @@ from packaging.utils import canonicalize_name
 from devpi_airgap.core.advisories import Snapshot, affects, key
 from devpi_airgap.core.errors import FetchError
 from devpi_airgap.core.policy import AdvisoryPolicy
+from devpi_airgap.online.tls import tls_context
 
 BATCH = 1000  # OSV's limit of queries per querybatch request
 WORKERS = 8
@@ -48,7 +49,9 @@ def from_api(url: str, packages: Sequence[tuple[str, str | None]]) -> Snapshot:
     snapshot = Snapshot(url, _now())
     unique = sorted(set(packages), key=lambda p: (p[0], p[1] or ""))
     try:
-        with httpx.Client(timeout=httpx.Timeout(60.0, connect=15.0), follow_redirects=True) as client:
+        with httpx.Client(
+            timeout=httpx.Timeout(60.0, connect=15.0), follow_redirects=True, verify=tls_context()
+        ) as client:
             for start in range(0, len(unique), BATCH):
                 _query_batch(client, url, unique[start : start + BATCH], snapshot)
             ids = sorted({vid for hits in snapshot.hits.values() for vid in hits})

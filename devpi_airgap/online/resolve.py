@@ -30,6 +30,7 @@ from devpi_airgap.core.files import raise_if_disk_full
 from devpi_airgap.core.inventory import Target
 from devpi_airgap.core.platforms import TargetPlatform
 from devpi_airgap.core.requirements import ResolutionSet, uv_compile
+from devpi_airgap.online.tls import tls_context
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -114,7 +115,7 @@ def index_problem(index_url: str | None, resolution: ResolutionSet) -> str | Non
     url = f"{base}/{canonicalize_name(names[0])}/"
     accept = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
     try:
-        response = httpx.get(url, headers={"Accept": accept}, timeout=15, follow_redirects=True)
+        response = httpx.get(url, headers={"Accept": accept}, timeout=15, follow_redirects=True, verify=tls_context())
     except httpx.HTTPError as exc:
         return f"the index {base} cannot be reached ({type(exc).__name__}: {exc or 'no answer'})"
     if response.status_code == 404:  # a real index saying it has no such project: the requirement's problem
@@ -154,7 +155,7 @@ def index_listing(index_url: str | None, name: str) -> list[str]:
     url = f"{(index_url or default_index_url()).rstrip('/')}/{name}/"
     headers = {"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"}
     try:
-        response = httpx.get(url, headers=headers, timeout=30, follow_redirects=True)
+        response = httpx.get(url, headers=headers, timeout=30, follow_redirects=True, verify=tls_context())
         response.raise_for_status()
     except httpx.HTTPError:
         return []
