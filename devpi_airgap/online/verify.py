@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from devpi_airgap.core.errors import VerificationError
@@ -73,40 +74,78 @@ def _scratch(directory: Path) -> str | None:
     return str(shm) if shutil.disk_usage(shm).free > needed else None
 
 
-def _native(python: str, directory: Path, resolution: ResolutionSet, *, install: bool) -> str | None:
-    """One set against a fresh venv from the directory alone; returns the complaint, if any.
+def _venv(python: str, where: Path) -> tuple[str | None, str | None]:
+    """A fresh venv without pip, which takes a fraction of a second: (its python, None) or (None, the complaint)."""
+    created = subprocess.run([python, "-m", "venv", "--without-pip", str(where)], capture_output=True, text=True)
+    if created.returncode != 0:
+        return None, f"could not create a venv with {python}: {created.stderr.strip()}"
+    # Windows puts a venv's interpreter elsewhere; a Windows PC verifies its own Windows targets natively.
+    return str(where / "Scripts" / "python.exe" if os.name == "nt" else where / "bin" / "python"), None
 
-    Without `install`, pip (the client users run) resolves the set for this
-    interpreter with `--dry-run`: the same resolver, wheel choice, tags and
-    Requires-Python checks as a real install, without unpacking. With
-    `install`, uv installs it for real: the files unpack and the venv works,
-    at a fraction of pip's unpacking time.
+
+def _sources(directory: Path, resolution: ResolutionSet, tmp: Path) -> list[str]:
+    requirements = tmp / "requirements.txt"
+    requirements.write_text("\n".join(resolution.lines) + "\n", encoding="utf-8")
+    sources = ["--no-index", "--find-links", str(directory), "-r", str(requirements)]
+    for constraint in resolution.constraints:
+        sources += ["-c", str(constraint)]
+    return sources
+
+
+def _dry_run(target: str, directory: Path, resolution: ResolutionSet) -> str | None:
+    """pip (the client users run) resolves the set for the venv of `target` (its python) from the directory alone.
+
+    `--dry-run`: the same resolver, wheel choice, tags and Requires-Python checks as
+    a real install, without unpacking, and without changing the venv, so every set
+    shares one. Returns the complaint, if any.
     """
-    with tempfile.TemporaryDirectory(prefix="airgap-verify-", dir=_scratch(directory) if install else None) as tmp:
-        venv = Path(tmp) / "venv"
-        # Without pip the venv takes a fraction of a second; the installers work on it from outside.
-        created = subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], capture_output=True, text=True)
-        if created.returncode != 0:
-            return f"could not create a venv with {python}: {created.stderr.strip()}"
-        requirements = Path(tmp) / "requirements.txt"
-        requirements.write_text("\n".join(resolution.lines) + "\n", encoding="utf-8")
-        sources = ["--no-index", "--find-links", str(directory), "-r", str(requirements)]
-        for constraint in resolution.constraints:
-            sources += ["-c", str(constraint)]
-        target = str(venv / "bin" / "python")
-        if install:
-            command = [uv_binary(), "pip", "install", "--no-config", "--offline", "--no-build", "--quiet"]
-            # a cache beside the venv: uv unpacks each wheel there and hard-links it in, so both stay on the scratch
-            command += ["--cache-dir", str(Path(tmp) / "uv-cache"), "--python", target, *sources]
-            what = "uv pip install --no-index"
-        else:
-            command = [sys.executable, "-m", "pip", "--python", target, "install", "--dry-run", "--quiet", *sources]
-            what = "pip install --dry-run --no-index"
-        result = subprocess.run(command, capture_output=True, text=True, env=isolated_env())
-        if result.returncode != 0:
-            raise_if_disk_full(result.stderr)
-            return f"{what} failed:\n" + "\n".join(result.stderr.strip().splitlines()[-15:])
-    return None
+    with tempfile.TemporaryDirectory(prefix="airgap-verify-") as tmp:
+        sources = _sources(directory, resolution, Path(tmp))
+        command = [sys.executable, "-m", "pip", "--python", target, "install", "--dry-run", "--quiet", *sources]
+        return _complaint(
+            "pip install --dry-run --no-index",
+            subprocess.run(command, capture_output=True, text=True, env=isolated_env()),
+        )
+
+
+def _install(python: str, directory: Path, resolution: ResolutionSet) -> str | None:
+    """uv installs the set for real into a fresh venv: the files unpack and the venv works, at a fraction of pip's time."""
+    with tempfile.TemporaryDirectory(prefix="airgap-verify-", dir=_scratch(directory)) as tmp:
+        target, problem = _venv(python, Path(tmp) / "venv")
+        if target is None:
+            return problem
+        command = [uv_binary(), "pip", "install", "--no-config", "--offline", "--no-build", "--quiet"]
+        # a cache beside the venv: uv unpacks each wheel there and hard-links it in, so both stay on the scratch
+        command += ["--cache-dir", str(Path(tmp) / "uv-cache"), "--python", target]
+        command += _sources(directory, resolution, Path(tmp))
+        return _complaint(
+            "uv pip install --no-index", subprocess.run(command, capture_output=True, text=True, env=isolated_env())
+        )
+
+
+def _complaint(what: str, result: subprocess.CompletedProcess) -> str | None:
+    if result.returncode == 0:
+        return None
+    raise_if_disk_full(result.stderr)
+    return f"{what} failed:\n" + "\n".join(result.stderr.strip().splitlines()[-15:])
+
+
+def _native(python: str, directory: Path, sets: list[ResolutionSet]) -> list[str]:
+    """pip resolves every set against one empty venv, and the largest set is installed for real into another.
+
+    Independent work, on both cores: the real install starts first, as it takes longest.
+    """
+    largest = max(sets, key=lambda r: len(r.lines))
+    with tempfile.TemporaryDirectory(prefix="airgap-verify-") as tmp:
+        empty, problem = _venv(python, Path(tmp) / "venv")
+        if empty is None:
+            return [problem or ""]
+        jobs = [partial(_install, python, directory, largest)]
+        jobs += [partial(_dry_run, empty, directory, r) for r in sets]
+        labels = [largest.label] + [r.label for r in sets]
+        with stoppable_pool(2) as pool:
+            problems = list(pool.map(lambda job: job(), jobs))
+    return [f"{label}: {problem}" for label, problem in zip(labels, problems, strict=True) if problem]
 
 
 def _damaged_files(inventory: Inventory, target: Target, directory: Path) -> list[str]:
@@ -170,13 +209,7 @@ def verify_target(inventory: Inventory, target: Target, *, reuse: bool = False) 
         if python is None:
             report.native = f"no python{target.python} here"
         else:
-            # pip resolves every set, and the largest set is installed for real; each in its own venv,
-            # independent work, so both cores share it.
-            largest = max(sets, key=lambda r: len(r.lines))
-            jobs = [(largest, True)] + [(r, False) for r in sets]
-            with stoppable_pool(2) as pool:
-                problems = pool.map(lambda job: (job[0], _native(python, directory, job[0], install=job[1])), jobs)
-                report.problems += [f"{r.label}: {problem}" for r, problem in problems if problem]
+            report.problems += _native(python, directory, sets)
             report.native = "pip resolved, installed"
     if report.ok:
         stamp_file.parent.mkdir(parents=True, exist_ok=True)
