@@ -8,7 +8,6 @@ target's tags, or else the sdist, which the caller builds into a pure wheel.
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import subprocess
@@ -276,23 +275,11 @@ def _from_wheels(
     return None
 
 
-def _index_settings(workdir: Path, index_url: str | None) -> tuple[str, ...]:
-    """uv's settings for the index: every page read again, each file's metadata read once for good.
-
-    This index (PyPI behind a proxy) sends no Cache-Control and no ETag, so uv
-    downloaded every wheel's metadata again on every run: a second round cost
-    as much as the first (3.5 s of the sample's). PyPI file URLs carry their
-    hash and never change, so their metadata is kept. Pages are what a
-    resolution must see as they are now: --refresh asks for every one again,
-    even from an index that says its pages keep (PyPI's say ten minutes).
-    """
-    config = workdir / "uv.toml"
-    base = json.dumps((index_url or default_index_url()).rstrip("/"))
-    config.write_text(
-        f'[[index]]\nurl = {base}\ndefault = true\ncache-control = {{ files = "max-age=365000000, immutable" }}\n',
-        encoding="utf-8",
-    )
-    return ("--config-file", str(config), "--refresh")
+# Every try reads the index again: a resolution must see the pages as they are now, even from an index
+# whose pages say they keep (PyPI's say ten minutes). uv's --refresh makes everything it kept stale, each
+# file's metadata too (uv 0.13.9: all 129 re-read in a try, whatever cache-control the config gave files),
+# so a try costs about 3.5 s where an offline one costs 0.9 s; uv can refresh no narrower.
+_REFRESH = ("--refresh",)
 
 
 def _uv_round(
@@ -300,10 +287,9 @@ def _uv_round(
 ) -> tuple[subprocess.CompletedProcess, list[Pin] | None]:
     """One uv run, and its pins when it resolved."""
     with tempfile.TemporaryDirectory(prefix="airgap-resolve-") as tmp:
-        extra += _index_settings(Path(tmp), index_url)
         # Named on the command line even when it is the default: uv's --refresh passes over the pages
-        # of an index that only its config file names (seen with uv 0.13.9).
-        result = uv_compile(resolution, platform, index_url or default_index_url(), Path(tmp), extra)
+        # of an index that only a config file names (seen with uv 0.13.9).
+        result = uv_compile(resolution, platform, index_url or default_index_url(), Path(tmp), extra + _REFRESH)
         if result.returncode in (-signal.SIGINT, 128 + signal.SIGINT):
             # Ctrl-C reached uv as well: no other try may start, it would wait on the network unasked.
             raise KeyboardInterrupt
