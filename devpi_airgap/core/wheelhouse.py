@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 from devpi_airgap.core.files import atomic_write, change_stamp, sha256_file
@@ -18,6 +19,7 @@ from devpi_airgap.core.files import atomic_write, change_stamp, sha256_file
 POOL = ".pool"
 SDISTS = ".sdists"
 _HASH_CACHE = ".sha256.json"
+_SAVING = threading.Lock()  # a read, merge and write of the cache at a time in this process
 
 
 class Wheelhouse:
@@ -67,7 +69,29 @@ class Wheelhouse:
         return False
 
     def save(self) -> None:
-        atomic_write(self._cache_path, json.dumps(self._hashes, sort_keys=True))
+        """Write the hash cache, merged with what another Wheelhouse on this pool wrote since this one read it.
+
+        A target's verify reads and writes the cache while the download goes on
+        linking and writing it too. Of two entries for a file, the one that still
+        matches the file on disk stays; an entry that matches nothing is dropped.
+        """
+        with _SAVING:
+            try:
+                on_disk = json.loads(self._cache_path.read_text())
+            except (FileNotFoundError, ValueError):
+                on_disk = {}
+            merged = {}
+            for key in self._hashes.keys() | on_disk.keys():
+                try:
+                    stamp = change_stamp(self.pool / key)
+                except FileNotFoundError:
+                    continue
+                for entry in (self._hashes.get(key), on_disk.get(key)):
+                    if entry is not None and entry[:3] == stamp:
+                        merged[key] = entry
+                        break
+            self._hashes = merged
+            atomic_write(self._cache_path, json.dumps(merged, sort_keys=True))
 
     def link(self, directory: Path, filenames: list[str]) -> list[str]:
         """Place pool files into a target's directory; returns those that were new there."""

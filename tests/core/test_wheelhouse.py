@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -39,3 +40,27 @@ def test_a_rewrite_of_the_same_size_is_hashed_again(pooled):
     path.write_bytes(b"two wheel")
     wheelhouse.link(wheelhouse.root / "win313", [path.name])
     assert wheelhouse.sha256(path) == sha256_file(path)
+
+
+def test_two_writers_of_the_cache_keep_each_others_entries(pooled):
+    """A verify's Wheelhouse and the download's write the same cache: neither loses what the other hashed."""
+    download, one = pooled
+    verify = Wheelhouse(download.root)  # read before the download saved anything
+    two = download.pool / "two-1.0-py3-none-any.whl"
+    two.write_bytes(b"two wheel")
+    download.record(two, sha256_file(two))
+    download.save()
+    verify.sha256(one)
+    verify.save()  # after the download's save, from a cache read before it
+    assert set(json.loads((download.pool / ".sha256.json").read_text())) == {one.name, two.name}
+
+
+def test_an_entry_that_no_longer_matches_its_file_is_dropped_on_save(pooled):
+    wheelhouse, path = pooled
+    wheelhouse.save()
+    later = Wheelhouse(wheelhouse.root)  # holds the entry as it was
+    time.sleep(0.01)
+    path.write_bytes(b"one wheel, rewritten")  # moves its ctime: the recorded hash no longer describes it
+    later.save()
+    assert json.loads((wheelhouse.pool / ".sha256.json").read_text()) == {}
+    assert Wheelhouse(wheelhouse.root).sha256(path) == sha256_file(path)
