@@ -230,18 +230,10 @@ def _download(
         made = _built_wheel(inventory, wheelhouse, any_platform, pin, built)
         return None if made is earlier else made
 
-    linked_early: dict[str, set[str]] = {t.name: set() for t in targets}
-
-    def finish_target(target: Target, unfinished: list[Target]) -> None:
-        """Lock and link one target whose files are all in the pool.
-
-        Its files go into every unfinished target's directory that needs them too, now: a hard link
-        moves a file's ctime, and verify's record of what it proved would not survive a link made
-        while it runs or after.
-        """
+    def finish_target(target: Target) -> None:
+        """Lock and link one target whose files are all in the pool."""
         name = target.name
         files: list[LockedFile] = []
-        sources: list[str] = []  # the file each entry came from: a wheel, or the sdist it was built from
         for pin, labels in pins[name].items():
             ref = pin.file
             if ref.is_wheel:
@@ -249,16 +241,10 @@ def _download(
             else:
                 entry = _built_wheel(inventory, wheelhouse, platforms[name], pin, built)
             files.append(replace(entry, sets=tuple(sorted(labels))))
-            sources.append(ref.filename)
-        for other in unfinished:
-            theirs = {pin.file.filename for pin in pins[other.name]}
-            shared = [f.filename for f, source in zip(files, sources, strict=True) if source in theirs]
-            linked_early[other.name] |= set(wheelhouse.link(inventory.target_dir(other), shared))
         report = reports[name]
         report.packages = len({f.name for f in files})
         report.files = len(files)
-        linked = wheelhouse.link(inventory.target_dir(target), [f.filename for f in files])
-        added = set(linked) | linked_early[name]
+        added = set(wheelhouse.link(inventory.target_dir(target), [f.filename for f in files]))
         report.new_files = len(added)
         report.new_bytes = sum(f.size for f in files if f.filename in added)
         header = {
@@ -285,9 +271,10 @@ def _download(
             early.take_locked(target_pins, first=platforms[name].runs_natively())
         without_wheels = WithoutWheels(_still_without_wheels(inventory.index_url, built) if stale else ())
         resolutions = _Resolutions(pool, inventory, stale, hand_over, without_wheels)
-        # Each target is locked, linked and handed to on_ready the moment its own files are in, while the
-        # other targets' files may still be arriving; but only once every target's pins are known, so that
-        # finish_target links each shared file everywhere before any verify starts.
+        # Each target is locked, linked and handed to on_ready the moment its own pins are known and its files
+        # are in, while the other targets still resolve or download: the native target's verify, the longest,
+        # overlaps their work. (Their links to shared files later move those files' ctime; verify's record of
+        # what it proved does not count the ctime of a pool file it has checked, see verify._stamp.)
         waiting = sorted(targets, key=lambda t: not platforms[t.name].runs_natively())
         while waiting:
             for target in waiting:
@@ -295,9 +282,9 @@ def _download(
                     pins[target.name] = resolved
                     finished[target.name] = time.monotonic()
             for target in list(waiting):
-                if len(pins) == len(targets) and early.ready({pin.file.filename for pin in pins[target.name]}):
+                if target.name in pins and early.ready({pin.file.filename for pin in pins[target.name]}):
                     waiting.remove(target)
-                    finish_target(target, waiting)
+                    finish_target(target)
                     wheelhouse.save()  # the hashes of the files just checked, for a verify to read instead of the files
                     on_ready(target)
             resolutions.check()

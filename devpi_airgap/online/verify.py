@@ -170,10 +170,24 @@ def _damaged_files(inventory: Inventory, target: Target, directory: Path) -> lis
 
 
 def _stamp(inventory: Inventory, target: Target, sets: list[ResolutionSet], directory: Path) -> str:
-    """What a verification depends on: the lock, the sets, and the directory's files (each as it is on disk)."""
-    digest = hashlib.sha256(inventory.lock_path(target).read_bytes() if inventory.lock_path(target).exists() else b"")
+    """What a verification depends on: the lock, the sets, and the directory's files.
+
+    A file the lock names that is the pool's own (the same inode) counts by name,
+    size and inode: _damaged_files has just checked its bytes against the lock,
+    and the links other targets make to it later move its change time, not its
+    bytes. So a target verified while the others' files still arrive stays
+    verified. Any other file counts as it is on disk, change time included.
+    """
+    lock = inventory.lock_path(target)
+    digest = hashlib.sha256(lock.read_bytes() if lock.exists() else b"")
     digest.update(json.dumps([[s.label, s.lines, [str(c) for c in s.constraints]] for s in sets]).encode())
-    files = sorted((p.name, *change_stamp(p)) for p in directory.iterdir())
+    locked = {f.filename for f in read_lock(lock)[1]} if lock.exists() else set()
+    pool = inventory.wheelhouse / POOL
+    files = []
+    for path in sorted(directory.iterdir()):
+        size, inode, ctime = change_stamp(path)
+        pooled = path.name in locked and (pool / path.name).exists() and os.path.samefile(path, pool / path.name)
+        files.append([path.name, size, inode] if pooled else [path.name, size, inode, ctime])
     digest.update(json.dumps(files).encode())
     return digest.hexdigest()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -66,3 +67,20 @@ def test_the_real_install_catches_a_wheel_that_does_not_unpack(tmp_path):
     make_wheel(wheels, "app", "1.0").write_bytes(b"not a zip at all")
     problems = _native(sys.executable, wheels, [ResolutionSet("requirements.txt", ("app",))])
     assert any("uv pip install --no-index failed" in p for p in problems)
+
+
+def test_a_verified_target_stays_verified_when_others_link_its_files(downloaded):
+    """Another target's links move a pool file's ctime, not its bytes; a replaced file is verified again."""
+    target = downloaded.targets["win313"]
+    assert verify_target(downloaded, target, reuse=True).native != "unchanged since verified"
+    directory = downloaded.wheelhouse / "win313"
+    elsewhere = downloaded.wheelhouse / "mac312"
+    elsewhere.mkdir(exist_ok=True)
+    for wheel in directory.iterdir():
+        os.link(wheel, elsewhere / wheel.name)
+    assert verify_target(downloaded, target, reuse=True).native == "unchanged since verified"
+    replaced = directory / "winonly-1.0-py3-none-any.whl"
+    copy = replaced.read_bytes()
+    replaced.unlink()
+    replaced.write_bytes(copy)  # the same bytes in a file of its own, no longer the pool's
+    assert verify_target(downloaded, target, reuse=True).native != "unchanged since verified"
