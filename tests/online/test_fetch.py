@@ -129,5 +129,6 @@ def test_a_server_that_compresses_anyway_still_gives_the_files_bytes(tmp_path):
         fetch_all([FileRef("one-1.0-py3-none-any.whl", url, hashlib.sha256(content).hexdigest(), None)], tmp_path)
     finally:
         server.shutdown()
+        server.server_close()
     assert asked == ["identity"]
     assert (tmp_path / "one-1.0-py3-none-any.whl").read_bytes() == content
