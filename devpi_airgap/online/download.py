@@ -15,6 +15,7 @@ from devpi_airgap.core.console import ProgressFactory, no_progress
 from devpi_airgap.core.files import sha256_file
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.lock import LockedFile, read_lock, write_lock
+from devpi_airgap.core.metadata import MetadataError, read_metadata
 from devpi_airgap.core.platforms import TargetPlatform, target_platform
 from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.core.requirements import resolution_sets
@@ -24,7 +25,7 @@ from devpi_airgap.online.build import build_pure_wheel
 from devpi_airgap.online.early import EarlyWork
 from devpi_airgap.online.freshness import FreshnessRecord, inputs_digest, page_fingerprints
 from devpi_airgap.online.lookups import shared_lookups
-from devpi_airgap.online.resolve import FileRef, Pin, WithoutWheels, index_listing, resolve_set
+from devpi_airgap.online.resolve import BuiltMetadata, FileRef, Pin, WithoutWheels, index_listing, resolve_set
 
 RESOLVE_WORKERS = 4
 
@@ -174,6 +175,28 @@ def _still_without_wheels(index_url: str | None, built: dict[str, LockedFile]) -
     return {name for name in names if not any(f.endswith(".whl") for f in index_listing(index_url, name))}
 
 
+def _built_metadata(wheelhouse: Wheelhouse, built: dict[str, LockedFile], names: set[str]) -> list[BuiltMetadata]:
+    """What the wheels earlier runs built for these projects say they need; a wheel gone from the pool says nothing."""
+    found = []
+    for wheel in built.values():
+        if wheel.name not in names:
+            continue
+        try:
+            metadata = read_metadata(wheelhouse.pool / wheel.filename)
+        except MetadataError:
+            continue  # uv builds the sdist to read it, as it would without us
+        found.append(
+            BuiltMetadata(
+                wheel.name,
+                wheel.version,
+                tuple(metadata.get_all("Requires-Dist") or ()),
+                metadata.get("Requires-Python"),
+                tuple(metadata.get_all("Provides-Extra") or ()),
+            )
+        )
+    return found
+
+
 def _built_before(inventory: Inventory, targets: list[Target]) -> dict[str, LockedFile]:
     """Wheels earlier runs built, by the sha256 of their sdist, so a re-run need not build again."""
     built = {}
@@ -269,7 +292,8 @@ def _download(
     ):
         for name, target_pins in pins.items():
             early.take_locked(target_pins, first=platforms[name].runs_natively())
-        without_wheels = WithoutWheels(_still_without_wheels(inventory.index_url, built) if stale else ())
+        sdist_only = _still_without_wheels(inventory.index_url, built) if stale else set()
+        without_wheels = WithoutWheels(sdist_only, _built_metadata(wheelhouse, built, sdist_only))
         resolutions = _Resolutions(pool, inventory, stale, hand_over, without_wheels)
         # Each target is locked, linked and handed to on_ready the moment its own pins are known and its files
         # are in, while the other targets still resolve or download: the native target's verify, the longest,

@@ -8,6 +8,7 @@ target's tags, or else the sdist, which the caller builds into a pure wheel.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -222,11 +223,45 @@ def resolve_set(
 _WHEELS_REQUIRED = re.compile(r"Wheels are required for `([^`]+)`")
 
 
-class WithoutWheels:
-    """Projects known to publish no wheel at all, shared by the resolutions of a run, each in its own thread."""
+@dataclass(frozen=True)
+class BuiltMetadata:
+    """What the wheel an earlier run built from a project's sdist says it needs, for uv to read instead of a build.
 
-    def __init__(self, names: Iterable[str] = ()):
+    A try that takes a project as its sdist builds the sdist just to read its
+    metadata, and --refresh makes uv do it again every try: for pyramid-chameleon
+    about 1.2 s and 1.3 CPU-s a try. The wheel built from that very sdist (its
+    sha256 is in the lock) says the same; uv uses it for this version only.
+    """
+
+    name: str
+    version: str
+    requires_dist: tuple[str, ...]
+    requires_python: str | None
+    provides_extras: tuple[str, ...]
+
+    def uv_toml(self) -> str:
+        # TOML basic strings take JSON's escapes, so json.dumps quotes them safely.
+        lines = [
+            "[[dependency-metadata]]",
+            f"name = {json.dumps(self.name)}",
+            f"version = {json.dumps(self.version)}",
+            f"requires-dist = {json.dumps(list(self.requires_dist))}",
+            f"provides-extras = {json.dumps(list(self.provides_extras))}",
+        ]
+        if self.requires_python:
+            lines.append(f"requires-python = {json.dumps(self.requires_python)}")
+        return "\n".join(lines) + "\n"
+
+
+class WithoutWheels:
+    """Projects known to publish no wheel at all, shared by the resolutions of a run, each in its own thread.
+
+    `built` holds the metadata of the wheels earlier runs built for some of them.
+    """
+
+    def __init__(self, names: Iterable[str] = (), built: Iterable[BuiltMetadata] = ()):
         self._names = set(names)
+        self._built = tuple(built)
         self._lock = threading.Lock()
 
     def names(self) -> set[str]:
@@ -236,6 +271,11 @@ class WithoutWheels:
     def add(self, names: Iterable[str]) -> None:
         with self._lock:
             self._names.update(names)
+
+    def uv_config(self, names: set[str]) -> str | None:
+        """uv settings giving the built metadata of these projects, or None when there is none to give."""
+        entries = [b.uv_toml() for b in self._built if b.name in names]
+        return "\n".join(entries) if entries else None
 
 
 def _from_wheels(
@@ -261,7 +301,7 @@ def _from_wheels(
     from_source = without_wheels.names()
     for attempt in range(MAX_ROUNDS):
         extra = ("--only-binary", ":all:", *(arg for name in sorted(from_source) for arg in ("--no-binary", name)))
-        result, pins = _uv_round(resolution, platform, index_url, extra)
+        result, pins = _uv_round(resolution, platform, index_url, extra, without_wheels.uv_config(from_source))
         sdist_only: set[str] = set()
         if pins is None:
             named = {canonicalize_name(name) for name in _WHEELS_REQUIRED.findall(result.stderr)} - from_source
@@ -283,10 +323,17 @@ _REFRESH = ("--refresh",)
 
 
 def _uv_round(
-    resolution: ResolutionSet, platform: TargetPlatform, index_url: str | None, extra: tuple[str, ...]
+    resolution: ResolutionSet,
+    platform: TargetPlatform,
+    index_url: str | None,
+    extra: tuple[str, ...],
+    config: str | None = None,
 ) -> tuple[subprocess.CompletedProcess, list[Pin] | None]:
-    """One uv run, and its pins when it resolved."""
+    """One uv run, and its pins when it resolved; `config` is a uv.toml for this run alone."""
     with tempfile.TemporaryDirectory(prefix="airgap-resolve-") as tmp:
+        if config:
+            (Path(tmp) / "uv.toml").write_text(config, encoding="utf-8")
+            extra += ("--config-file", str(Path(tmp) / "uv.toml"))
         # Named on the command line even when it is the default: uv's --refresh passes over the pages
         # of an index that only a config file names (seen with uv 0.13.9).
         result = uv_compile(resolution, platform, index_url or default_index_url(), Path(tmp), extra + _REFRESH)

@@ -315,8 +315,8 @@ def test_one_target_finds_out_what_has_no_wheels_for_all(index, tmp_path, monkey
     tries: list[tuple[str, bool]] = []
     real_round = resolve._uv_round
 
-    def counted(resolution, platform, index_url, extra):
-        result, pins = real_round(resolution, platform, index_url, extra)
+    def counted(resolution, platform, *args):
+        result, pins = real_round(resolution, platform, *args)
         tries.append((platform.target.name, pins is not None))
         return result, pins
 
@@ -328,3 +328,18 @@ def test_one_target_finds_out_what_has_no_wheels_for_all(index, tmp_path, monkey
     assert sorted(ok for _, ok in tries) == [False] + [True] * len(targets)
     for target in targets:
         assert any(p.name.startswith("sdistonly-1.0-") for p in inventory.target_dir(target).iterdir())
+
+
+def test_a_re_resolution_gives_uv_the_metadata_of_wheels_built_before(downloaded):
+    """The wheel built from sdistonly's sdist in the first run speaks for the sdist; once it is gone, nothing does."""
+    from devpi_airgap.core.wheelhouse import Wheelhouse
+    from devpi_airgap.online.download import _built_before, _built_metadata
+    from devpi_airgap.online.resolve import BuiltMetadata
+
+    project, *_ = downloaded
+    inventory = load_inventory(project / "inventory.yaml")
+    wheelhouse = Wheelhouse(inventory.wheelhouse)
+    built = _built_before(inventory, list(inventory.targets.values()))
+    found = _built_metadata(wheelhouse, built, {"sdistonly"})
+    assert found and all(m == BuiltMetadata("sdistonly", "1.0", (), None, ()) for m in found)
+    assert _built_metadata(wheelhouse, built, {"lib"}) == []  # not a project built from its sdist

@@ -9,7 +9,7 @@ from devpi_airgap.core.inventory import load_inventory
 from devpi_airgap.core.platforms import target_platform
 from devpi_airgap.core.requirements import ResolutionSet
 from devpi_airgap.online import resolve
-from devpi_airgap.online.resolve import WithoutWheels, resolve_set
+from devpi_airgap.online.resolve import BuiltMetadata, WithoutWheels, resolve_set
 from testing.download_project import DISTS, make_project
 from testing.fakeindex import Dist, add_release, build_index, serve_index
 
@@ -106,3 +106,18 @@ def test_a_project_known_to_have_no_wheels_is_taken_as_its_sdist_at_once(own_ind
     resolve_set(ResolutionSet("t", ("app",)), platform, own_index, without_wheels=learnt)
     told = own_index.counts["/simple/app/"]
     assert 0 < told < finding_out  # another set of the run, told, resolves in one try
+
+
+def test_the_metadata_of_a_wheel_built_before_spares_uv_the_sdist(own_index, tmp_path):
+    """uv takes what an earlier build said of the sdist's needs instead of fetching and building the sdist again."""
+    inventory = load_inventory(make_project(tmp_path, own_index, "sdistonly\n") / "inventory.yaml")
+    platform = target_platform(inventory.targets["win313"])
+    built = BuiltMetadata("sdistonly", "1.0", ("lib<2",), None, ())
+    learnt = WithoutWheels({"sdistonly"}, [built])
+    found = {
+        p.name: p.file.filename
+        for p in resolve_set(ResolutionSet("t", ("sdistonly",)), platform, own_index, without_wheels=learnt)
+    }
+    # the sdist itself needs nothing: lib comes from the built metadata alone, and the sdist was never fetched
+    assert found == {"sdistonly": "sdistonly-1.0.tar.gz", "lib": "lib-1.0-py3-none-any.whl"}
+    assert not [p for p in own_index.paths() if p.endswith(".tar.gz")]
