@@ -26,7 +26,7 @@ from devpi_airgap.core.errors import VerificationError
 from devpi_airgap.core.files import change_stamp, raise_if_disk_full
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.isolation import isolated_env, uv_binary
-from devpi_airgap.core.lock import read_lock
+from devpi_airgap.core.lock import LockedFile, read_lock
 from devpi_airgap.core.platforms import target_platform
 from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.core.requirements import ResolutionSet, resolution_sets, uv_compile
@@ -148,28 +148,27 @@ def _native(python: str, directory: Path, sets: list[ResolutionSet]) -> list[str
     return [f"{label}: {problem}" for label, problem in zip(labels, problems, strict=True) if problem]
 
 
-def _damaged_files(inventory: Inventory, target: Target, directory: Path) -> list[str]:
+def _damaged_files(inventory: Inventory, target: Target, directory: Path, locked: list[LockedFile]) -> list[str]:
     """Every locked file must still have its lock's sha256, whatever its timestamps say: hashed, or cached by ctime."""
-    lock = inventory.lock_path(target)
-    if not lock.exists():
+    if not locked:
         return []
     wheelhouse = Wheelhouse(inventory.wheelhouse)
     try:
         damaged = [
             f.filename
-            for f in read_lock(lock)[1]
+            for f in locked
             if (directory / f.filename).is_file() and wheelhouse.sha256(wheelhouse.pool / f.filename) != f.sha256
         ]
     finally:
         wheelhouse.save()
     return [
-        f"{name}: its content differs from the sha256 in {lock.name} (damaged or altered); delete it from "
-        f"{inventory.wheelhouse / POOL} and re-run `inv download --target {target.name}`"
+        f"{name}: its content differs from the sha256 in {inventory.lock_path(target).name} (damaged or altered); "
+        f"delete it from {inventory.wheelhouse / POOL} and re-run `inv download --target {target.name}`"
         for name in damaged
     ]
 
 
-def _stamp(inventory: Inventory, target: Target, sets: list[ResolutionSet], directory: Path) -> str:
+def _stamp(inventory: Inventory, target: Target, sets: list[ResolutionSet], directory: Path, locked: set[str]) -> str:
     """What a verification depends on: the lock, the sets, and the directory's files.
 
     A file the lock names that is the pool's own (the same inode) counts by name,
@@ -181,15 +180,21 @@ def _stamp(inventory: Inventory, target: Target, sets: list[ResolutionSet], dire
     lock = inventory.lock_path(target)
     digest = hashlib.sha256(lock.read_bytes() if lock.exists() else b"")
     digest.update(json.dumps([[s.label, s.lines, [str(c) for c in s.constraints]] for s in sets]).encode())
-    locked = {f.filename for f in read_lock(lock)[1]} if lock.exists() else set()
     pool = inventory.wheelhouse / POOL
     files = []
     for path in sorted(directory.iterdir()):
         size, inode, ctime = change_stamp(path)
-        pooled = path.name in locked and (pool / path.name).exists() and os.path.samefile(path, pool / path.name)
+        pooled = path.name in locked and _same_file(path, pool / path.name)
         files.append([path.name, size, inode] if pooled else [path.name, size, inode, ctime])
     digest.update(json.dumps(files).encode())
     return digest.hexdigest()
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    try:
+        return os.path.samefile(path, other)
+    except FileNotFoundError:
+        return False
 
 
 def verify_target(inventory: Inventory, target: Target, *, reuse: bool = False) -> VerifyReport:
@@ -200,13 +205,15 @@ def verify_target(inventory: Inventory, target: Target, *, reuse: bool = False) 
     if not directory.is_dir():
         report.problems.append(f"{directory} does not exist; run `inv download --target {target.name}` first")
         return report
-    report.problems += _damaged_files(inventory, target, directory)
+    lock = inventory.lock_path(target)
+    locked = read_lock(lock)[1] if lock.exists() else []  # read once, for the bytes check and the record
+    report.problems += _damaged_files(inventory, target, directory, locked)
     if report.problems:
         return report
     sets = resolution_sets(target)
     report.sets = len(sets)
     stamp_file = inventory.wheelhouse / _STAMPS / f"{target.name}.sha256"
-    stamp = _stamp(inventory, target, sets, directory)
+    stamp = _stamp(inventory, target, sets, directory, {f.filename for f in locked})
     if reuse and stamp_file.exists() and stamp_file.read_text() == stamp:
         report.native = "unchanged since verified"
         return report
