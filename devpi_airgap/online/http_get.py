@@ -1,0 +1,187 @@
+"""GETs of whole files over HTTP(S) with the standard library, each read into one buffer as fast as it arrives.
+
+httpx hands a body over one TLS record (16 KB) at a time, through several
+layers of Python each time. The sample's three targets (194 files, 480 MB,
+8 threads) took 5.8 s and 7.2 CPU-s that way on this machine, against 2.0 s
+and 2.5 CPU-s through http.client's readinto into a 1 MB buffer. What httpx
+gave besides is kept: the proxy the environment names (HTTP_PROXY,
+HTTPS_PROXY, NO_PROXY, as uv reads them), redirects, connections kept open
+between files, credentials written into a URL, and the run's TLS context.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit
+from urllib.request import getproxies_environment, proxy_bypass_environment  # type: ignore[attr-defined]
+
+from devpi_airgap import __version__
+from devpi_airgap.online.tls import tls_context
+
+CONNECT_TIMEOUT = 15
+READ_TIMEOUT = 60
+MAX_REDIRECTS = 10
+_REDIRECTS = {301, 302, 303, 307, 308}
+
+
+class TransferError(Exception):
+    """The connection or the server failed; another attempt may do better."""
+
+
+class HTTPStatusError(TransferError):
+    def __init__(self, url: str, status: int, reason: str):
+        super().__init__(f"HTTP {status} {reason} for {_without_credentials(urlsplit(url))}")
+        self.status = status
+
+
+class _ReadTimeout:
+    """A connection that waits CONNECT_TIMEOUT to connect and READ_TIMEOUT for each read after."""
+
+    sock: object
+    timeout: float | None
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        self.sock.settimeout(READ_TIMEOUT)  # type: ignore[attr-defined]
+
+
+class _HTTPConnection(_ReadTimeout, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_ReadTimeout, http.client.HTTPSConnection):
+    pass
+
+
+def _without_credentials(parts: SplitResult) -> str:
+    netloc = parts.hostname or ""
+    if ":" in netloc:  # an IPv6 address
+        netloc = f"[{netloc}]"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return parts._replace(netloc=netloc, fragment="").geturl()
+
+
+def _basic(parts: SplitResult) -> str:
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+
+
+def _proxy_for(parts: SplitResult) -> SplitResult | None:
+    proxy = getproxies_environment().get(parts.scheme)
+    if not proxy or proxy_bypass_environment(parts.hostname or ""):
+        return None
+    found = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if found.scheme != "http":
+        raise TransferError(
+            f"the {parts.scheme} proxy {_without_credentials(found)} is not an http:// proxy, the only kind "
+            "devpi-airgap downloads through; set an http:// proxy in the environment"
+        )
+    return found
+
+
+class Session:
+    """The connections one thread keeps open between its GETs: one per host, or per proxy and host."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple, http.client.HTTPConnection] = {}
+
+    def close(self) -> None:
+        for connection in self._open.values():
+            connection.close()
+        self._open.clear()
+
+    @contextmanager
+    def get(self, url: str, headers: dict[str, str], buffer: memoryview) -> Iterator[Iterator[memoryview | bytes]]:
+        """The body of a 200 answer to GET url, as pieces; a piece is good until the next one is asked for.
+
+        Raises HTTPStatusError for any other final answer, and TransferError when the connection fails.
+        """
+        origin = urlsplit(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https"):
+                raise TransferError(f"cannot download {_without_credentials(parts)}: not an http(s) URL")
+            sent = {"User-Agent": f"devpi-airgap/{__version__}", **headers}
+            if parts.username and parts.netloc == origin.netloc:  # credentials never follow a redirect elsewhere
+                sent["Authorization"] = _basic(parts)
+            key, response = self._send(parts, sent)
+            if response.status in _REDIRECTS and response.getheader("Location"):
+                response.read()  # the connection is free again once the answer is read
+                url = urljoin(url, response.getheader("Location"))
+                continue
+            if response.status != 200:
+                response.read()
+                raise HTTPStatusError(url, response.status, response.reason)
+            whole = False
+            try:
+                yield _pieces(response, buffer)
+                whole = response.isclosed()
+            finally:
+                if not whole:  # a body left unread would come before the next answer: this connection is done
+                    self._drop(key)
+            return
+        raise TransferError(f"more than {MAX_REDIRECTS} redirects from {_without_credentials(origin)}")
+
+    def _send(self, parts: SplitResult, headers: dict[str, str]) -> tuple[tuple, http.client.HTTPResponse]:
+        proxy = _proxy_for(parts)
+        key = (parts.scheme, parts.hostname, parts.port, proxy)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if proxy is not None and parts.scheme == "http":  # a plain HTTP proxy is asked for the whole URL
+            target = _without_credentials(parts)
+            if proxy.username:
+                headers = {**headers, "Proxy-Authorization": _basic(proxy)}
+        for attempt in (1, 2):
+            connection = self._open.get(key)
+            reused = connection is not None and connection.sock is not None
+            if connection is None:
+                connection = self._open[key] = _connection(parts, proxy)
+            try:
+                connection.request("GET", target, headers=headers)
+                return key, connection.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop(key)
+                # a server may close a kept-open connection while it waits: that one is opened again, once
+                if not (reused and attempt == 1):
+                    raise TransferError(f"{type(exc).__name__}: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _drop(self, key: tuple) -> None:
+        connection = self._open.pop(key, None)
+        if connection is not None:
+            connection.close()
+
+
+def _connection(parts: SplitResult, proxy: SplitResult | None) -> http.client.HTTPConnection:
+    host, port = parts.hostname or "", parts.port
+    if proxy is None:
+        if parts.scheme == "https":
+            return _HTTPSConnection(host, port, timeout=CONNECT_TIMEOUT, context=tls_context())
+        return _HTTPConnection(host, port, timeout=CONNECT_TIMEOUT)
+    if parts.scheme == "http":
+        return _HTTPConnection(proxy.hostname or "", proxy.port or 80, timeout=CONNECT_TIMEOUT)
+    tunnel = _HTTPSConnection(proxy.hostname or "", proxy.port or 80, timeout=CONNECT_TIMEOUT, context=tls_context())
+    tunnel.set_tunnel(host, port or 443, headers={"Proxy-Authorization": _basic(proxy)} if proxy.username else None)
+    return tunnel
+
+
+def _pieces(response: http.client.HTTPResponse, buffer: memoryview) -> Iterator[memoryview | bytes]:
+    encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
+    if encoding not in ("identity", "gzip", "x-gzip", "deflate"):
+        raise TransferError(f"the server sent the file {encoding}-encoded, which cannot be undone here")
+    # asked for as they are, files arrive as they are; a server that compresses anyway is undone
+    inflate = zlib.decompressobj(zlib.MAX_WBITS | 32) if encoding != "identity" else None
+    try:
+        while n := response.readinto(buffer):
+            if inflate is None:
+                yield buffer[:n]
+            elif piece := inflate.decompress(buffer[:n]):
+                yield piece
+    except (OSError, http.client.HTTPException, zlib.error) as exc:
+        raise TransferError(f"{type(exc).__name__}: {exc}") from exc
+    if inflate is not None and (tail := inflate.flush()):
+        yield tail

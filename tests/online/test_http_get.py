@@ -1,0 +1,170 @@
+"""http_get against small servers on loopback: redirects, credentials, proxies, and connections kept open."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from devpi_airgap.online.http_get import HTTPStatusError, Session, TransferError
+
+BODY = b"a wheel's bytes " * 100_000  # 1.6 MB: more than one buffer's worth
+
+
+class Seen:
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers)
+        self.connections = 0
+
+
+@contextmanager
+def serving(answer: Callable[[http.server.BaseHTTPRequestHandler, Seen], None], keep_alive: bool = True) -> Iterator:
+    seen = Seen()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
+        def setup(self):
+            seen.connections += 1
+            super().setup()
+
+        def do_GET(self):
+            seen.requests.append(("GET", self.path, dict(self.headers)))
+            answer(self, seen)
+
+        def do_CONNECT(self):
+            seen.requests.append(("CONNECT", self.path, dict(self.headers)))
+            answer(self, seen)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def send(handler, status: int, body: bytes = b"", **headers: str) -> None:
+    handler.send_response(status)
+    for name, value in {"Content-Length": str(len(body)), **headers}.items():
+        handler.send_header(name.replace("_", "-"), value)
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def the_file(handler, seen) -> None:
+    send(handler, 200, BODY)
+
+
+def get(url: str, session: Session | None = None) -> bytes:
+    session = session or Session()
+    buffer = memoryview(bytearray(1 << 20))
+    with session.get(url, {"Accept-Encoding": "identity"}, buffer) as pieces:
+        return b"".join(bytes(piece) for piece in pieces)
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_from_this_machine(monkeypatch):
+    for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def test_files_come_whole_over_one_connection_kept_open():
+    with serving(the_file) as (host, seen):
+        session = Session()
+        assert get(f"http://{host}/one.whl", session) == BODY
+        assert get(f"http://{host}/two.whl", session) == BODY
+    assert seen.connections == 1
+    assert [path for _, path, _ in seen.requests] == ["/one.whl", "/two.whl"]
+
+
+def test_a_connection_the_server_closed_while_idle_is_opened_again():
+    def once_then_close(handler, seen):
+        send(handler, 200, BODY)
+        handler.close_connection = True  # without saying so: the client finds out when it uses the connection
+
+    with serving(once_then_close) as (host, seen):
+        session = Session()
+        assert get(f"http://{host}/one.whl", session) == BODY
+        assert get(f"http://{host}/two.whl", session) == BODY
+    assert seen.connections == 2
+
+
+def test_a_server_that_closes_after_each_answer_is_followed():
+    with serving(the_file, keep_alive=False) as (host, seen):
+        session = Session()
+        assert get(f"http://{host}/one.whl", session) == get(f"http://{host}/two.whl", session) == BODY
+
+
+def test_redirects_are_followed_and_credentials_stay_with_their_host():
+    with serving(the_file) as (files_host, files_seen):
+
+        def moved(handler, seen):
+            if handler.path == "/first":
+                send(handler, 302, Location="/second")  # the same host: credentials go along
+            else:
+                send(handler, 301, Location=f"http://{files_host}/file.whl")
+
+        with serving(moved) as (index_host, index_seen):
+            assert get(f"http://user:s%40cret@{index_host}/first") == BODY
+    expected = "Basic " + base64.b64encode(b"user:s@cret").decode()
+    assert [h.get("Authorization") for _, _, h in index_seen.requests] == [expected, expected]
+    assert [h.get("Authorization") for _, _, h in files_seen.requests] == [None]
+
+
+def test_an_answer_other_than_200_is_an_error_with_its_status():
+    with serving(lambda handler, seen: send(handler, 404, b"no such file")) as (host, _):
+        with pytest.raises(HTTPStatusError) as raised:
+            get(f"http://user:secret@{host}/gone.whl")
+    assert raised.value.status == 404
+    assert "secret" not in str(raised.value)
+
+
+def test_too_many_redirects_end():
+    with serving(lambda handler, seen: send(handler, 302, Location=handler.path + "x")) as (host, _):
+        with pytest.raises(TransferError, match="more than 10 redirects"):
+            get(f"http://{host}/loop")
+
+
+def test_the_environments_http_proxy_is_asked_for_the_whole_url(monkeypatch):
+    with serving(the_file) as (proxy, seen):
+        monkeypatch.setenv("HTTP_PROXY", f"http://me:pw@{proxy}")
+        assert get("http://index.invalid/files/one.whl") == BODY
+    method, path, headers = seen.requests[0]
+    assert (method, path) == ("GET", "http://index.invalid/files/one.whl")
+    assert headers["Proxy-Authorization"] == "Basic " + base64.b64encode(b"me:pw").decode()
+
+
+def test_https_goes_through_the_proxy_by_connect(monkeypatch):
+    """The tunnel is asked for with the proxy's credentials; this proxy refuses it, which is an error to retry."""
+    with serving(lambda handler, seen: send(handler, 403)) as (proxy, seen):
+        monkeypatch.setenv("HTTPS_PROXY", f"http://me:pw@{proxy}")
+        with pytest.raises(TransferError, match="403"):
+            get("https://files.invalid/one.whl")
+    method, path, headers = seen.requests[0]
+    assert (method, path) == ("CONNECT", "files.invalid:443")
+    assert headers["Proxy-Authorization"] == "Basic " + base64.b64encode(b"me:pw").decode()
+
+
+def test_no_proxy_names_the_hosts_reached_directly(monkeypatch):
+    with serving(the_file) as (host, seen):
+        monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        assert get(f"http://{host}/one.whl") == BODY
+    assert seen.requests[0][1] == "/one.whl"
+
+
+def test_only_an_http_proxy_is_taken():
+    with pytest.raises(TransferError, match="not an http:// proxy"):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("HTTPS_PROXY", "socks5://proxy.invalid:1080")
+            get("https://files.invalid/one.whl")
