@@ -451,6 +451,8 @@ class ServedIndex(str):
     file_seconds: float = 0  # when set, every artefact trickles out over this many seconds (a slow index)
     # What pages say of caching. PyPI says max-age=600; the proxy in front of it here says nothing at all.
     page_cache_control: str | None = "no-cache"
+    # Files say they never change, as PyPI's do; through the proxy here they say nothing, not even a date.
+    files_say_nothing: bool = False
 
     def paths(self) -> list[str]:
         return [p for _, p in self.requests]
@@ -492,10 +494,8 @@ def _make_handler(root: Path):
 
         def send_header(self, keyword, value):
             # A page that says nothing of caching says nothing at all, as this proxy's: no date to go by either.
-            if (
-                keyword == "Last-Modified"
-                and not self.path.startswith("/files/")
-                and not self.served.page_cache_control
+            if keyword == "Last-Modified" and (
+                self.served.files_say_nothing if self.path.startswith("/files/") else not self.served.page_cache_control
             ):
                 return
             super().send_header(keyword, value)
@@ -504,7 +504,8 @@ def _make_handler(root: Path):
             # Like PyPI: artefacts are immutable, pages must be revalidated
             # (so add_release is seen at once).
             if self.path.startswith("/files/"):
-                self.send_header("Cache-Control", "max-age=31536000, immutable, public")
+                if not self.served.files_say_nothing:
+                    self.send_header("Cache-Control", "max-age=31536000, immutable, public")
             elif self.served.page_cache_control:
                 self.send_header("Cache-Control", self.served.page_cache_control)
             super().end_headers()

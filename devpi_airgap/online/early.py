@@ -107,6 +107,20 @@ class EarlyWork:
             # a failed build is built again, and reported, by the lock step
             return all(self.builds[name].done() for name in filenames if name in self.builds)
 
+    def wait_built(self, sdist: str, stopping: threading.Event) -> bool:
+        """Wait for an sdist handed over to arrive and its wheel to be built; False if either failed.
+
+        Raises KeyboardInterrupt once `stopping` is set: the run is being stopped.
+        """
+        while not stopping.wait(0.05):
+            with self.lock:
+                if sdist in self.fetcher.failed:
+                    return False
+                build = self.builds.get(sdist)
+            if build is not None and build.done():
+                return build.exception() is None
+        raise KeyboardInterrupt
+
     def _take(self, pins: Iterable[Pin], first: bool) -> None:
         # sdists first, as their builds wait for them; then the largest wheels, the longest downloads
         for pin in sorted(pins, key=lambda pin: (pin.file.is_wheel, -(pin.file.size or 0))):

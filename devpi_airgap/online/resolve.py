@@ -15,15 +15,21 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 from packaging.markers import Marker
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename, parse_wheel_filename
+from packaging.version import Version
 
 from devpi_airgap.core.errors import FetchError, ResolutionError
 from devpi_airgap.core.files import raise_if_disk_full
@@ -150,16 +156,81 @@ def page_filenames(response: httpx.Response) -> list[str]:
     return re.findall(r">\s*([^<>]+?\.(?:whl|tar\.gz|zip))\s*</a>", response.text)
 
 
-def index_listing(index_url: str | None, name: str) -> list[str]:
-    """File names the index offers for a project, for error messages; empty if it cannot say."""
+def _project_page(index_url: str | None, name: str) -> httpx.Response | None:
     url = f"{(index_url or default_index_url()).rstrip('/')}/{name}/"
     headers = {"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"}
     try:
         response = httpx.get(url, headers=headers, timeout=30, follow_redirects=True, verify=tls_context())
         response.raise_for_status()
     except httpx.HTTPError:
-        return []
-    return page_filenames(response)
+        return None
+    return response
+
+
+def index_listing(index_url: str | None, name: str) -> list[str]:
+    """File names the index offers for a project, for error messages; empty if it cannot say."""
+    response = _project_page(index_url, name)
+    return page_filenames(response) if response is not None else []
+
+
+class _Links(HTMLParser):
+    """The links of a PEP 503 page: each one's text and attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, dict[str, str | None]]] = []
+        self._open: dict[str, str | None] | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._open, self._text = dict(attrs), []
+
+    def handle_data(self, data: str) -> None:
+        if self._open is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._open is not None:
+            self.found.append(("".join(self._text).strip(), self._open))
+            self._open = None
+
+
+def _page_files(response: httpx.Response) -> Iterable[tuple[FileRef, bool]]:
+    """Each file of a project page with whether it is yanked; a file the page gives no sha256 for is left out."""
+    if "json" in response.headers.get("content-type", ""):
+        for entry in response.json().get("files", []):
+            sha256 = (entry.get("hashes") or {}).get("sha256")
+            if sha256:
+                url = urljoin(str(response.url), entry["url"])
+                yield FileRef(entry["filename"], url, sha256, entry.get("size")), bool(entry.get("yanked"))
+        return
+    links = _Links()
+    links.feed(response.text)
+    for filename, attrs in links.found:
+        href, _, fragment = (attrs.get("href") or "").partition("#")
+        algorithm, _, digest = fragment.partition("=")
+        if href and algorithm == "sha256" and digest:
+            yield FileRef(filename, urljoin(str(response.url), href), digest, None), "data-yanked" in attrs
+
+
+def newest_sdist(index_url: str | None, name: str) -> Pin | None:
+    """The sdist of the newest release that has one, as a guess of what a try will pin; None if the page cannot say.
+
+    Yanked files and pre-releases are passed over, as uv passes over them unless asked for.
+    """
+    response = _project_page(index_url, name)
+    if response is None:
+        return None
+    newest: tuple[Version, FileRef] | None = None
+    for ref, yanked in _page_files(response):
+        try:
+            _, release = parse_sdist_filename(ref.filename)
+        except InvalidSdistFilename:
+            continue
+        if not yanked and not release.is_prerelease and (newest is None or release > newest[0]):
+            newest = (release, ref)
+    return Pin(canonicalize_name(name), str(newest[0]), newest[1]) if newest else None
 
 
 def _has_binary_wheels(listing: list[str]) -> bool:
@@ -171,7 +242,7 @@ def resolve_set(
     platform: TargetPlatform,
     index_url: str | None,
     on_round: Callable[[list[Pin], bool], None] = lambda pins, final: None,
-    without_wheels: WithoutWheels | None = None,
+    tries: Tries | None = None,
     *,
     before_first_try: Callable[[], None] = lambda: None,
     after_first_try: Callable[[], None] = lambda: None,
@@ -184,9 +255,10 @@ def resolve_set(
     --only-binary until uv settles on a release with a fitting wheel.
 
     Wheels come first (see _from_wheels); these rounds run only for a set
-    that wheels alone cannot resolve. without_wheels is shared by the sets of
-    a run: projects known to publish no wheel at all, which a set may then take
-    as sdists in its first try, and which a set adds to when it finds one.
+    that wheels alone cannot resolve. `tries` is shared by the sets of a run
+    (see Tries): among other things, the projects known to publish no wheel at
+    all, which a set may then take as sdists in its first try, and which a set
+    adds to when it finds one.
     before_first_try and after_first_try frame the first wheels-only try, so a
     caller can make other sets wait for what one set's first try finds out.
 
@@ -194,15 +266,14 @@ def resolve_set(
     less the sdists about to be resolved again: the next round mostly keeps
     the rest, so the caller may start fetching them while it resolves.
     """
-    wheels = _from_wheels(
-        resolution, platform, index_url, without_wheels or WithoutWheels(), before_first_try, after_first_try
-    )
+    tries = tries or Tries()
+    wheels = _from_wheels(resolution, platform, index_url, tries, before_first_try, after_first_try)
     if wheels is not None:
         on_round(wheels, True)
         return wheels
     no_build: set[str] = set()
     for _ in range(MAX_ROUNDS):
-        pins = _resolve_once(resolution, platform, index_url, no_build)
+        pins = _resolve_once(resolution, platform, index_url, no_build, tries)
         compiled = {
             pin.name
             for pin in pins
@@ -253,36 +324,98 @@ class BuiltMetadata:
         return "\n".join(lines) + "\n"
 
 
-class WithoutWheels:
-    """Projects known to publish no wheel at all, shared by the resolutions of a run, each in its own thread.
+# uv looks the index's host up again for every connection it opens, about twenty in a try's first second. Tries
+# that start together send a burst of lookups, and a resolver that drops part of a burst (this machine's drops
+# beyond about twenty) stalls each dropped lookup 5 s. So the tries of a run start this far apart: of three big
+# tries started at once, 8 in 9 runs stalled 5 s; started 0.3 s apart, none of 9.
+TRY_SPACING = 0.3
 
-    `built` holds the metadata of the wheels earlier runs built for some of them.
+
+class Tries:
+    """What the uv tries of one run share, each try in its own thread.
+
+    - When each try may start: TRY_SPACING apart, and none once the run is
+      stopping (a uv started after Ctrl-C would not hear it).
+    - The projects known to publish no wheel at all, which a try may take as
+      sdists at once, and the metadata of wheels built from their sdists.
+    - `prebuild(name)`, started once for each such project a try finds out:
+      it builds the project from its sdist, so that the tries of other sets
+      read the wheel's metadata instead of each building the sdist itself.
     """
 
-    def __init__(self, names: Iterable[str] = (), built: Iterable[BuiltMetadata] = ()):
+    def __init__(
+        self,
+        names: Iterable[str] = (),
+        built: Iterable[BuiltMetadata] = (),
+        *,
+        prebuild: Callable[[str], BuiltMetadata | None] = lambda name: None,
+        spacing: float = TRY_SPACING,
+    ):
         self._names = set(names)
         self._built = tuple(built)
+        self._prebuild = prebuild
+        self._building: dict[str, Future[BuiltMetadata | None]] = {}
+        self._spacing = spacing
+        self._next_start = 0.0
+        self.stopping = threading.Event()
         self._lock = threading.Lock()
+
+    def stop(self) -> None:
+        """No try starts from now on, and a wait for one raises KeyboardInterrupt."""
+        self.stopping.set()
+
+    def wait_turn(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next_start)
+            self._next_start = start + self._spacing
+        if self.stopping.wait(start - now):
+            raise KeyboardInterrupt
 
     def names(self) -> set[str]:
         with self._lock:
             return set(self._names)
 
     def add(self, names: Iterable[str]) -> None:
+        """Projects a try found to publish no wheel; each new to the run starts its prebuild, in a thread of its own."""
         with self._lock:
-            self._names.update(names)
+            new = {name: Future[BuiltMetadata | None]() for name in set(names) - self._names}
+            self._names.update(new)
+            self._building.update(new)
+        for name, future in new.items():
+            threading.Thread(target=self._run_prebuild, args=(name, future), daemon=True).start()
 
-    def uv_config(self, names: set[str]) -> str | None:
-        """uv settings giving the built metadata of these projects, or None when there is none to give."""
-        entries = [b.uv_toml() for b in self._built if b.name in names]
-        return "\n".join(entries) if entries else None
+    def _run_prebuild(self, name: str, future: Future[BuiltMetadata | None]) -> None:
+        try:
+            future.set_result(self._prebuild(name))
+        except BaseException as exc:  # a stop, or a bug: every try waiting for this build hears it
+            future.set_exception(exc)
+
+    def uv_config(self, names: set[str], *, waiting_for: AbstractSet[str] = frozenset()) -> str | None:
+        """uv settings giving the built metadata of these projects; first, the prebuilds of `waiting_for` finish."""
+        with self._lock:
+            building = {name: future for name, future in self._building.items() if name in names}
+        made = [
+            self._result(future) if name in waiting_for else (future.result() if future.done() else None)
+            for name, future in building.items()
+        ]
+        found = {(b.name, b.version): b for b in (*self._built, *(m for m in made if m)) if b.name in names}
+        return "\n".join(b.uv_toml() for b in found.values()) if found else None
+
+    def _result(self, future: Future[BuiltMetadata | None]) -> BuiltMetadata | None:
+        while True:
+            try:
+                return future.result(timeout=0.1)
+            except FutureTimeout:
+                if self.stopping.is_set():
+                    raise KeyboardInterrupt from None
 
 
 def _from_wheels(
     resolution: ResolutionSet,
     platform: TargetPlatform,
     index_url: str | None,
-    without_wheels: WithoutWheels,
+    tries: Tries,
     before_first_try: Callable[[], None],
     after_first_try: Callable[[], None],
 ) -> list[Pin] | None:
@@ -298,16 +431,22 @@ def _from_wheels(
     only an sdist serves) is left to the rounds that allow sdists.
     """
     before_first_try()
-    from_source = without_wheels.names()
+    from_source = tries.names()
+    found_here: set[str] = set()
     for attempt in range(MAX_ROUNDS):
         extra = ("--only-binary", ":all:", *(arg for name in sorted(from_source) for arg in ("--no-binary", name)))
-        result, pins = _uv_round(resolution, platform, index_url, extra, without_wheels.uv_config(from_source))
+        # A try waits for the prebuilds other sets started: uv builds an sdist once at a time in its cache, so
+        # tries building it themselves wait for each other (9 s for three, against 2.4 s for one). The set that
+        # found a project out goes on at once, uv building the sdist for it beside the prebuild.
+        config = tries.uv_config(from_source, waiting_for=from_source - found_here)
+        result, pins = _uv_round(resolution, platform, index_url, extra, tries, config)
         sdist_only: set[str] = set()
         if pins is None:
             named = {canonicalize_name(name) for name in _WHEELS_REQUIRED.findall(result.stderr)} - from_source
             sdist_only = {n for n in named if not any(f.endswith(".whl") for f in index_listing(index_url, n))}
             from_source |= sdist_only
-            without_wheels.add(sdist_only)  # the other sets of the run need not find them out too
+            found_here |= sdist_only
+            tries.add(sdist_only)  # the other sets of the run need not find them out too
         if attempt == 0:
             after_first_try()
         if pins is not None or not sdist_only:
@@ -327,9 +466,11 @@ def _uv_round(
     platform: TargetPlatform,
     index_url: str | None,
     extra: tuple[str, ...],
+    tries: Tries,
     config: str | None = None,
 ) -> tuple[subprocess.CompletedProcess, list[Pin] | None]:
     """One uv run, and its pins when it resolved; `config` is a uv.toml for this run alone."""
+    tries.wait_turn()
     with tempfile.TemporaryDirectory(prefix="airgap-resolve-") as tmp:
         if config:
             (Path(tmp) / "uv.toml").write_text(config, encoding="utf-8")
@@ -363,12 +504,12 @@ def _uv_round(
 
 
 def _resolve_once(
-    resolution: ResolutionSet, platform: TargetPlatform, index_url: str | None, no_build: set[str]
+    resolution: ResolutionSet, platform: TargetPlatform, index_url: str | None, no_build: set[str], tries: Tries
 ) -> list[Pin]:
     """One uv run that must resolve, sdists allowed but for the projects in no_build."""
     target = platform.target
     extra = tuple(arg for name in sorted(no_build) for arg in ("--only-binary", name))
-    result, pins = _uv_round(resolution, platform, index_url, extra)
+    result, pins = _uv_round(resolution, platform, index_url, extra, tries)
     if pins is not None:
         return pins
     problem = index_problem(index_url, resolution)

@@ -310,7 +310,7 @@ def test_each_target_is_ready_as_soon_as_its_own_files_are_in(index, tmp_path):
     assert sorted(seen) == sorted(t.name for t in targets)
 
 
-def test_one_target_finds_out_what_has_no_wheels_for_all(index, tmp_path, monkeypatch):
+def test_one_target_finds_out_what_has_no_wheels_for_all(tmp_path, monkeypatch):
     """The wheels-only try that fails on a wheel-less project is paid once a run, not once per target."""
     tries: list[tuple[str, bool]] = []
     real_round = resolve._uv_round
@@ -321,13 +321,38 @@ def test_one_target_finds_out_what_has_no_wheels_for_all(index, tmp_path, monkey
         return result, pins
 
     monkeypatch.setattr(resolve, "_uv_round", counted)
-    inventory = load_inventory(make_project(tmp_path, index, "app\n") / "inventory.yaml")
-    targets = list(inventory.targets.values())
-    download_targets(inventory, targets)
+    with serve_index(build_index(tmp_path / "index", DISTS)) as index:
+        index.files_say_nothing = True  # as PyPI's through the proxy here: uv cannot keep what it built
+        inventory = load_inventory(make_project(tmp_path, index, "app\n") / "inventory.yaml")
+        targets = list(inventory.targets.values())
+        download_targets(inventory, targets)
+        sdist_fetches = index.file_requests().count("/files/sdistonly-1.0.tar.gz")
     # One failed try finds sdistonly out; every target then resolves in one try, the scout's second included.
     assert sorted(ok for _, ok in tries) == [False] + [True] * len(targets)
     for target in targets:
         assert any(p.name.startswith("sdistonly-1.0-") for p in inventory.target_dir(target).iterdir())
+    # Its sdist is fetched twice: once to be built for every target, and once by uv in the try that found it
+    # out. The other targets' tries read the built wheel's metadata, where each fetched and built the sdist.
+    assert sdist_fetches == 2
+
+
+def test_a_wheel_less_project_built_on_a_wrong_guess_leaves_nothing_behind(tmp_path):
+    """Built at once is the newest sdist; a set that pins an older release gets that one, and no trace of the guess."""
+    dists = [
+        Dist("app", "1.0", requires=["sdistonly<2"]),
+        Dist("sdistonly", "1.0", sdist=True, wheel=False),
+        Dist("sdistonly", "2.0", sdist=True, wheel=False),
+    ]
+    with serve_index(build_index(tmp_path / "index", dists)) as url:
+        inventory = load_inventory(make_project(tmp_path, url, "app\n") / "inventory.yaml")
+        targets = list(inventory.targets.values())
+        download_targets(inventory, targets)
+        assert "/files/sdistonly-2.0.tar.gz" in url.file_requests()  # the guess was built
+    pool = {p.name for p in (tmp_path / "wheelhouse").rglob("*") if p.is_file() and "sdistonly" in p.name}
+    assert pool and not {name for name in pool if "2.0" in name}
+    for target in targets:
+        _, locked = read_lock(inventory.lock_path(target))
+        assert {(f.name, f.version) for f in locked if f.name == "sdistonly"} == {("sdistonly", "1.0")}
 
 
 def test_a_re_resolution_gives_uv_the_metadata_of_wheels_built_before(downloaded):

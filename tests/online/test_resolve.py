@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
+import time
+
 import pytest
 
 from devpi_airgap.core.errors import ResolutionError
@@ -9,7 +14,7 @@ from devpi_airgap.core.inventory import load_inventory
 from devpi_airgap.core.platforms import target_platform
 from devpi_airgap.core.requirements import ResolutionSet
 from devpi_airgap.online import resolve
-from devpi_airgap.online.resolve import BuiltMetadata, WithoutWheels, resolve_set
+from devpi_airgap.online.resolve import BuiltMetadata, Tries, newest_sdist, resolve_set
 from testing.download_project import DISTS, make_project
 from testing.fakeindex import Dist, add_release, build_index, serve_index
 
@@ -98,12 +103,12 @@ def test_the_default_index_is_read_again_too(own_index, tmp_path, monkeypatch):
 def test_a_project_known_to_have_no_wheels_is_taken_as_its_sdist_at_once(own_index, tmp_path):
     inventory = load_inventory(make_project(tmp_path, own_index, "app\n") / "inventory.yaml")
     platform = target_platform(inventory.targets["win313"])
-    learnt = WithoutWheels()
-    resolve_set(ResolutionSet("t", ("app",)), platform, own_index, without_wheels=learnt)
+    learnt = Tries()
+    resolve_set(ResolutionSet("t", ("app",)), platform, own_index, tries=learnt)
     assert learnt.names() == {"sdistonly"}  # found out by a wheels-only try that failed, then a second
     finding_out = own_index.counts["/simple/app/"]
     own_index.clear()
-    resolve_set(ResolutionSet("t", ("app",)), platform, own_index, without_wheels=learnt)
+    resolve_set(ResolutionSet("t", ("app",)), platform, own_index, tries=learnt)
     told = own_index.counts["/simple/app/"]
     assert 0 < told < finding_out  # another set of the run, told, resolves in one try
 
@@ -113,11 +118,85 @@ def test_the_metadata_of_a_wheel_built_before_spares_uv_the_sdist(own_index, tmp
     inventory = load_inventory(make_project(tmp_path, own_index, "sdistonly\n") / "inventory.yaml")
     platform = target_platform(inventory.targets["win313"])
     built = BuiltMetadata("sdistonly", "1.0", ("lib<2",), None, ())
-    learnt = WithoutWheels({"sdistonly"}, [built])
+    learnt = Tries({"sdistonly"}, [built])
     found = {
         p.name: p.file.filename
-        for p in resolve_set(ResolutionSet("t", ("sdistonly",)), platform, own_index, without_wheels=learnt)
+        for p in resolve_set(ResolutionSet("t", ("sdistonly",)), platform, own_index, tries=learnt)
     }
     # the sdist itself needs nothing: lib comes from the built metadata alone, and the sdist was never fetched
     assert found == {"sdistonly": "sdistonly-1.0.tar.gz", "lib": "lib-1.0-py3-none-any.whl"}
     assert not [p for p in own_index.paths() if p.endswith(".tar.gz")]
+
+
+def test_tries_start_apart_and_none_once_the_run_stops():
+    """A burst of uv starts is a burst of lookups that a resolver may drop; a try waiting to start hears Ctrl-C."""
+    tries = Tries(spacing=0.2)
+    starts: list[float] = []
+    waiting = [threading.Thread(target=lambda: (tries.wait_turn(), starts.append(time.monotonic()))) for _ in range(3)]
+    for thread in waiting:
+        thread.start()
+    for thread in waiting:
+        thread.join()
+    starts.sort()
+    assert all(later - earlier >= 0.19 for earlier, later in zip(starts, starts[1:], strict=False))
+
+    tries = Tries(spacing=600)
+    tries.wait_turn()  # the first starts at once
+    stopped: list[BaseException] = []
+
+    def next_try():
+        try:
+            tries.wait_turn()
+        except KeyboardInterrupt as exc:
+            stopped.append(exc)
+
+    thread = threading.Thread(target=next_try)
+    thread.start()
+    tries.stop()
+    thread.join(timeout=30)
+    assert not thread.is_alive() and len(stopped) == 1
+    with pytest.raises(KeyboardInterrupt):
+        tries.wait_turn()
+
+
+def test_the_newest_sdist_is_read_from_a_json_page_as_from_an_html_one(index, tmp_path):
+    """Yanked files and pre-releases are passed over; a relative URL is taken from the page's own."""
+    html = newest_sdist(index, "sdistonly")  # the fake index serves PEP 503 HTML
+    assert html is not None and (html.version, html.file.filename) == ("1.0", "sdistonly-1.0.tar.gz")
+    assert html.file.url == f"{index.files_url}/sdistonly-1.0.tar.gz"
+
+    page = {
+        "meta": {"api-version": "1.1"},
+        "name": "tool",
+        "files": [
+            {"filename": "tool-1.0.tar.gz", "url": "../../f/tool-1.0.tar.gz", "hashes": {"sha256": "a" * 64}},
+            {"filename": "tool-1.1.tar.gz", "url": "../../f/tool-1.1.tar.gz", "hashes": {"sha256": "b" * 64},
+             "size": 7},
+            {"filename": "tool-1.2.tar.gz", "url": "x", "hashes": {"sha256": "c" * 64}, "yanked": "broken"},
+            {"filename": "tool-2.0rc1.tar.gz", "url": "y", "hashes": {"sha256": "d" * 64}},
+            {"filename": "tool-3.0-py3-none-any.whl", "url": "z", "hashes": {"sha256": "e" * 64}},
+        ],
+    }  # fmt: skip
+    body = json.dumps(page).encode()
+
+    class Json(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Json)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        found = newest_sdist(f"http://127.0.0.1:{server.server_address[1]}/simple", "tool")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert found is not None
+    assert (found.name, found.version, found.file.sha256, found.file.size) == ("tool", "1.1", "b" * 64, 7)
+    assert found.file.url == f"http://127.0.0.1:{server.server_address[1]}/f/tool-1.1.tar.gz"
