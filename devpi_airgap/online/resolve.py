@@ -79,7 +79,7 @@ def _file_ref(entry: dict) -> FileRef:
 
 def choose_file(package: dict, platform: TargetPlatform) -> FileRef | None:
     """The best wheel for the target's tags, else the sdist, else None."""
-    priority = {tag: rank for rank, tag in enumerate(platform.tags())}
+    priority = platform.tag_ranks
     best: tuple[int, FileRef] | None = None
     for entry in package.get("wheels", []):
         ref = _file_ref(entry)
