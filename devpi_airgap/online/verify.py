@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import pip
+
 from devpi_airgap.core.errors import VerificationError
 from devpi_airgap.core.files import change_stamp, raise_if_disk_full
 from devpi_airgap.core.inventory import Inventory, Target
@@ -101,11 +103,24 @@ def _dry_run(target: str, directory: Path, resolution: ResolutionSet) -> str | N
     """
     with tempfile.TemporaryDirectory(prefix="airgap-verify-") as tmp:
         sources = _sources(directory, resolution, Path(tmp))
-        command = [sys.executable, "-m", "pip", "--python", target, "install", "--dry-run", "--quiet", *sources]
+        command = [*_pip_for(target), "install", "--dry-run", "--quiet", *sources]
         return _complaint(
             "pip install --dry-run --no-index",
             subprocess.run(command, capture_output=True, text=True, env=isolated_env()),
         )
+
+
+def _pip_for(target: str) -> list[str]:
+    """Our pip, run by the venv's python: what `pip --python` runs, without first starting pip here.
+
+    `python -m pip --python VENV` starts pip in this interpreter only to start it again, through pip's
+    own __pip-runner__.py, in the venv's: 1.1 CPU-s for a one-line set, against 0.8 run directly.
+    Verify runs four such dry runs for the sample's native target.
+    """
+    runner = Path(pip.__file__).parent / "__pip-runner__.py"
+    if runner.is_file():
+        return [target, str(runner)]
+    return [sys.executable, "-m", "pip", "--python", target]  # a pip that has moved its runner
 
 
 def _install(python: str, directory: Path, resolution: ResolutionSet) -> str | None:

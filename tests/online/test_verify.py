@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from types import SimpleNamespace
 
 import pytest
 
 from devpi_airgap.core.inventory import load_inventory
 from devpi_airgap.core.requirements import ResolutionSet
+from devpi_airgap.online import verify
 from devpi_airgap.online.verify import _native, verify_target
 from testing.download_project import DISTS, make_project
 from testing.environment import clean_env
@@ -48,7 +50,11 @@ def test_a_target_never_downloaded_says_what_to_run(downloaded):
     assert not report.ok and "inv download --target lin311" in report.problems[0]
 
 
-def test_pip_resolves_each_set_for_this_interpreter_and_names_what_is_missing(tmp_path):
+@pytest.mark.parametrize("runner", ["pip's runner", "pip --python"])
+def test_pip_resolves_each_set_for_this_interpreter_and_names_what_is_missing(tmp_path, monkeypatch, runner):
+    if runner == "pip --python":  # a pip that has moved its __pip-runner__.py is asked the long way round
+        monkeypatch.setattr(verify, "pip", SimpleNamespace(__file__=str(tmp_path / "moved" / "__init__.py")))
+    assert verify._pip_for("venv-python")[0] == ("venv-python" if runner == "pip's runner" else sys.executable)
     wheels = tmp_path / "wheels"
     make_wheel(wheels, "app", "1.0", headers=[("Requires-Dist", "lib>=1")])
     needs_lib = ResolutionSet("requirements.txt", ("app",))
