@@ -29,7 +29,7 @@ from devpi_airgap.core.files import change_stamp, raise_if_disk_full
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.isolation import isolated_env, uv_binary
 from devpi_airgap.core.lock import LockedFile, read_lock
-from devpi_airgap.core.platforms import target_platform
+from devpi_airgap.core.platforms import TargetPlatform, target_platform
 from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.core.requirements import ResolutionSet, resolution_sets, uv_compile
 from devpi_airgap.core.wheelhouse import POOL, Wheelhouse
@@ -41,9 +41,8 @@ _STAMPS = ".verified"
 class VerifyReport:
     name: str
     sets: int = 0
-    native: str = (
-        "not this machine"  # pip resolved, installed | not this machine | no pythonX.Y here | unchanged since verified
-    )
+    # pip resolved, installed | not this machine | no pythonX.Y here | unchanged since verified | not shown: uv failed first
+    native: str = "not this machine"
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -232,6 +231,27 @@ def verify_target(inventory: Inventory, target: Target, *, reuse: bool = False) 
     if reuse and stamp_file.exists() and stamp_file.read_text() == stamp:
         report.native = "unchanged since verified"
         return report
+    # The native proof, the longest part, starts at once beside uv's offline resolutions. A set uv cannot
+    # resolve from the directory is what the report shows then: pip would only say the same again.
+    with stoppable_pool(1) as beside:
+        native = beside.submit(_native_proof, target, directory, sets) if platform.runs_natively() else None
+        report.problems += _offline_problems(platform, directory, sets)
+        if native is not None:
+            native_label, native_problems = native.result()
+            if report.problems:
+                report.native = "not shown: uv failed first"
+            else:
+                report.native = native_label
+                report.problems += native_problems
+    if report.ok:
+        stamp_file.parent.mkdir(parents=True, exist_ok=True)
+        stamp_file.write_text(stamp)
+    return report
+
+
+def _offline_problems(platform: TargetPlatform, directory: Path, sets: list[ResolutionSet]) -> list[str]:
+    """Each set that uv cannot resolve for the target from the directory alone, with uv's words."""
+    problems = []
     offline = ("--offline", "--no-index", "--find-links", str(directory), "--only-binary", ":all:")
     for resolution in sets:
         with tempfile.TemporaryDirectory(prefix="airgap-verify-") as tmp:
@@ -239,18 +259,16 @@ def verify_target(inventory: Inventory, target: Target, *, reuse: bool = False) 
         if result.returncode != 0:
             raise_if_disk_full(result.stderr)
             detail = "\n".join(line for line in result.stderr.strip().splitlines() if line.strip())
-            report.problems.append(f"{resolution.label}: not installable from {directory} alone:\n{detail}")
-    if not report.problems and platform.runs_natively():
-        python = _find_python(target.python)
-        if python is None:
-            report.native = f"no python{target.python} here"
-        else:
-            report.problems += _native(python, directory, sets)
-            report.native = "pip resolved, installed"
-    if report.ok:
-        stamp_file.parent.mkdir(parents=True, exist_ok=True)
-        stamp_file.write_text(stamp)
-    return report
+            problems.append(f"{resolution.label}: not installable from {directory} alone:\n{detail}")
+    return problems
+
+
+def _native_proof(target: Target, directory: Path, sets: list[ResolutionSet]) -> tuple[str, list[str]]:
+    """What the native proof found, as VerifyReport.native says it, and its problems."""
+    python = _find_python(target.python)
+    if python is None:
+        return f"no python{target.python} here", []
+    return "pip resolved, installed", _native(python, directory, sets)
 
 
 def verify_targets(inventory: Inventory, targets: list[Target], *, reuse: bool = False) -> list[VerifyReport]:

@@ -90,3 +90,18 @@ def test_a_verified_target_stays_verified_when_others_link_its_files(downloaded)
     replaced.unlink()
     replaced.write_bytes(copy)  # the same bytes in a file of its own, no longer the pool's
     assert verify_target(downloaded, target, reuse=True).native != "unchanged since verified"
+
+
+def test_a_native_target_uv_cannot_resolve_offline_reports_uvs_complaint_alone(index, tmp_path):
+    """The native proof runs beside uv's offline resolution; when uv already fails, pip's same failure is not added."""
+    project = make_project(tmp_path, index, "app\n")
+    run_task("download", "--inventory", str(project / "inventory.yaml"), "--target", "lin311", "--no-verify",
+             env=clean_env(project), check=True)  # fmt: skip
+    inventory = load_inventory(project / "inventory.yaml")
+    target = inventory.targets["lin311"]
+    assert verify_target(inventory, target).native == "pip resolved, installed"
+    (inventory.wheelhouse / "lin311" / "posixonly-1.0-py3-none-any.whl").unlink()
+    report = verify_target(inventory, target)
+    assert not report.ok and report.native == "not shown: uv failed first"
+    assert len(report.problems) == 1 and "not installable from" in report.problems[0]
+    assert "posixonly" in report.problems[0]
