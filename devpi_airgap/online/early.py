@@ -30,7 +30,7 @@ from devpi_airgap.core.lock import LockedFile
 from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.core.wheelhouse import Wheelhouse
 from devpi_airgap.online.fetch import Fetcher
-from devpi_airgap.online.freshness import page_client, page_fingerprints
+from devpi_airgap.online.freshness import page_fingerprints, page_sessions
 from devpi_airgap.online.resolve import FileRef, Pin
 
 
@@ -64,8 +64,8 @@ class EarlyWork:
 
     def __enter__(self) -> EarlyWork:
         self.stack.enter_context(self.fetcher)
-        # one set of connections for every round's pages: a client each round opened 16 connections each time
-        self.pages = self.stack.enter_context(page_client())
+        # one set of connections for every round's pages: each round opened 16 connections of its own before
+        self.pages = self.stack.enter_context(page_sessions())
         self.background = self.stack.enter_context(stoppable_pool(1))  # page fingerprints
         self.builder = self.stack.enter_context(stoppable_pool(1))  # a build never waits behind a fingerprint
         return self

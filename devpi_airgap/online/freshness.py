@@ -17,55 +17,68 @@ from __future__ import annotations
 
 import hashlib
 import json
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-
-import httpx
 
 from devpi_airgap.core.files import atomic_write
 from devpi_airgap.core.pools import stoppable_pool
+from devpi_airgap.online.http_get import Session, Sessions, TransferError
 from devpi_airgap.online.resolve import default_index_url, page_filenames
-from devpi_airgap.online.tls import tls_context
 
 WORKERS = 16
 
 
-def _page(client: httpx.Client, index_url: str, name: str, known: list | None) -> list | None:
+def _page(session: Session, index_url: str, name: str, known: list | None) -> list | None:
     """[etag, digest of the file list, digest of the bytes] of a project page, or None if it cannot be read."""
     headers = {"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"}
     if known and known[0]:
         headers["If-None-Match"] = known[0]
     try:
-        response = client.get(f"{index_url}/{name}/", headers=headers)
-    except httpx.HTTPError:
+        page = session.read(f"{index_url}/{name}/", headers)
+    except TransferError:
         return None
-    if response.status_code == 304 and known:
+    if page.status == 304 and known:
         return known
-    if response.status_code != 200:
+    if page.status != 200:
         return None
-    body = hashlib.sha256(response.content).hexdigest()
+    body = hashlib.sha256(page.body).hexdigest()
     if known and known[2:] == [body]:
         return known
-    files = hashlib.sha256("\n".join(sorted(page_filenames(response))).encode()).hexdigest()
-    return [response.headers.get("etag", ""), files, body]
+    files = hashlib.sha256("\n".join(sorted(page_filenames(page.content_type, page.body))).encode()).hexdigest()
+    return [page.etag or "", files, body]
 
 
-def page_client() -> httpx.Client:
-    """A client for project pages, as many connections kept open as the pages are read at once."""
-    limits = httpx.Limits(max_connections=WORKERS, max_keepalive_connections=WORKERS)
-    return httpx.Client(timeout=30, limits=limits, follow_redirects=True, verify=tls_context())
+@contextmanager
+def page_sessions() -> Iterator[Sessions]:
+    """Connections for project pages, kept open for a run that reads pages again and again."""
+    sessions = Sessions()
+    try:
+        yield sessions
+    finally:
+        sessions.close()
 
 
 def page_fingerprints(
-    index_url: str | None, names: set[str], known: dict[str, list], client: httpx.Client | None = None
+    index_url: str | None, names: set[str], known: dict[str, list], sessions: Sessions | None = None
 ) -> dict[str, list | None]:
-    """Fingerprints of the projects' pages, read at once; through `client`, when a run reads pages again and again."""
+    """Fingerprints of the projects' pages, read at once; through `sessions`, when a run reads pages again and again.
+
+    Read with http_get, not httpx: a page read through httpx holds the interpreter for every 16 KB
+    record, and the run's downloads wait for it. Beside the sample's 127 pages, a 38 MB wheel took
+    0.45-0.61 s to download through httpx's reads (0.15 s alone), and 0.19-0.45 s beside these.
+    """
     base = (index_url or default_index_url()).rstrip("/")
     with ExitStack() as stack:
-        reader = client or stack.enter_context(page_client())
+        lender = sessions or stack.enter_context(page_sessions())
         pool = stack.enter_context(stoppable_pool(WORKERS))
+
+        def fingerprint(name: str) -> list | None:
+            with lender.session() as session:
+                return _page(session, base, name, known.get(name))
+
         ordered = sorted(names)
-        return dict(zip(ordered, pool.map(lambda n: _page(reader, base, n, known.get(n)), ordered), strict=True))
+        return dict(zip(ordered, pool.map(fingerprint, ordered), strict=True))
 
 
 def inputs_digest(description: object) -> str:

@@ -1,4 +1,4 @@
-"""GETs of whole files over HTTP(S) with the standard library, each read into one buffer as fast as it arrives.
+"""GETs over HTTP(S) with the standard library: files read into one buffer as fast as they arrive, and pages.
 
 httpx hands a body over one TLS record (16 KB) at a time, through several
 layers of Python each time. The sample's three targets (194 files, 480 MB,
@@ -7,15 +7,21 @@ and 2.5 CPU-s through http.client's readinto into a 1 MB buffer. What httpx
 gave besides is kept: the proxy the environment names (HTTP_PROXY,
 HTTPS_PROXY, NO_PROXY, as uv reads them), redirects, connections kept open
 between files, credentials written into a URL, and the run's TLS context.
+
+Project pages come this way too (`Session.read`, `Sessions`): a page read
+through httpx holds the interpreter for every record as well, and the
+downloads beside it wait (freshness.page_fingerprints says how much).
 """
 
 from __future__ import annotations
 
 import base64
 import http.client
+import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 from urllib.request import getproxies_environment, proxy_bypass_environment  # type: ignore[attr-defined]
 
@@ -84,6 +90,38 @@ def _proxy_for(parts: SplitResult) -> SplitResult | None:
     return found
 
 
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    content_type: str
+    etag: str | None
+    body: bytes
+
+
+class Sessions:
+    """Sessions lent to the threads of pools that come and go, so connections outlive each pool."""
+
+    def __init__(self) -> None:
+        self._idle: list[Session] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._lock:
+            session = self._idle.pop() if self._idle else Session()
+        try:
+            yield session
+        finally:
+            with self._lock:
+                self._idle.append(session)
+
+    def close(self) -> None:
+        with self._lock:
+            for session in self._idle:
+                session.close()
+            self._idle.clear()
+
+
 class Session:
     """The connections one thread keeps open between its GETs: one per host, or per proxy and host."""
 
@@ -101,6 +139,30 @@ class Session:
 
         Raises HTTPStatusError for any other final answer, and TransferError when the connection fails.
         """
+        key, response = self._final(url, headers)
+        if response.status != 200:
+            response.read()
+            raise HTTPStatusError(url, response.status, response.reason)
+        whole = False
+        try:
+            yield _pieces(response, buffer)
+            whole = response.isclosed()
+        finally:
+            if not whole:  # a body left unread would come before the next answer: this connection is done
+                self._drop(key)
+
+    def read(self, url: str, headers: dict[str, str]) -> Answer:
+        """The final answer to GET url, whatever its status, its body read whole (a page, not a file)."""
+        key, response = self._final(url, headers)
+        try:
+            body = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop(key)
+            raise TransferError(f"{type(exc).__name__}: {exc}") from exc
+        return Answer(response.status, response.getheader("Content-Type") or "", response.getheader("ETag"), body)
+
+    def _final(self, url: str, headers: dict[str, str]) -> tuple[tuple, http.client.HTTPResponse]:
+        """The answer after every redirect, its body not yet read."""
         origin = urlsplit(url)
         for _ in range(MAX_REDIRECTS + 1):
             parts = urlsplit(url)
@@ -114,17 +176,7 @@ class Session:
                 response.read()  # the connection is free again once the answer is read
                 url = urljoin(url, response.getheader("Location"))
                 continue
-            if response.status != 200:
-                response.read()
-                raise HTTPStatusError(url, response.status, response.reason)
-            whole = False
-            try:
-                yield _pieces(response, buffer)
-                whole = response.isclosed()
-            finally:
-                if not whole:  # a body left unread would come before the next answer: this connection is done
-                    self._drop(key)
-            return
+            return key, response
         raise TransferError(f"more than {MAX_REDIRECTS} redirects from {_without_credentials(origin)}")
 
     def _send(self, parts: SplitResult, headers: dict[str, str]) -> tuple[tuple, http.client.HTTPResponse]:

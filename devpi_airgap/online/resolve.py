@@ -149,11 +149,11 @@ def default_index_url() -> str:
     return PyPI.simple_url
 
 
-def page_filenames(response: httpx.Response) -> list[str]:
+def page_filenames(content_type: str, body: bytes) -> list[str]:
     """File names on a simple-index project page, PEP 691 JSON or PEP 503 HTML."""
-    if "json" in response.headers.get("content-type", ""):
-        return [f["filename"] + (" (yanked)" if f.get("yanked") else "") for f in response.json().get("files", [])]
-    return re.findall(r">\s*([^<>]+?\.(?:whl|tar\.gz|zip))\s*</a>", response.text)
+    if "json" in content_type:
+        return [f["filename"] + (" (yanked)" if f.get("yanked") else "") for f in json.loads(body).get("files", [])]
+    return re.findall(r">\s*([^<>]+?\.(?:whl|tar\.gz|zip))\s*</a>", body.decode("utf-8", "replace"))
 
 
 def _project_page(index_url: str | None, name: str) -> httpx.Response | None:
@@ -170,7 +170,7 @@ def _project_page(index_url: str | None, name: str) -> httpx.Response | None:
 def index_listing(index_url: str | None, name: str) -> list[str]:
     """File names the index offers for a project, for error messages; empty if it cannot say."""
     response = _project_page(index_url, name)
-    return page_filenames(response) if response is not None else []
+    return page_filenames(response.headers.get("content-type", ""), response.content) if response is not None else []
 
 
 class _Links(HTMLParser):

@@ -25,8 +25,8 @@ def recorded(tmp_path, index):
 def test_identical_bytes_are_not_parsed_again(tmp_path, index, monkeypatch):
     record = recorded(tmp_path, index)
 
-    def parse(response):
-        raise AssertionError(f"{response.url} was parsed although its bytes had not changed")
+    def parse(content_type, body):
+        raise AssertionError(f"a page was parsed although its bytes had not changed: {body[:80]!r}")
 
     monkeypatch.setattr(freshness, "page_filenames", parse)
     current = page_fingerprints(index, {"lib", "app"}, record.pages("t"))
