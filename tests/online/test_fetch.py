@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.server
-import threading
 
 import pytest
 
@@ -14,6 +12,7 @@ from devpi_airgap.core.files import sha256_file
 from devpi_airgap.online.fetch import Fetcher
 from devpi_airgap.online.resolve import FileRef
 from testing.fakeindex import Dist, build_index, serve_index
+from testing.loopback import send, serving
 
 
 @pytest.fixture(scope="module")
@@ -107,28 +106,13 @@ def test_a_file_added_again_first_moves_up(served, tmp_path):
 def test_a_server_that_compresses_anyway_still_gives_the_files_bytes(tmp_path):
     """Files are asked for as they are; a server gzipping them regardless is undone, then checked."""
     content = b"a wheel's bytes " * 1000
-    asked: list[str | None] = []
 
-    class Gzipping(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            asked.append(self.headers.get("Accept-Encoding"))
-            body = gzip.compress(content)
-            self.send_response(200)
-            self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def gzipping(handler, seen):
+        send(handler, 200, gzip.compress(content), Content_Encoding="gzip")
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gzipping)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/one-1.0-py3-none-any.whl"
+    with serving(gzipping) as (host, seen):
+        url = f"http://{host}/one-1.0-py3-none-any.whl"
         fetch_all([FileRef("one-1.0-py3-none-any.whl", url, hashlib.sha256(content).hexdigest(), None)], tmp_path)
-    finally:
-        server.shutdown()
-        server.server_close()
+    asked = [headers.get("Accept-Encoding") for _, _, headers in seen.requests]
     assert asked == ["identity"]
     assert (tmp_path / "one-1.0-py3-none-any.whl").read_bytes() == content

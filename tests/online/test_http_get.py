@@ -3,61 +3,13 @@
 from __future__ import annotations
 
 import base64
-import http.server
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import pytest
 
 from devpi_airgap.online.http_get import HTTPStatusError, Session, TransferError
+from testing.loopback import send, serving
 
 BODY = b"a wheel's bytes " * 100_000  # 1.6 MB: more than one buffer's worth
-
-
-class Seen:
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers)
-        self.connections = 0
-
-
-@contextmanager
-def serving(answer: Callable[[http.server.BaseHTTPRequestHandler, Seen], None], keep_alive: bool = True) -> Iterator:
-    seen = Seen()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
-
-        def setup(self):
-            seen.connections += 1
-            super().setup()
-
-        def do_GET(self):
-            seen.requests.append(("GET", self.path, dict(self.headers)))
-            answer(self, seen)
-
-        def do_CONNECT(self):
-            seen.requests.append(("CONNECT", self.path, dict(self.headers)))
-            answer(self, seen)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def send(handler, status: int, body: bytes = b"", **headers: str) -> None:
-    handler.send_response(status)
-    for name, value in {"Content-Length": str(len(body)), **headers}.items():
-        handler.send_header(name.replace("_", "-"), value)
-    handler.end_headers()
-    handler.wfile.write(body)
 
 
 def the_file(handler, seen) -> None:

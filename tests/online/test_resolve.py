@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import threading
 import time
@@ -17,6 +16,7 @@ from devpi_airgap.online import resolve
 from devpi_airgap.online.resolve import BuiltMetadata, Tries, newest_sdist, resolve_set
 from testing.download_project import DISTS, make_project
 from testing.fakeindex import Dist, add_release, build_index, serve_index
+from testing.loopback import send, serving
 
 
 @pytest.fixture(scope="module")
@@ -179,24 +179,11 @@ def test_the_newest_sdist_is_read_from_a_json_page_as_from_an_html_one(index, tm
     }  # fmt: skip
     body = json.dumps(page).encode()
 
-    class Json(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def json_page(handler, seen):
+        send(handler, 200, body, Content_Type="application/vnd.pypi.simple.v1+json")
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Json)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        found = newest_sdist(f"http://127.0.0.1:{server.server_address[1]}/simple", "tool")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(json_page) as (host, _):
+        found = newest_sdist(f"http://{host}/simple", "tool")
     assert found is not None
     assert (found.name, found.version, found.file.sha256, found.file.size) == ("tool", "1.1", "b" * 64, 7)
-    assert found.file.url == f"http://127.0.0.1:{server.server_address[1]}/f/tool-1.1.tar.gz"
+    assert found.file.url == f"http://{host}/f/tool-1.1.tar.gz"
