@@ -324,10 +324,10 @@ class BuiltMetadata:
         return "\n".join(lines) + "\n"
 
 
-# uv looks the index's host up again for every connection it opens, about twenty in a try's first second. Tries
+# uv looks the index's host up again for every connection it opens, 18 times in one of the sample's tries. Tries
 # that start together send a burst of lookups, and a resolver that drops part of a burst (this machine's drops
-# beyond about twenty) stalls each dropped lookup 5 s. So the tries of a run start this far apart: of three big
-# tries started at once, 8 in 9 runs stalled 5 s; started 0.3 s apart, none of 9.
+# beyond about twenty) stalls each dropped lookup 5 s. So the tries of a run start this far apart: of big tries
+# started three at once, 8 of 9 stalled 5 s; of 9 started 0.3 s apart, none.
 TRY_SPACING = 0.3
 
 
