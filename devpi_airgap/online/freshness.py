@@ -24,14 +24,14 @@ from pathlib import Path
 from devpi_airgap.core.files import atomic_write
 from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.online.http_get import Session, Sessions, TransferError
-from devpi_airgap.online.resolve import default_index_url, page_filenames
+from devpi_airgap.online.resolve import PAGE_ACCEPT, default_index_url, page_filenames
 
 WORKERS = 16
 
 
 def _page(session: Session, index_url: str, name: str, known: list | None) -> list | None:
     """[etag, digest of the file list, digest of the bytes] of a project page, or None if it cannot be read."""
-    headers = {"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"}
+    headers = {"Accept": PAGE_ACCEPT}
     if known and known[0]:
         headers["If-None-Match"] = known[0]
     try:

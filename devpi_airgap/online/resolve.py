@@ -43,6 +43,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+# Project pages are asked for as PEP 691 JSON, else the PEP 503 HTML every index serves.
+PAGE_ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
+
 # A project that publishes binary wheels anywhere has a compiled sdist; it is never built here.
 MAX_ROUNDS = 4
 
@@ -119,9 +122,10 @@ def index_problem(index_url: str | None, resolution: ResolutionSet) -> str | Non
     if not names:
         return None
     url = f"{base}/{canonicalize_name(names[0])}/"
-    accept = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
     try:
-        response = httpx.get(url, headers={"Accept": accept}, timeout=15, follow_redirects=True, verify=tls_context())
+        response = httpx.get(
+            url, headers={"Accept": PAGE_ACCEPT}, timeout=15, follow_redirects=True, verify=tls_context()
+        )
     except httpx.HTTPError as exc:
         return f"the index {base} cannot be reached ({type(exc).__name__}: {exc or 'no answer'})"
     if response.status_code == 404:  # a real index saying it has no such project: the requirement's problem
@@ -158,7 +162,7 @@ def page_filenames(content_type: str, body: bytes) -> list[str]:
 
 def _project_page(index_url: str | None, name: str) -> httpx.Response | None:
     url = f"{(index_url or default_index_url()).rstrip('/')}/{name}/"
-    headers = {"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"}
+    headers = {"Accept": PAGE_ACCEPT}
     try:
         response = httpx.get(url, headers=headers, timeout=30, follow_redirects=True, verify=tls_context())
         response.raise_for_status()
