@@ -331,9 +331,10 @@ def test_one_target_finds_out_what_has_no_wheels_for_all(tmp_path, monkeypatch):
     assert sorted(ok for _, ok in tries) == [False] + [True] * len(targets)
     for target in targets:
         assert any(p.name.startswith("sdistonly-1.0-") for p in inventory.target_dir(target).iterdir())
-    # Its sdist is fetched twice: once to be built for every target, and once by uv in the try that found it
-    # out. The other targets' tries read the built wheel's metadata, where each fetched and built the sdist.
-    assert sdist_fetches == 2
+    # Its sdist is fetched once to be built for every target, and once more by uv in the try that found it
+    # out, unless that build was done before the try began. The other targets' tries read the built wheel's
+    # metadata; without it each fetched and built the sdist (4 fetches).
+    assert sdist_fetches in (1, 2)
 
 
 def test_a_wheel_less_project_built_on_a_wrong_guess_leaves_nothing_behind(tmp_path):
