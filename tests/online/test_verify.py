@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from types import SimpleNamespace
 
@@ -73,6 +74,15 @@ def test_the_real_install_catches_a_wheel_that_does_not_unpack(tmp_path):
     make_wheel(wheels, "app", "1.0").write_bytes(b"not a zip at all")
     problems = _native(sys.executable, wheels, [ResolutionSet("requirements.txt", ("app",))])
     assert any("uv pip install --no-index failed" in p for p in problems)
+
+
+def test_the_real_installs_scratch_is_removed_by_a_child_process(tmp_path, monkeypatch):
+    """Removed in this process, its many small system calls would wait for the interpreter behind the busy threads."""
+    monkeypatch.setattr(shutil, "rmtree", lambda *args, **kwargs: None)  # this process removes nothing
+    with verify._throwaway(str(tmp_path)) as scratch:
+        (scratch / "venv" / "lib").mkdir(parents=True)
+        (scratch / "venv" / "lib" / "module.py").write_text("")
+    assert not scratch.exists()
 
 
 def test_a_verified_target_stays_verified_when_others_link_its_files(downloaded):
