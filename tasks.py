@@ -18,7 +18,7 @@ from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.online.audit import audit_inventory, rescan_snapshot
 from devpi_airgap.online.download import download as download_targets
 from devpi_airgap.online.refresh import refresh as run_refresh
-from devpi_airgap.online.verify import check_verified, verify_target, verify_targets
+from devpi_airgap.online.verify import check_verified, find_native_pythons, verify_target, verify_targets
 from devpi_airgap.transfer.bundle import write_advisory_bundle, write_bundle
 from devpi_airgap.transfer.recall import write_recall
 
@@ -61,6 +61,8 @@ def download(c, target="all", inventory="inventory.yaml", locked=False, verify=T
 
             def check(ready):
                 checks[ready.name] = verifying.submit(verify_target, inv, ready, reuse=True)
+
+            verifying.submit(find_native_pythons, targets)
 
             reports = download_targets(inv, targets, locked=locked, progress=bar_progress, on_ready=check)
             print_download(reports, time.monotonic() - start)

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,14 +53,33 @@ class VerifyReport:
         return not self.problems
 
 
+_pythons: dict[str, str | None] = {}
+_finding_python = threading.Lock()
+
+
 def _find_python(version: str) -> str | None:
-    result = subprocess.run(
-        [uv_binary(), "python", "find", "--no-config", "--system", version],
-        capture_output=True,
-        text=True,
-        env=isolated_env(),
-    )
-    return result.stdout.strip() or None if result.returncode == 0 else None
+    """This machine's python of that version, looked for once per run."""
+    with _finding_python:
+        if version not in _pythons:
+            result = subprocess.run(
+                [uv_binary(), "python", "find", "--no-config", "--system", version],
+                capture_output=True,
+                text=True,
+                env=isolated_env(),
+            )
+            _pythons[version] = result.stdout.strip() or None if result.returncode == 0 else None
+        return _pythons[version]
+
+
+def find_native_pythons(targets: list[Target]) -> None:
+    """Look for the pythons of the targets this machine runs, ahead of their verify.
+
+    `inv download` asks at its start, while the network keeps the cores idle: looked for at the
+    native verify's start, beside the other targets' downloads, it took 0.7 s instead of 0.25 s.
+    """
+    for target in targets:
+        if target_platform(target).runs_natively():
+            _find_python(target.python)
 
 
 def _scratch(directory: Path) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from types import SimpleNamespace
 
@@ -83,6 +84,22 @@ def test_the_real_installs_scratch_is_removed_by_a_child_process(tmp_path, monke
         (scratch / "venv" / "lib").mkdir(parents=True)
         (scratch / "venv" / "lib" / "module.py").write_text("")
     assert not scratch.exists()
+
+
+def test_a_python_is_looked_for_once_per_run(monkeypatch):
+    searches = []
+    real = subprocess.run
+
+    def counted(command, *args, **kwargs):
+        if command[1:3] == ["python", "find"]:
+            searches.append(command)
+        return real(command, *args, **kwargs)
+
+    monkeypatch.setattr(verify, "_pythons", {})
+    monkeypatch.setattr(subprocess, "run", counted)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    found = [verify._find_python(version) for _ in range(3)]
+    assert len(searches) == 1 and found[0] is not None and found == [found[0]] * 3
 
 
 def test_a_verified_target_stays_verified_when_others_link_its_files(downloaded):
