@@ -187,3 +187,20 @@ def test_the_newest_sdist_is_read_from_a_json_page_as_from_an_html_one(index, tm
     assert found is not None
     assert (found.name, found.version, found.file.sha256, found.file.size) == ("tool", "1.1", "b" * 64, 7)
     assert found.file.url == f"http://{host}/f/tool-1.1.tar.gz"
+
+
+def test_a_json_page_names_its_files_and_their_yanks():
+    """Each entry's nested objects (hashes, core-metadata) are read past; a yank is kept with its file."""
+    page = {
+        "meta": {"api-version": "1.1", "_last-serial": 7},
+        "name": "lib",
+        "files": [
+            {"filename": "lib-1.0.tar.gz", "hashes": {"sha256": "a" * 64}, "core-metadata": {"sha256": "b" * 64},
+             "yanked": False},
+            {"filename": "lib-1.1-py3-none-any.whl", "hashes": {}, "core-metadata": False, "yanked": "broken"},
+            {"filename": "lib-1.2-py3-none-any.whl", "hashes": {"sha256": "c" * 64}, "yanked": True},
+        ],
+        "versions": ["1.0", "1.1", "1.2"],
+    }  # fmt: skip
+    found = resolve.page_filenames("application/vnd.pypi.simple.v1+json", json.dumps(page).encode())
+    assert found == ["lib-1.0.tar.gz", "lib-1.1-py3-none-any.whl (yanked)", "lib-1.2-py3-none-any.whl (yanked)"]
