@@ -1,0 +1,27 @@
+"""Memory a run gives back to the system as soon as it is done with it."""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+
+_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+LARGE = 128 * 1024  # glibc's own starting threshold
+
+
+def give_back_large_blocks() -> None:
+    """On glibc, let every block of LARGE bytes or more be mapped on its own, so that freeing it unmaps it.
+
+    glibc raises that threshold each time such a block is freed, up to 32 MB, and keeps the blocks
+    after it in its heap, where a freed one between others stays in the process. A run's project pages
+    (up to 7 MB each, sixteen read at once) stayed so after they were parsed. With the threshold kept
+    at LARGE, peak RSS of a cold three-target run (bench.scale's measurement) went from 114 to 96 MB
+    for 50 projects (one run each), and from 140 to 105-116 MB for 200 (two runs).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # a C library without mallopt has nothing to tune
+        return
+    mallopt(_M_MMAP_THRESHOLD, LARGE)
