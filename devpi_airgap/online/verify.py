@@ -22,7 +22,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import pip
@@ -38,6 +37,7 @@ from devpi_airgap.core.requirements import ResolutionSet, resolution_sets, uv_co
 from devpi_airgap.core.wheelhouse import POOL, Wheelhouse
 
 _STAMPS = ".verified"
+_PIP_DRY_RUNS = Path(__file__).parent / "programs" / "pip_dry_runs.py"
 
 
 @dataclass
@@ -115,33 +115,39 @@ def _sources(directory: Path, resolution: ResolutionSet, tmp: Path) -> list[str]
     return sources
 
 
-def _dry_run(target: str, directory: Path, resolution: ResolutionSet) -> str | None:
-    """pip (the client users run) resolves the set for the venv of `target` (its python) from the directory alone.
+def _dry_runs(python: str, directory: Path, sets: list[ResolutionSet]) -> list[str | None]:
+    """pip (the client users run) resolves each set for a fresh venv of `python` from the directory alone.
 
     `--dry-run`: the same resolver, wheel choice, tags and Requires-Python checks as
     a real install, without unpacking, and without changing the venv, so every set
-    shares one. Returns the complaint, if any.
+    shares one. pip is imported once for all sets (pip_dry_runs.py). Returns each
+    set's complaint, or None.
     """
     with tempfile.TemporaryDirectory(prefix="airgap-verify-") as tmp:
-        sources = _sources(directory, resolution, Path(tmp))
-        command = [*_pip_for(target), "install", "--dry-run", "--quiet", *sources]
-        return _complaint(
-            "pip install --dry-run --no-index",
-            subprocess.run(command, capture_output=True, text=True, env=isolated_env()),
-        )
-
-
-def _pip_for(target: str) -> list[str]:
-    """Our pip, run by the venv's python: what `pip --python` runs, without first starting pip here.
-
-    `python -m pip --python VENV` starts pip in this interpreter only to start it again, through pip's
-    own __pip-runner__.py, in the venv's: 1.1 CPU-s for a one-line set, against 0.8 run directly.
-    Verify runs four such dry runs for the sample's native target.
-    """
-    runner = Path(pip.__file__).parent / "__pip-runner__.py"
-    if runner.is_file():
-        return [target, str(runner)]
-    return [sys.executable, "-m", "pip", "--python", target]  # a pip that has moved its runner
+        scratch = Path(tmp)
+        venv, problem = _venv(python, scratch / "venv")
+        if venv is None:
+            return [problem] * len(sets)
+        lists = []
+        for n, resolution in enumerate(sets):
+            (scratch / f"set{n}").mkdir()
+            lists.append(["--quiet", *_sources(directory, resolution, scratch / f"set{n}")])
+        # without fork (Windows), one process for each set, as `pip --python` would run them
+        batches = [lists] if hasattr(os, "fork") else [[one] for one in lists]
+        complaints: list[str | None] = []
+        for n, batch in enumerate(batches):
+            logs = scratch / f"logs{n}"
+            logs.mkdir()
+            command = [venv, str(_PIP_DRY_RUNS), str(Path(pip.__file__).parent.parent), str(logs)]
+            ran = subprocess.run(command, input=json.dumps(batch), capture_output=True, text=True, env=isolated_env())
+            if ran.returncode != 0:  # pip itself could not start in that python: each set hears why
+                complaints += [_complaint("pip install --dry-run --no-index", ran.returncode, ran.stderr)] * len(batch)
+                continue
+            codes = json.loads(ran.stdout.strip().splitlines()[-1])
+            for i, code in enumerate(codes):
+                output = (logs / f"{i}.log").read_text(encoding="utf-8", errors="replace")
+                complaints.append(_complaint("pip install --dry-run --no-index", code, output))
+        return complaints
 
 
 @contextmanager
@@ -171,34 +177,29 @@ def _install(python: str, directory: Path, resolution: ResolutionSet) -> str | N
         # a cache beside the venv: uv unpacks each wheel there and hard-links it in, so both stay on the scratch
         command += ["--cache-dir", str(tmp / "uv-cache"), "--python", target]
         command += _sources(directory, resolution, tmp)
-        return _complaint(
-            "uv pip install --no-index", subprocess.run(command, capture_output=True, text=True, env=isolated_env())
-        )
+        done = subprocess.run(command, capture_output=True, text=True, env=isolated_env())
+        return _complaint("uv pip install --no-index", done.returncode, done.stderr)
 
 
-def _complaint(what: str, result: subprocess.CompletedProcess) -> str | None:
-    if result.returncode == 0:
+def _complaint(what: str, returncode: int, output: str) -> str | None:
+    if returncode == 0:
         return None
-    raise_if_disk_full(result.stderr)
-    return f"{what} failed:\n" + "\n".join(result.stderr.strip().splitlines()[-15:])
+    raise_if_disk_full(output)
+    return f"{what} failed:\n" + "\n".join(output.strip().splitlines()[-15:])
 
 
 def _native(python: str, directory: Path, sets: list[ResolutionSet]) -> list[str]:
-    """pip resolves every set against one empty venv, and the largest set is installed for real into another.
+    """pip resolves every set in one venv, and the largest set is installed for real into another.
 
-    Independent work, on both cores: the real install starts first, as it takes longest.
+    Independent work, on both cores, each making its own venv: the real install, the longest, starts at once.
     """
     largest = max(sets, key=lambda r: len(r.lines))
-    with tempfile.TemporaryDirectory(prefix="airgap-verify-") as tmp:
-        empty, problem = _venv(python, Path(tmp) / "venv")
-        if empty is None:
-            return [problem or ""]
-        jobs = [partial(_install, python, directory, largest)]
-        jobs += [partial(_dry_run, empty, directory, r) for r in sets]
-        labels = [largest.label] + [r.label for r in sets]
-        with stoppable_pool(2) as pool:
-            problems = list(pool.map(lambda job: job(), jobs))
-    return [f"{label}: {problem}" for label, problem in zip(labels, problems, strict=True) if problem]
+    with stoppable_pool(2) as pool:
+        installed = pool.submit(_install, python, directory, largest)
+        resolved = pool.submit(_dry_runs, python, directory, sets)
+        found = [(largest.label, installed.result())]
+        found += zip([r.label for r in sets], resolved.result(), strict=True)
+    return [f"{label}: {problem}" for label, problem in found if problem]
 
 
 def _damaged_files(inventory: Inventory, target: Target, directory: Path, locked: list[LockedFile]) -> list[str]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
-from types import SimpleNamespace
+from pathlib import Path
 
+import pip
 import pytest
 
 from devpi_airgap.core.inventory import load_inventory
@@ -52,11 +54,10 @@ def test_a_target_never_downloaded_says_what_to_run(downloaded):
     assert not report.ok and "inv download --target lin311" in report.problems[0]
 
 
-@pytest.mark.parametrize("runner", ["pip's runner", "pip --python"])
-def test_pip_resolves_each_set_for_this_interpreter_and_names_what_is_missing(tmp_path, monkeypatch, runner):
-    if runner == "pip --python":  # a pip that has moved its __pip-runner__.py is asked the long way round
-        monkeypatch.setattr(verify, "pip", SimpleNamespace(__file__=str(tmp_path / "moved" / "__init__.py")))
-    assert verify._pip_for("venv-python")[0] == ("venv-python" if runner == "pip's runner" else sys.executable)
+@pytest.mark.parametrize("fork", [True, False], ids=["sets forked from one pip", "a pip for each set"])
+def test_pip_resolves_each_set_for_this_interpreter_and_names_what_is_missing(tmp_path, monkeypatch, fork):
+    if not fork:  # as on Windows
+        monkeypatch.delattr(os, "fork")
     wheels = tmp_path / "wheels"
     make_wheel(wheels, "app", "1.0", headers=[("Requires-Dist", "lib>=1")])
     needs_lib = ResolutionSet("requirements.txt", ("app",))
@@ -68,6 +69,23 @@ def test_pip_resolves_each_set_for_this_interpreter_and_names_what_is_missing(tm
     assert {p.split(":")[0] for p in dry_runs} == {"requirements.txt", "small.txt"}
     make_wheel(wheels, "lib", "1.0")
     assert _native(sys.executable, wheels, [needs_lib, small]) == []
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "in one process"])
+def test_the_dry_run_program_keeps_each_lists_code_and_output_apart(tmp_path, fork):
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "lib", "1.0")
+    lists = [["--no-index", "--find-links", str(wheels), name] for name in ("missing", "lib", "missing-too")]
+    start = "import os, runpy, sys\n" + ("" if fork else "del os.fork\n")
+    start += "sys.argv = sys.argv[1:]\nrunpy.run_path(sys.argv[0], run_name='__main__')"
+    sources = str(Path(pip.__file__).parent.parent)
+    command = [sys.executable, "-c", start, str(verify._PIP_DRY_RUNS), sources, str(tmp_path)]
+    ran = subprocess.run(command, input=json.dumps(lists), capture_output=True, text=True, check=True)
+    assert json.loads(ran.stdout.strip().splitlines()[-1]) == [1, 0, 1]
+    logs = [(tmp_path / f"{n}.log").read_text() for n in range(3)]
+    assert "missing" in logs[0] and "missing-too" not in logs[0]
+    assert "Would install lib-1.0" in logs[1]
+    assert "missing-too" in logs[2]
 
 
 def test_the_real_install_catches_a_wheel_that_does_not_unpack(tmp_path):
