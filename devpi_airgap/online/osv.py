@@ -13,14 +13,17 @@ import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 from packaging.utils import canonicalize_name
 
 from devpi_airgap.core.advisories import Snapshot, affects, key
 from devpi_airgap.core.errors import FetchError
 from devpi_airgap.core.policy import AdvisoryPolicy
 from devpi_airgap.online.tls import tls_context
+
+if TYPE_CHECKING:
+    import httpx
 
 BATCH = 1000  # OSV's limit of queries per querybatch request
 WORKERS = 8
@@ -46,6 +49,8 @@ def snapshot_for(policy: AdvisoryPolicy, packages: Sequence[tuple[str, str | Non
 
 
 def from_api(url: str, packages: Sequence[tuple[str, str | None]]) -> Snapshot:
+    import httpx  # here, not at the top: only a run that asks OSV pays for its import (44 ms)
+
     snapshot = Snapshot(url, _now())
     unique = sorted(set(packages), key=lambda p: (p[0], p[1] or ""))
     try:

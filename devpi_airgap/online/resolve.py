@@ -25,7 +25,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
-import httpx
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename, parse_wheel_filename
@@ -36,7 +35,7 @@ from devpi_airgap.core.files import raise_if_disk_full
 from devpi_airgap.core.inventory import Target
 from devpi_airgap.core.platforms import TargetPlatform
 from devpi_airgap.core.requirements import ResolutionSet, uv_compile
-from devpi_airgap.online.tls import tls_context
+from devpi_airgap.online.http_get import Answer, Session, TransferError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -123,26 +122,25 @@ def index_problem(index_url: str | None, resolution: ResolutionSet) -> str | Non
         return None
     url = f"{base}/{canonicalize_name(names[0])}/"
     try:
-        response = httpx.get(
-            url, headers={"Accept": PAGE_ACCEPT}, timeout=15, follow_redirects=True, verify=tls_context()
-        )
-    except httpx.HTTPError as exc:
-        return f"the index {base} cannot be reached ({type(exc).__name__}: {exc or 'no answer'})"
-    if response.status_code == 404:  # a real index saying it has no such project: the requirement's problem
+        page = _read_page(url)
+    except TransferError as exc:
+        return f"the index {base} cannot be reached ({exc or 'no answer'})"
+    if page.status == 404:  # a real index saying it has no such project: the requirement's problem
         return None
-    kind = response.headers.get("content-type", "?").split(";")[0]
-    if response.status_code != 200:
-        return f"the index {base} answered {url} with HTTP {response.status_code} ({kind})"
+    kind = page.content_type.split(";")[0] or "?"
+    if page.status != 200:
+        return f"the index {base} answered {url} with HTTP {page.status} ({kind})"
+    text = page.body.decode("utf-8", "replace")
     if "json" in kind:
         try:
-            if isinstance(response.json().get("files"), list):
+            if isinstance(json.loads(page.body).get("files"), list):
                 return None
-        except ValueError:
+        except (ValueError, AttributeError):
             pass
-    elif "pypi:repository-version" in response.text or _DISTRIBUTION_LINK.search(response.text):
+    elif "pypi:repository-version" in text or _DISTRIBUTION_LINK.search(text):
         return None
-    title = re.search(r"<title>\s*([^<]{1,80})", response.text, re.IGNORECASE)
-    shown = title.group(1).strip() if title else " ".join(response.text.split())[:80]
+    title = re.search(r"<title>\s*([^<]{1,80})", text, re.IGNORECASE)
+    shown = title.group(1).strip() if title else " ".join(text.split())[:80]
     return f"the index {base} answered {url} with something that is not a package index ({kind}: {shown!r}); a proxy's login page, perhaps"
 
 
@@ -170,21 +168,28 @@ def _file_name_of(entry: dict) -> object:
     return entry
 
 
-def _project_page(index_url: str | None, name: str) -> httpx.Response | None:
-    url = f"{(index_url or default_index_url()).rstrip('/')}/{name}/"
-    headers = {"Accept": PAGE_ACCEPT}
+def _read_page(url: str) -> Answer:
+    """One page, whatever its status, over a connection of its own; raises TransferError."""
+    session = Session()
     try:
-        response = httpx.get(url, headers=headers, timeout=30, follow_redirects=True, verify=tls_context())
-        response.raise_for_status()
-    except httpx.HTTPError:
+        return session.read(url, {"Accept": PAGE_ACCEPT})
+    finally:
+        session.close()
+
+
+def _project_page(index_url: str | None, name: str) -> Answer | None:
+    """The project's page, or None when the index does not answer it."""
+    try:
+        page = _read_page(f"{(index_url or default_index_url()).rstrip('/')}/{name}/")
+    except TransferError:
         return None
-    return response
+    return page if page.status == 200 else None
 
 
 def index_listing(index_url: str | None, name: str) -> list[str]:
     """File names the index offers for a project, for error messages; empty if it cannot say."""
-    response = _project_page(index_url, name)
-    return page_filenames(response.headers.get("content-type", ""), response.content) if response is not None else []
+    page = _project_page(index_url, name)
+    return page_filenames(page.content_type, page.body) if page is not None else []
 
 
 class _Links(HTMLParser):
@@ -210,22 +215,22 @@ class _Links(HTMLParser):
             self._open = None
 
 
-def _page_files(response: httpx.Response) -> Iterable[tuple[FileRef, bool]]:
+def _page_files(page: Answer) -> Iterable[tuple[FileRef, bool]]:
     """Each file of a project page with whether it is yanked; a file the page gives no sha256 for is left out."""
-    if "json" in response.headers.get("content-type", ""):
-        for entry in response.json().get("files", []):
+    if "json" in page.content_type:
+        for entry in json.loads(page.body).get("files", []):
             sha256 = (entry.get("hashes") or {}).get("sha256")
             if sha256:
-                url = urljoin(str(response.url), entry["url"])
+                url = urljoin(page.url, entry["url"])
                 yield FileRef(entry["filename"], url, sha256, entry.get("size")), bool(entry.get("yanked"))
         return
     links = _Links()
-    links.feed(response.text)
+    links.feed(page.body.decode("utf-8", "replace"))
     for filename, attrs in links.found:
         href, _, fragment = (attrs.get("href") or "").partition("#")
         algorithm, _, digest = fragment.partition("=")
         if href and algorithm == "sha256" and digest:
-            yield FileRef(filename, urljoin(str(response.url), href), digest, None), "data-yanked" in attrs
+            yield FileRef(filename, urljoin(page.url, href), digest, None), "data-yanked" in attrs
 
 
 def newest_sdist(index_url: str | None, name: str) -> Pin | None:
@@ -233,11 +238,11 @@ def newest_sdist(index_url: str | None, name: str) -> Pin | None:
 
     Yanked files and pre-releases are passed over, as uv passes over them unless asked for.
     """
-    response = _project_page(index_url, name)
-    if response is None:
+    page = _project_page(index_url, name)
+    if page is None:
         return None
     newest: tuple[Version, FileRef] | None = None
-    for ref, yanked in _page_files(response):
+    for ref, yanked in _page_files(page):
         try:
             _, release = parse_sdist_filename(ref.filename)
         except InvalidSdistFilename:

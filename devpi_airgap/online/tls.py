@@ -1,29 +1,39 @@
 """One TLS context for every connection of a run.
 
 Building a context reads the whole CA bundle: about 50 ms of CPU, which each
-new client paid again. A run opens clients for the pages, the downloads, each
-project listing an error message or a wheel-less project needs, and the
+new client paid again. A run opens connections for the pages, the downloads,
+each project listing an error message or a wheel-less project needs, and the
 advisories; on a no-op re-run those 50 ms were a tenth of the wait.
 """
 
 from __future__ import annotations
 
+import os
 import ssl
 import threading
 
-import httpx
+import certifi
 
 _built: list[ssl.SSLContext] = []
 _building = threading.Lock()
 
 
+def _trusted() -> ssl.SSLContext:
+    """SSL_CERT_FILE or SSL_CERT_DIR where set, else certifi's bundle: what httpx (and uv) trust by default."""
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 def tls_context() -> ssl.SSLContext:
-    """httpx's own default (certifi, or SSL_CERT_FILE / SSL_CERT_DIR where set), built once.
+    """The run's context, built once.
 
     Built under a lock: the sixteen page readers of a re-run ask for it at once, and functools.cache
     let each of them build one, 0.4 s of interpreter time before the first page could be read.
     """
     with _building:
         if not _built:
-            _built.append(httpx.create_ssl_context())
+            _built.append(_trusted())
         return _built[0]

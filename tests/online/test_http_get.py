@@ -109,6 +109,20 @@ def test_redirects_are_followed_and_credentials_stay_with_their_host():
     assert [h.get("Authorization") for _, _, h in files_seen.requests] == [None]
 
 
+def test_a_page_read_says_the_url_it_was_found_at():
+    """Links on a page are relative to where it was finally found, after any redirect."""
+
+    def moved(handler, seen):
+        if handler.path == "/simple/lib":
+            send(handler, 301, Location="/simple/lib/")
+        else:
+            send(handler, 200, b"<a href='../../f/lib-1.0.tar.gz'>lib-1.0.tar.gz</a>", Content_Type="text/html")
+
+    with serving(moved) as (host, _):
+        page = Session().read(f"http://{host}/simple/lib", {})
+    assert (page.status, page.url, page.content_type) == (200, f"http://{host}/simple/lib/", "text/html")
+
+
 def test_an_answer_other_than_200_is_an_error_with_its_status():
     with serving(lambda handler, seen: send(handler, 404, b"no such file")) as (host, _):
         with pytest.raises(HTTPStatusError) as raised:
