@@ -34,14 +34,18 @@ def ensure_venv(extras: str) -> None:
         venv.create(VENV, with_pip=True)
     stamp = VENV / f".installed{extras}"
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if stamp.exists() and stamp.read_text() == wanted:
-        return
-    say(f"installing devpi-airgap{extras} into {VENV}")
-    subprocess.run(
-        [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f"{ROOT}{extras}"],
-        check=True,
-    )
-    stamp.write_text(wanted)
+    if not stamp.exists() or stamp.read_text() != wanted:
+        say(f"installing devpi-airgap{extras} into {VENV}")
+        subprocess.run(
+            [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f"{ROOT}{extras}"],
+            check=True,
+        )
+        stamp.write_text(wanted)
+    # Byte-compiled, as pip compiles what it installs: an editable install leaves the checkout's modules to
+    # each run where PYTHONDONTWRITEBYTECODE is set (as on our CI machines), 0.11 s of a 1.5 s no-op re-run.
+    # Up to date, this only compares timestamps.
+    compiled = [str(PYTHON), "-m", "compileall", "-q", "devpi_airgap", "tasks.py", "fabfile.py"]
+    subprocess.run(compiled, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
 def ensure_debian_packages() -> None:
