@@ -14,15 +14,12 @@ downloads beside it wait (freshness.page_fingerprints says how much). So do
 the single pages resolve reads (a listing for an error message, a wheel-less
 project's newest sdist, whether the index is one): a run that asks no
 advisories does not import httpx (44 ms by `python -X importtime`).
-
-A host's name is looked up once per run, not once per connection (`_addresses`).
 """
 
 from __future__ import annotations
 
 import base64
 import http.client
-import socket
 import threading
 import zlib
 from collections.abc import Iterator
@@ -57,7 +54,6 @@ class _ReadTimeout:
     timeout: float | None
 
     def connect(self) -> None:
-        self._create_connection = _open_socket
         super().connect()  # type: ignore[misc]
         self.sock.settimeout(READ_TIMEOUT)  # type: ignore[attr-defined]
 
@@ -68,43 +64,6 @@ class _HTTPConnection(_ReadTimeout, http.client.HTTPConnection):
 
 class _HTTPSConnection(_ReadTimeout, http.client.HTTPSConnection):
     pass
-
-
-_looked_up: dict[tuple[str, int], list] = {}
-_looking_up = threading.Lock()
-
-
-def _addresses(host: str, port: int) -> list:
-    """The host's addresses, looked up by the first connection to it and shared by the rest.
-
-    Sixteen page readers that each looked the index up at once lost lookups to
-    this machine's resolver and stalled 5 s; one lookup, with the others waiting
-    for it, read the sample's 127 pages in 0.3 s instead of 0.7-1.0 s.
-    """
-    with _looking_up:
-        if (host, port) not in _looked_up:
-            _looked_up[(host, port)] = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
-        return _looked_up[(host, port)]
-
-
-def _open_socket(address: tuple[str, int], timeout: float, source_address: tuple | None = None) -> socket.socket:
-    """socket.create_connection, through the shared lookup; when no address answers, the next connection looks again."""
-    host, port = address
-    error: OSError | None = None
-    for family, kind, proto, _, where in _addresses(host, port):
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.settimeout(timeout)
-            if source_address:
-                sock.bind(source_address)
-            sock.connect(where)
-            return sock
-        except OSError as exc:
-            sock.close()
-            error = exc
-    with _looking_up:
-        _looked_up.pop((host, port), None)
-    raise error or OSError(f"no address for {host}")
 
 
 def _without_credentials(parts: SplitResult) -> str:

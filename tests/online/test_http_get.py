@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import socket
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -57,40 +55,6 @@ def test_a_server_that_closes_after_each_answer_is_followed():
     with serving(the_file, keep_alive=False) as (host, seen):
         session = Session()
         assert get(f"http://{host}/one.whl", session) == get(f"http://{host}/two.whl", session) == BODY
-
-
-@pytest.fixture
-def lookups(monkeypatch) -> list[tuple[str, int]]:
-    """The (host, port) of every name lookup, each still done for real."""
-    looked_up: list[tuple[str, int]] = []
-    real = socket.getaddrinfo
-
-    def counted(host, port, *args, **kwargs):
-        looked_up.append((host, port))
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", counted)
-    return looked_up
-
-
-def test_connections_opened_at_once_share_one_lookup(lookups):
-    with serving(the_file) as (host, seen):
-        with ThreadPoolExecutor(8) as pool:
-            bodies = list(pool.map(lambda n: get(f"http://{host}/{n}.whl"), range(8)))
-    assert bodies == [BODY] * 8
-    assert seen.connections == 8
-    name, port = host.split(":")
-    assert lookups == [(name, int(port))]
-
-
-def test_an_address_that_stops_answering_is_looked_up_again(lookups):
-    with serving(the_file) as (host, _):
-        assert get(f"http://{host}/one.whl") == BODY
-    with pytest.raises(TransferError):  # the server is gone: nothing answers at its address
-        get(f"http://{host}/two.whl")
-    with pytest.raises(TransferError):
-        get(f"http://{host}/three.whl")
-    assert len(lookups) == 2
 
 
 def test_redirects_are_followed_and_credentials_stay_with_their_host():
