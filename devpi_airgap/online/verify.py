@@ -216,7 +216,12 @@ def _native(python: str, directory: Path, sets: list[ResolutionSet]) -> list[str
         resolved = pool.submit(_dry_runs, python, directory, sets)
         found = [(largest.label, installed.result())]
         found += zip([r.label for r in sets], resolved.result(), strict=True)
-    return [f"{label}: {problem}" for label, problem in found if problem]
+    # a venv or a pip that cannot start fails every set alike: said once, under the first set it failed
+    said: dict[str, str] = {}
+    for label, problem in found:
+        if problem and problem not in said:
+            said[problem] = label
+    return [f"{label}: {problem}" for problem, label in said.items()]
 
 
 def _damaged_files(inventory: Inventory, target: Target, directory: Path, locked: list[LockedFile]) -> list[str]:

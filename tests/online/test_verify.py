@@ -96,6 +96,12 @@ def test_the_real_install_catches_a_wheel_that_does_not_unpack(tmp_path):
     assert any("uv pip install --no-index failed" in p for p in problems)
 
 
+def test_a_python_that_cannot_make_a_venv_is_said_once(tmp_path):
+    """The real install and every dry run fail alike; the report says so once, under the first set."""
+    sets = [ResolutionSet("a.txt", ("app",)), ResolutionSet("b.txt", ("lib",))]
+    assert _native("/bin/false", tmp_path, sets) == ["a.txt: could not create a venv with /bin/false: "]
+
+
 def test_the_real_installs_scratch_is_removed_by_a_process_of_its_own(tmp_path, monkeypatch):
     """Removed in this process, its many small system calls would wait for the interpreter behind the busy threads."""
     monkeypatch.setattr(shutil, "rmtree", lambda *args, **kwargs: None)  # this process removes nothing
