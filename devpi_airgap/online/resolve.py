@@ -158,7 +158,12 @@ def page_filenames(content_type: str, body: bytes) -> list[str]:
         # peak of a cold run of 200 projects, and the interpreter keeps what it once held.
         page = json.loads(body, object_hook=_file_name_of)
         return [f for f in page.get("files", []) if isinstance(f, str)]
-    return re.findall(r">\s*([^<>]+?\.(?:whl|tar\.gz|zip))\s*</a>", body.decode("utf-8", "replace"))
+    # A yank must change the fingerprint as it does on a JSON page; an HTML page says it in data-yanked.
+    links = _HTML_FILE_LINK.findall(body.decode("utf-8", "replace"))
+    return [name + (" (yanked)" if "data-yanked" in attributes else "") for attributes, name in links]
+
+
+_HTML_FILE_LINK = re.compile(r"(?:<a\b([^>]*))?>\s*([^<>]+?\.(?:whl|tar\.gz|zip))\s*</a>")
 
 
 def _file_name_of(entry: dict) -> object:

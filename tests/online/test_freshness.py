@@ -42,6 +42,14 @@ def test_new_bytes_with_the_same_files_are_still_fresh(tmp_path, index):
     assert record.unchanged("t", "inputs", current)
 
 
+def test_a_yank_on_an_html_page_makes_the_target_stale(tmp_path, index):
+    record = recorded(tmp_path, index)
+    page = index.root / "simple" / "lib" / "index.html"
+    assert page.read_text().count("<a href=") == 1
+    page.write_text(page.read_text().replace("<a href=", '<a data-yanked="broken" href='))
+    assert not record.unchanged("t", "inputs", page_fingerprints(index, {"lib", "app"}, record.pages("t")))
+
+
 def test_a_new_file_makes_the_target_stale(tmp_path, index):
     record = recorded(tmp_path, index)
     add_release(index.root, Dist("lib", "1.1"))
