@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pip
 import pytest
@@ -100,6 +101,19 @@ def test_a_python_that_cannot_make_a_venv_is_said_once(tmp_path):
     """The real install and every dry run fail alike; the report says so once, under the first set."""
     sets = [ResolutionSet("a.txt", ("app",)), ResolutionSet("b.txt", ("lib",))]
     assert _native("/bin/false", tmp_path, sets) == ["a.txt: could not create a venv with /bin/false: "]
+
+
+def test_a_pip_that_cannot_run_in_the_venvs_python_says_so(tmp_path, monkeypatch):
+    broken = tmp_path / "sources" / "pip"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise SyntaxError('written for a newer python')\n")
+    monkeypatch.setattr(verify, "pip", SimpleNamespace(__file__=str(broken / "__init__.py")))
+    make_wheel(tmp_path / "wheels", "app", "1.0")
+    sets = [ResolutionSet("a.txt", ("app",)), ResolutionSet("b.txt", ("app",))]
+    problems = _native(sys.executable, tmp_path / "wheels", sets)
+    assert len(problems) == 1 and problems[0].startswith("a.txt: pip install --dry-run --no-index failed")
+    assert f"cannot run in python {sys.version_info.major}.{sys.version_info.minor}" in problems[0]
+    assert "written for a newer python" in problems[0]
 
 
 def test_the_real_installs_scratch_is_removed_by_a_process_of_its_own(tmp_path, monkeypatch):

@@ -66,8 +66,11 @@ def main():
     sources, log_dir = sys.argv[1], sys.argv[2]
     lists = json.load(sys.stdin)
     _only_this_pip(sources)
-    from pip._internal.cli.main import main as pip_main  # what pip's own __main__ runs
-    from pip._internal.commands import install  # noqa: F401  (imported once here, not in each child)
+    try:
+        from pip._internal.cli.main import main as pip_main  # what pip's own __main__ runs
+        from pip._internal.commands import install  # noqa: F401  (imported once here, not in each child)
+    except Exception as exc:  # an interpreter this pip does not support, most likely
+        sys.exit("pip from %s cannot run in python %d.%d: %s" % (sources, *sys.version_info[:2], exc))
 
     run = _forked if hasattr(os, "fork") else _run
     codes = [run(pip_main, arguments, os.path.join(log_dir, f"{n}.log")) for n, arguments in enumerate(lists)]
