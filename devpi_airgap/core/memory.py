@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import sys
 
 _M_MMAP_THRESHOLD = -3  # glibc's malloc.h
@@ -21,7 +20,9 @@ def give_back_large_blocks() -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
+        import ctypes  # here: an interpreter built without ctypes still runs every task
+
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # a C library without mallopt has nothing to tune
+    except (ImportError, OSError, AttributeError):  # nor has a C library without mallopt anything to tune
         return
     mallopt(_M_MMAP_THRESHOLD, LARGE)
