@@ -144,6 +144,15 @@ def test_a_python_is_looked_for_once_per_run(monkeypatch):
     assert len(searches) == 1 and found[0] is not None and found == [found[0]] * 3
 
 
+def test_without_fork_the_scratch_is_removed_before_the_remover_ends(tmp_path):
+    """As on Windows: the remover cannot leave a child behind, so the run waits for it."""
+    scratch = tmp_path / "scratch"
+    (scratch / "venv").mkdir(parents=True)
+    start = "import os, sys\ndel os.fork\nsys.argv = sys.argv[1:]\nexec(sys.argv[0])"
+    subprocess.run([sys.executable, "-c", start, verify._REMOVE_TREE, str(scratch)], check=True)
+    assert not scratch.exists()
+
+
 def test_a_verified_target_stays_verified_when_others_link_its_files(downloaded):
     """Another target's links move a pool file's ctime, not its bytes; a replaced file is verified again."""
     target = downloaded.targets["win313"]
