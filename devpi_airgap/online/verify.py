@@ -168,9 +168,9 @@ def _throwaway(where: str | None) -> Iterator[Path]:
 
     Removed by this process, the sample's installed set (23,000 files) took 5 s beside the run's
     downloads, against 1 s alone: each of rmtree's many small system calls lets go of the interpreter
-    and then waits for it behind the busy threads. Waited for in a child, it still took 0.7 s at the
-    end of the native proof, and two-thirds of a core from the pip dry runs beside it. Its verdict does
-    not depend on the removal, and in a session of its own, Ctrl-C cannot stop the removal halfway.
+    and then waits for it behind the busy threads. Waited for in a child, it still took 0.7 s (0.65
+    CPU-s, alone) at the end of the real install, while the pip dry runs beside it wanted the cores.
+    The verdict does not depend on the removal, and in a session of its own, Ctrl-C cannot stop it halfway.
     """
     path = Path(tempfile.mkdtemp(prefix="airgap-verify-", dir=where))
     try:
