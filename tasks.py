@@ -24,7 +24,7 @@ from devpi_airgap.transfer.bundle import write_advisory_bundle, write_bundle
 from devpi_airgap.transfer.recall import write_recall
 
 usage_errors_exit_2()
-give_back_large_blocks()  # pages read and parsed leave the process, so its peak stays flat at scale
+give_back_large_blocks()  # pages read and parsed leave the process: a lower peak at scale (core/memory.py)
 
 INVENTORY_HELP = "inventory file (default: inventory.yaml in the current directory)"
 TARGET_HELP = "a target name from the inventory, several joined by commas, or 'all' (default)"
