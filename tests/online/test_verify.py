@@ -15,6 +15,7 @@ import pip
 import pytest
 
 from devpi_airgap.core.inventory import load_inventory
+from devpi_airgap.core.isolation import uv_binary
 from devpi_airgap.core.requirements import ResolutionSet
 from devpi_airgap.online import verify
 from devpi_airgap.online.verify import _native, verify_target
@@ -95,6 +96,30 @@ def test_the_real_install_catches_a_wheel_that_does_not_unpack(tmp_path):
     make_wheel(wheels, "app", "1.0").write_bytes(b"not a zip at all")
     problems = _native(sys.executable, wheels, [ResolutionSet("requirements.txt", ("app",))])
     assert any("uv pip install --no-index failed" in p for p in problems)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="uv allocates with jemalloc in its Linux builds only")
+def test_the_real_install_gives_uv_an_allocator_setting_it_takes(tmp_path, monkeypatch):
+    """The setting that keeps uv from taking a fresh buffer from the kernel for every file it unpacks."""
+    installs = []
+    real = subprocess.run
+
+    def spied(command, *args, **kwargs):
+        if command[1:3] == ["pip", "install"]:
+            installs.append(kwargs["env"])
+        return real(command, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", spied)
+    make_wheel(tmp_path / "wheels", "app", "1.0")
+    assert verify._install(sys.executable, tmp_path / "wheels", ResolutionSet("a.txt", ("app",))) is None
+    [env] = installs
+    conf = env["_RJEM_MALLOC_CONF"]
+    shown = real([uv_binary(), "--version"], env={**env, "_RJEM_MALLOC_CONF": f"{conf},stats_print:true"},
+                 capture_output=True, text=True, check=True)  # fmt: skip
+    for setting in conf.split(","):
+        name, value = setting.split(":")
+        assert f"opt.{name}: {value}" in shown.stdout + shown.stderr
+    assert "Invalid conf" not in shown.stdout + shown.stderr
 
 
 def test_a_python_that_cannot_make_a_venv_is_said_once(tmp_path):
