@@ -19,7 +19,7 @@ from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.online.audit import audit_inventory, rescan_snapshot
 from devpi_airgap.online.download import download as download_targets
 from devpi_airgap.online.refresh import refresh as run_refresh
-from devpi_airgap.online.verify import check_verified, find_native_pythons, verify_target, verify_targets
+from devpi_airgap.online.verify import EarlyDryRuns, check_verified, verify_target, verify_targets
 from devpi_airgap.transfer.bundle import write_advisory_bundle, write_bundle
 from devpi_airgap.transfer.recall import write_recall
 
@@ -58,15 +58,21 @@ def download(c, target="all", inventory="inventory.yaml", locked=False, verify=T
             return
         # Each target is verified as soon as its wheelhouse is complete, beside the other targets' downloads;
         # the audit reads wheels in Python while verify mostly waits on uv and pip (the sample's first: 0.6 s).
-        with stoppable_pool(len(targets)) as verifying, stoppable_pool(1) as auditing:
+        # pip's dry runs for the targets resolved anew start at once, while the network leaves the cores idle.
+        with EarlyDryRuns() as early, stoppable_pool(len(targets)) as verifying, stoppable_pool(1) as auditing:
             checks = {}
 
             def check(ready):
-                checks[ready.name] = verifying.submit(verify_target, inv, ready, reuse=True)
+                checks[ready.name] = verifying.submit(verify_target, inv, ready, reuse=True, early=early)
 
-            verifying.submit(find_native_pythons, targets)
-
-            reports = download_targets(inv, targets, locked=locked, progress=bar_progress, on_ready=check)
+            reports = download_targets(
+                inv,
+                targets,
+                locked=locked,
+                progress=bar_progress,
+                on_ready=check,
+                on_stale=lambda stale: verifying.submit(early.start, stale),
+            )
             print_download(reports, time.monotonic() - start)
             audited = auditing.submit(audit_inventory, inv, targets)
             verified = [checks[t.name].result() for t in targets]

@@ -212,14 +212,16 @@ def download(
     locked: bool = False,
     progress: ProgressFactory = no_progress,
     on_ready: Callable[[Target], None] = lambda target: None,
+    on_stale: Callable[[list[Target]], None] = lambda targets: None,
 ) -> list[TargetReport]:
     """Bring every target's wheelhouse to its (new or --locked) lock; one run at a time on a wheelhouse.
 
+    on_stale(targets) hears, once the index pages are checked, which targets are resolved anew.
     on_ready(target) hears of each target as soon as its directory and lock are complete, while the
     other targets' files may still be arriving; the target this machine can run is fetched first.
     """
     with wheelhouse_lock(inventory.wheelhouse), shared_lookups():
-        return _download(inventory, targets, locked=locked, progress=progress, on_ready=on_ready)
+        return _download(inventory, targets, locked=locked, progress=progress, on_ready=on_ready, on_stale=on_stale)
 
 
 def _download(
@@ -229,6 +231,7 @@ def _download(
     locked: bool,
     progress: ProgressFactory,
     on_ready: Callable[[Target], None],
+    on_stale: Callable[[list[Target]], None],
 ) -> list[TargetReport]:
     start = time.monotonic()
     wheelhouse = Wheelhouse(inventory.wheelhouse)
@@ -242,6 +245,7 @@ def _download(
     pins = {t.name: _pins_from_lock(inventory, t) for t in current_lock}
     finished.update({t.name: time.monotonic() for t in current_lock})
     stale = {name: p for name, p in platforms.items() if name not in pins}
+    on_stale([t for t in targets if t.name in stale])
     built = _built_before(inventory, targets)
     any_platform = next(iter(platforms.values()))
 

@@ -71,17 +71,6 @@ def _find_python(version: str) -> str | None:
         return _pythons[version]
 
 
-def find_native_pythons(targets: list[Target]) -> None:
-    """Look for the pythons of the targets this machine runs, ahead of their verify.
-
-    `inv download` asks at its start, while the network keeps the cores idle: looked for at the
-    native verify's start, beside the other targets' downloads, it took 0.7 s instead of 0.25 s.
-    """
-    for target in targets:
-        if target_platform(target).runs_natively():
-            _find_python(target.python)
-
-
 def _scratch(directory: Path) -> str | None:
     """Where the real install unpacks: tmpfs when it has room to spare, else (None) the usual temp dir.
 
@@ -115,39 +104,108 @@ def _sources(directory: Path, resolution: ResolutionSet, tmp: Path) -> list[str]
     return sources
 
 
-def _dry_runs(python: str, directory: Path, sets: list[ResolutionSet]) -> list[str | None]:
-    """pip (the client users run) resolves each set for a fresh venv of `python` from the directory alone.
+class _DryRuns:
+    """A fresh venv of `python` without pip, and pip_dry_runs.py started in it, which imports pip at once and waits.
 
-    `--dry-run`: the same resolver, wheel choice, tags and Requires-Python checks as
-    a real install, without unpacking, and without changing the venv, so every set
-    shares one. pip is imported once for all sets (pip_dry_runs.py). Returns each
-    set's complaint, or None.
+    pip (the client users run) then resolves each set for that venv from the directory alone,
+    with `--dry-run`: the same resolver, wheel choice, tags and Requires-Python checks as a real
+    install, without unpacking, and without changing the venv, so every set shares one. pip is
+    imported once for all sets (see pip_dry_runs.py).
     """
-    with tempfile.TemporaryDirectory(prefix="airgap-verify-") as tmp:
-        scratch = Path(tmp)
-        venv, problem = _venv(python, scratch / "venv")
-        if venv is None:
-            return [problem] * len(sets)
+
+    def __init__(self, python: str):
+        self.scratch = Path(tempfile.mkdtemp(prefix="airgap-verify-"))
+        self.venv, self.problem = _venv(python, self.scratch / "venv")
+        self.started = 0
+        self.waiting = self._start() if self.venv is not None else None
+
+    def _start(self) -> tuple[Path, subprocess.Popen[str]]:
+        logs = self.scratch / f"logs{self.started}"
+        logs.mkdir()
+        self.started += 1
+        command = [str(self.venv), str(_PIP_DRY_RUNS), str(Path(pip.__file__).parent.parent), str(logs)]
+        pipe = subprocess.PIPE
+        return logs, subprocess.Popen(command, stdin=pipe, stdout=pipe, stderr=pipe, text=True, env=isolated_env())
+
+    def run(self, directory: Path, sets: list[ResolutionSet]) -> list[str | None]:
+        """Each set's complaint, or None."""
+        if self.venv is None:
+            return [self.problem] * len(sets)
         lists = []
         for n, resolution in enumerate(sets):
-            (scratch / f"set{n}").mkdir()
-            lists.append(["--quiet", *_sources(directory, resolution, scratch / f"set{n}")])
+            (self.scratch / f"set{n}").mkdir()
+            lists.append(["--quiet", *_sources(directory, resolution, self.scratch / f"set{n}")])
         # without fork (Windows), one process for each set, as `pip --python` would run them
         batches = [lists] if hasattr(os, "fork") else [[one] for one in lists]
         complaints: list[str | None] = []
-        for n, batch in enumerate(batches):
-            logs = scratch / f"logs{n}"
-            logs.mkdir()
-            command = [venv, str(_PIP_DRY_RUNS), str(Path(pip.__file__).parent.parent), str(logs)]
-            ran = subprocess.run(command, input=json.dumps(batch), capture_output=True, text=True, env=isolated_env())
-            if ran.returncode != 0:  # pip itself could not start in that python: each set hears why
-                complaints += [_complaint("pip install --dry-run --no-index", ran.returncode, ran.stderr)] * len(batch)
+        for batch in batches:
+            (logs, program), self.waiting = self.waiting or self._start(), None
+            out, err = program.communicate(json.dumps(batch))
+            if program.returncode != 0:  # pip itself could not start in that python: each set hears why
+                complaints += [_complaint("pip install --dry-run --no-index", program.returncode, err)] * len(batch)
                 continue
-            codes = json.loads(ran.stdout.strip().splitlines()[-1])
+            codes = json.loads(out.strip().splitlines()[-1])
             for i, code in enumerate(codes):
                 output = (logs / f"{i}.log").read_text(encoding="utf-8", errors="replace")
                 complaints.append(_complaint("pip install --dry-run --no-index", code, output))
         return complaints
+
+    def close(self) -> None:
+        if self.waiting is not None:  # never given its lists
+            self.waiting[1].kill()
+            self.waiting[1].communicate()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+class EarlyDryRuns:
+    """The dry runs of the targets this machine runs, started as soon as they are known to be verified anew.
+
+    `inv download` starts them once the index pages are checked, while the network leaves the
+    cores idle: looking for the python, making the venv and importing pip took 1 CPU-s, at the
+    native verify's start, beside the real install and the other targets' downloads. Used as a
+    context manager: dry runs never taken are stopped and removed on leaving it.
+    """
+
+    def __init__(self) -> None:
+        self._started: dict[str, _DryRuns] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def start(self, targets: list[Target]) -> None:
+        for target in targets:
+            python = _find_python(target.python) if target_platform(target).runs_natively() else None
+            if python is None or python in self._started:
+                continue
+            dry_runs = _DryRuns(python)  # a venv made while holding the lock would hold up take()
+            with self._lock:
+                kept = not self._closed and python not in self._started
+                if kept:
+                    self._started[python] = dry_runs
+            if not kept:
+                dry_runs.close()
+
+    def take(self, python: str) -> _DryRuns | None:
+        with self._lock:
+            return self._started.pop(python, None)
+
+    def __enter__(self) -> EarlyDryRuns:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._closed = True
+            left, self._started = list(self._started.values()), {}
+        for dry_runs in left:
+            dry_runs.close()
+
+
+def _dry_runs(python: str, directory: Path, sets: list[ResolutionSet], started: _DryRuns | None) -> list[str | None]:
+    """Each set's complaint from pip's dry runs, or None; in the dry runs started early for `python`, if any."""
+    dry_runs = started or _DryRuns(python)
+    try:
+        return dry_runs.run(directory, sets)
+    finally:
+        dry_runs.close()
 
 
 # Forks so that the caller waits only for the parent: the child removes the tree on its own, niced, in a
@@ -213,7 +271,7 @@ def _complaint(what: str, returncode: int, output: str) -> str | None:
     return f"{what} failed:\n" + "\n".join(output.strip().splitlines()[-15:])
 
 
-def _native(python: str, directory: Path, sets: list[ResolutionSet]) -> list[str]:
+def _native(python: str, directory: Path, sets: list[ResolutionSet], started: _DryRuns | None = None) -> list[str]:
     """pip resolves every set in one venv, and the largest set is installed for real into another.
 
     Independent work, on both cores, each making its own venv: the real install, the longest, starts at once.
@@ -221,7 +279,7 @@ def _native(python: str, directory: Path, sets: list[ResolutionSet]) -> list[str
     largest = max(sets, key=lambda r: len(r.lines))
     with stoppable_pool(2) as pool:
         installed = pool.submit(_install, python, directory, largest)
-        resolved = pool.submit(_dry_runs, python, directory, sets)
+        resolved = pool.submit(_dry_runs, python, directory, sets, started)
         found = [(largest.label, installed.result())]
         found += zip([r.label for r in sets], resolved.result(), strict=True)
     # a venv or a pip that cannot start fails every set alike: said once, under the first set it failed
@@ -281,8 +339,13 @@ def _same_file(path: Path, other: Path) -> bool:
         return False
 
 
-def verify_target(inventory: Inventory, target: Target, *, reuse: bool = False) -> VerifyReport:
-    """Verify one target; with reuse, a target unchanged since its last full verification is not redone."""
+def verify_target(
+    inventory: Inventory, target: Target, *, reuse: bool = False, early: EarlyDryRuns | None = None
+) -> VerifyReport:
+    """Verify one target; with reuse, a target unchanged since its last full verification is not redone.
+
+    `early` holds the dry runs started for it ahead of time, if any.
+    """
     report = VerifyReport(target.name)
     platform = target_platform(target)
     directory = inventory.target_dir(target)
@@ -304,7 +367,7 @@ def verify_target(inventory: Inventory, target: Target, *, reuse: bool = False) 
     # The native proof, the longest part, starts at once beside uv's offline resolutions. A set uv cannot
     # resolve from the directory is what the report shows then: pip would only say the same again.
     with stoppable_pool(1) as beside:
-        native = beside.submit(_native_proof, target, directory, sets) if platform.runs_natively() else None
+        native = beside.submit(_native_proof, target, directory, sets, early) if platform.runs_natively() else None
         report.problems += _offline_problems(platform, directory, sets)
         if native is not None:
             native_label, native_problems = native.result()
@@ -333,12 +396,14 @@ def _offline_problems(platform: TargetPlatform, directory: Path, sets: list[Reso
     return problems
 
 
-def _native_proof(target: Target, directory: Path, sets: list[ResolutionSet]) -> tuple[str, list[str]]:
+def _native_proof(
+    target: Target, directory: Path, sets: list[ResolutionSet], early: EarlyDryRuns | None
+) -> tuple[str, list[str]]:
     """What the native proof found, as VerifyReport.native says it, and its problems."""
     python = _find_python(target.python)
     if python is None:
         return f"no python{target.python} here", []
-    return "pip resolved, installed", _native(python, directory, sets)
+    return "pip resolved, installed", _native(python, directory, sets, early.take(python) if early else None)
 
 
 def verify_targets(inventory: Inventory, targets: list[Target], *, reuse: bool = False) -> list[VerifyReport]:

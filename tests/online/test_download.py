@@ -310,6 +310,16 @@ def test_each_target_is_ready_as_soon_as_its_own_files_are_in(index, tmp_path):
     assert sorted(seen) == sorted(t.name for t in targets)
 
 
+def test_on_stale_hears_the_targets_resolved_anew_and_none_when_nothing_changed(index, tmp_path):
+    """What `inv download` starts the native dry runs on, while the network leaves the cores idle."""
+    inventory = load_inventory(make_project(tmp_path, index, "app\n") / "inventory.yaml")
+    targets = list(inventory.targets.values())
+    heard: list[list[str]] = []
+    download_targets(inventory, targets, on_stale=lambda stale: heard.append([t.name for t in stale]))
+    download_targets(inventory, targets, on_stale=lambda stale: heard.append([t.name for t in stale]))
+    assert heard == [[t.name for t in targets], []]
+
+
 def test_one_target_finds_out_what_has_no_wheels_for_all(tmp_path, monkeypatch):
     """The wheels-only try that fails on a wheel-less project is paid once a run, not once per target."""
     tries: list[tuple[str, bool]] = []

@@ -208,3 +208,26 @@ def test_a_native_target_uv_cannot_resolve_offline_reports_uvs_complaint_alone(i
     assert not report.ok and report.native == "not shown: uv failed first"
     assert len(report.problems) == 1 and "not installable from" in report.problems[0]
     assert "posixonly" in report.problems[0]
+
+
+def test_dry_runs_started_early_are_the_ones_the_native_verify_uses(index, tmp_path):
+    project = make_project(tmp_path, index, "app\n")
+    run_task("download", "--inventory", str(project / "inventory.yaml"), "--target", "lin311", "--no-verify",
+             env=clean_env(project), check=True)  # fmt: skip
+    inventory = load_inventory(project / "inventory.yaml")
+    target = inventory.targets["lin311"]
+    with verify.EarlyDryRuns() as early:
+        early.start([target, inventory.targets["win313"]])  # a target this machine cannot run starts none
+        [started] = early._started.values()
+        report = verify_target(inventory, target, early=early)
+        assert early._started == {}
+    assert report.ok and report.native == "pip resolved, installed"
+    assert started.waiting is None and started.started == 1  # its program got the lists; no other was started
+    assert not started.scratch.exists()
+
+
+def test_dry_runs_never_taken_are_stopped_and_removed(tmp_path):
+    with verify.EarlyDryRuns() as early:
+        early._started[sys.executable] = started = verify._DryRuns(sys.executable)
+        program = started.waiting[1]
+    assert program.poll() is not None and not started.scratch.exists()

@@ -5,7 +5,8 @@ Run as a program by the python of the venv under test, never imported:
     VENV/bin/python pip_dry_runs.py PIP_SOURCES LOG_DIR < argument lists as JSON
 
 It imports exactly the pip under PIP_SOURCES (the directory that holds the
-package), as pip's own __pip-runner__.py does for `pip --python`. Each list
+package), as pip's own __pip-runner__.py does for `pip --python`, and only then
+reads its lists, so that it may be started before they are known. Each list
 then runs in a child forked from this process, as pip would run started anew,
 with its output in LOG_DIR/N.log; the exit codes are printed as JSON.
 Importing pip is most of a small dry run (0.57 of 0.77 s): the sample's four
@@ -64,13 +65,13 @@ def _forked(main, arguments, log_path):
 
 def main():
     sources, log_dir = sys.argv[1], sys.argv[2]
-    lists = json.load(sys.stdin)
     _only_this_pip(sources)
     try:
         from pip._internal.cli.main import main as pip_main  # what pip's own __main__ runs
         from pip._internal.commands import install  # noqa: F401  (imported once here, not in each child)
     except Exception as exc:  # an interpreter this pip does not support, most likely
         sys.exit("pip from %s cannot run in python %d.%d: %s" % (sources, *sys.version_info[:2], exc))
+    lists = json.load(sys.stdin)  # read once pip is in: the caller may start this program before it knows them
 
     run = _forked if hasattr(os, "fork") else _run
     codes = [run(pip_main, arguments, os.path.join(log_dir, f"{n}.log")) for n, arguments in enumerate(lists)]
