@@ -195,12 +195,18 @@ def test_a_verified_target_stays_verified_when_others_link_its_files(downloaded)
     assert verify_target(downloaded, target, reuse=True).native != "unchanged since verified"
 
 
-def test_a_native_target_uv_cannot_resolve_offline_reports_uvs_complaint_alone(index, tmp_path):
-    """The native proof runs beside uv's offline resolution; when uv already fails, pip's same failure is not added."""
+@pytest.fixture
+def native_downloaded(index, tmp_path):
+    """A wheelhouse downloaded for lin311, the target this machine runs, not yet verified."""
     project = make_project(tmp_path, index, "app\n")
     run_task("download", "--inventory", str(project / "inventory.yaml"), "--target", "lin311", "--no-verify",
              env=clean_env(project), check=True)  # fmt: skip
-    inventory = load_inventory(project / "inventory.yaml")
+    return load_inventory(project / "inventory.yaml")
+
+
+def test_a_native_target_uv_cannot_resolve_offline_reports_uvs_complaint_alone(native_downloaded):
+    """The native proof runs beside uv's offline resolution; when uv already fails, pip's same failure is not added."""
+    inventory = native_downloaded
     target = inventory.targets["lin311"]
     assert verify_target(inventory, target).native == "pip resolved, installed"
     (inventory.wheelhouse / "lin311" / "posixonly-1.0-py3-none-any.whl").unlink()
@@ -210,11 +216,8 @@ def test_a_native_target_uv_cannot_resolve_offline_reports_uvs_complaint_alone(i
     assert "posixonly" in report.problems[0]
 
 
-def test_dry_runs_started_early_are_the_ones_the_native_verify_uses(index, tmp_path):
-    project = make_project(tmp_path, index, "app\n")
-    run_task("download", "--inventory", str(project / "inventory.yaml"), "--target", "lin311", "--no-verify",
-             env=clean_env(project), check=True)  # fmt: skip
-    inventory = load_inventory(project / "inventory.yaml")
+def test_dry_runs_started_early_are_the_ones_the_native_verify_uses(native_downloaded):
+    inventory = native_downloaded
     target = inventory.targets["lin311"]
     with verify.EarlyDryRuns() as early:
         early.start([target, inventory.targets["win313"]])  # a target this machine cannot run starts none
