@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import shutil
 import subprocess
 import sys
@@ -89,6 +90,24 @@ def test_the_dry_run_program_keeps_each_lists_code_and_output_apart(tmp_path, fo
     assert "missing" in logs[0] and "missing-too" not in logs[0]
     assert "Would install lib-1.0" in logs[1]
     assert "missing-too" in logs[2]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or len(os.sched_getaffinity(0)) < 2, reason="needs fork and two cores")
+def test_the_dry_run_program_runs_its_lists_side_by_side(tmp_path):
+    """The first list's run waits for the second's to start: one after the other, it would wait in vain."""
+    program = runpy.run_path(str(verify._PIP_DRY_RUNS))
+    started = tmp_path / "second started"
+
+    def fake_pip(arguments):
+        if arguments[-1] == "second":
+            started.touch()
+            return 0
+        deadline = time.monotonic() + 30  # only a guard: side by side, the second starts at once
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return 0 if started.exists() else 3
+
+    assert program["_forked"](fake_pip, [["first"], ["second"]], str(tmp_path)) == [0, 0]
 
 
 def test_the_real_install_catches_a_wheel_that_does_not_unpack(tmp_path):

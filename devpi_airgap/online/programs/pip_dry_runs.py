@@ -8,7 +8,8 @@ It imports exactly the pip under PIP_SOURCES (the directory that holds the
 package), as pip's own __pip-runner__.py does for `pip --python`, and only then
 reads its lists, so that it may be started before they are known. Each list
 then runs in a child forked from this process, as pip would run started anew,
-with its output in LOG_DIR/N.log; the exit codes are printed as JSON.
+with its output in LOG_DIR/N.log; the children run side by side, one per core.
+The exit codes are printed as JSON.
 Importing pip is most of a small dry run (0.57 of 0.77 s): the sample's four
 sets paid it four times.
 
@@ -56,11 +57,26 @@ def _run(main, arguments, log_path):
         os.close(log)
 
 
-def _forked(main, arguments, log_path):
-    child = os.fork()
-    if child == 0:
-        os._exit(_run(main, arguments, log_path))
-    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+def _forked(main, lists, log_dir):
+    """Each list in a child of its own, as many side by side as this process has cores, started in the order given.
+
+    One after the other, the sample's three small sets waited for its largest, and in a three-target
+    run they then ran on alone for 0.2-0.8 s after the real install beside them had ended.
+    """
+    at_once = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    waiting = list(enumerate(lists))[::-1]
+    running = {}
+    codes = [1] * len(lists)
+    while waiting or running:
+        while waiting and len(running) < at_once:
+            n, arguments = waiting.pop()
+            child = os.fork()
+            if child == 0:
+                os._exit(_run(main, arguments, os.path.join(log_dir, f"{n}.log")))
+            running[child] = n
+        child, status = os.wait()
+        codes[running.pop(child)] = os.waitstatus_to_exitcode(status)
+    return codes
 
 
 def main():
@@ -73,8 +89,10 @@ def main():
         sys.exit("pip from %s cannot run in python %d.%d: %s" % (sources, *sys.version_info[:2], exc))
     lists = json.load(sys.stdin)  # read once pip is in: the caller may start this program before it knows them
 
-    run = _forked if hasattr(os, "fork") else _run
-    codes = [run(pip_main, arguments, os.path.join(log_dir, f"{n}.log")) for n, arguments in enumerate(lists)]
+    if hasattr(os, "fork"):
+        codes = _forked(pip_main, lists, log_dir)
+    else:
+        codes = [_run(pip_main, arguments, os.path.join(log_dir, f"{n}.log")) for n, arguments in enumerate(lists)]
     print(json.dumps(codes))
 
 
