@@ -115,9 +115,15 @@ class _DryRuns:
 
     def __init__(self, python: str):
         self.scratch = Path(tempfile.mkdtemp(prefix="airgap-verify-"))
-        self.venv, self.problem = _venv(python, self.scratch / "venv")
         self.started = 0
-        self.waiting = self._start() if self.venv is not None else None
+        self.waiting: tuple[Path, subprocess.Popen[str]] | None = None
+        try:  # no caller holds it yet: a failure here must not leave the scratch behind
+            self.venv, self.problem = _venv(python, self.scratch / "venv")
+            if self.venv is not None:
+                self.waiting = self._start()
+        except BaseException:
+            self.close()
+            raise
 
     def _start(self) -> tuple[Path, subprocess.Popen[str]]:
         logs = self.scratch / f"logs{self.started}"

@@ -8,6 +8,7 @@ import runpy
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -253,3 +254,15 @@ def test_dry_runs_never_taken_are_stopped_and_removed(tmp_path):
         early._started[sys.executable] = started = verify._DryRuns(sys.executable)
         program = started.waiting[1]
     assert program.poll() is not None and not started.scratch.exists()
+
+
+def test_dry_runs_that_fail_to_start_leave_no_scratch_behind(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def cannot_start(*args, **kwargs):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(subprocess, "Popen", cannot_start)
+    with pytest.raises(OSError, match="Too many open files"):
+        verify._DryRuns(sys.executable)
+    assert list(tmp_path.iterdir()) == []
