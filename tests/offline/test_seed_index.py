@@ -71,8 +71,13 @@ def project_pages(url: str) -> dict:
     return pages
 
 
-def search_finds(url: str, project: str, timeout: float = 90) -> bool:
-    """devpi-web indexes in the background, after uploads and on a seeded server's first start alike."""
+def search_finds(url: str, project: str, timeout: float = 240) -> bool:
+    """devpi-web indexes in the background, after uploads and on a seeded server's first start alike.
+
+    The wait is long because both of devpi's background steps retry on their own clock: the event thread
+    waits 5 s when it sees a file's record before the file (one upload in five here), and the indexer retries
+    a failed commit after 11 s, then 1.5 times longer each time. A wait of 90 s once ran out in CI.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         page = httpx.get(f"{url}/+search", params={"query": project}).text
@@ -80,6 +85,15 @@ def search_finds(url: str, project: str, timeout: float = 90) -> bool:
             return True
         time.sleep(0.5)
     return False
+
+
+def indexing_report(url: str, log: Path) -> str:
+    """What the server says of its indexing, for a failed search: its serials, its queues and its warnings."""
+    status = httpx.get(f"{url}/+status", headers={"Accept": "application/json"}).json()["result"]
+    serials = {k: status[k] for k in ("serial", "event-serial")}
+    queues = {name: value for name, _, value in status["metrics"] if name.startswith("devpi_web_whoosh")}
+    warnings = [line for line in log.read_text(errors="replace").splitlines() if " WARNI " in line or " ERROR " in line]
+    return "\n".join([f"{url}: {serials} {queues}", *warnings[-20:]])
 
 
 @pytest.fixture(scope="module")
@@ -136,10 +150,10 @@ def test_seeded_server_takes_its_passwords_and_refuses_others(servers):
 
 
 def test_devpi_web_search_finds_the_seeded_projects(servers):
-    uploaded, seeded, _ = servers
+    uploaded, seeded, tmp = servers
     for project in PROJECTS:
-        assert search_finds(uploaded, project), project
-        assert search_finds(seeded, project), project
+        for url, name in ((uploaded, "uploaded"), (seeded, "seeded")):
+            assert search_finds(url, project), indexing_report(url, tmp / name / "devpi-server.log")
 
 
 def test_a_replica_follows_the_seeded_server(servers):
