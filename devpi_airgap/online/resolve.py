@@ -8,6 +8,8 @@ target's tags, or else the sdist, which the caller builds into a pure wheel.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import re
 import signal
@@ -358,7 +360,8 @@ TRY_SPACING = 0.3
 class Tries:
     """What the uv tries of one run share, each try in its own thread.
 
-    - When each try may start: TRY_SPACING apart, and none once the run is
+    - When each try may start: TRY_SPACING apart, the tries of the target
+      this machine runs before any other waiting, and none once the run is
       stopping (a uv started after Ctrl-C would not hear it).
     - The projects known to publish no wheel at all, which a try may take as
       sdists at once, and the metadata of wheels built from their sdists.
@@ -381,20 +384,44 @@ class Tries:
         self._building: dict[str, Future[BuiltMetadata | None]] = {}
         self._spacing = spacing
         self._next_start = 0.0
+        self._waiting: list[tuple[bool, int]] = []  # a heap: the tries waiting for their turn, the next first
+        self._tickets = itertools.count()
+        self._turns = threading.Condition()
         self.stopping = threading.Event()
         self._lock = threading.Lock()
 
     def stop(self) -> None:
         """No try starts from now on, and a wait for one raises KeyboardInterrupt."""
-        self.stopping.set()
+        with self._turns:
+            self.stopping.set()
+            self._turns.notify_all()
 
-    def wait_turn(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next_start)
-            self._next_start = start + self._spacing
-        if self.stopping.wait(start - now):
-            raise KeyboardInterrupt
+    def wait_turn(self, *, first: bool = False) -> None:
+        """Wait until this try may start: the spacing after the last start, and its turn among those waiting.
+
+        `first` tries (the target this machine runs) go before the others, then each in the order it came. The
+        native target's verify is the longest step of a run and starts only once all its sets are resolved, yet
+        its big set's second try came after the other targets' small sets: in a three-target run it waited
+        1.1 s for its turn, and everything after it waited with it.
+        """
+        ticket = (not first, next(self._tickets))
+        with self._turns:
+            heapq.heappush(self._waiting, ticket)
+            try:
+                while not self.stopping.is_set():
+                    delay = self._next_start - time.monotonic()
+                    if self._waiting[0] == ticket and delay <= 0:
+                        heapq.heappop(self._waiting)
+                        self._next_start = time.monotonic() + self._spacing
+                        self._turns.notify_all()  # the next in line may start counting its spacing
+                        return
+                    self._turns.wait(delay if self._waiting[0] == ticket else None)
+                raise KeyboardInterrupt
+            except BaseException:
+                self._waiting.remove(ticket)
+                heapq.heapify(self._waiting)
+                self._turns.notify_all()
+                raise
 
     def names(self) -> set[str]:
         with self._lock:
@@ -494,7 +521,7 @@ def _uv_round(
     config: str | None = None,
 ) -> tuple[subprocess.CompletedProcess, list[Pin] | None]:
     """One uv run, and its pins when it resolved; `config` is a uv.toml for this run alone."""
-    tries.wait_turn()
+    tries.wait_turn(first=platform.runs_natively())
     with tempfile.TemporaryDirectory(prefix="airgap-resolve-") as tmp:
         if config:
             (Path(tmp) / "uv.toml").write_text(config, encoding="utf-8")

@@ -159,6 +159,27 @@ def test_tries_start_apart_and_none_once_the_run_stops():
         tries.wait_turn()
 
 
+def test_the_native_targets_tries_take_the_next_turn_before_others_waiting():
+    """Its verify, the longest step, waits for all of its sets: its tries go first, still spaced apart."""
+    tries = Tries(spacing=0.3)
+    tries.wait_turn()  # the spacing now runs: every try below has to wait
+    order: list[str] = []
+
+    def start(label: str, first: bool) -> threading.Thread:
+        thread = threading.Thread(target=lambda: (tries.wait_turn(first=first), order.append(label)))
+        thread.start()
+        return thread
+
+    others = [start(f"other {n}", False) for n in (1, 2)]
+    deadline = time.monotonic() + 30
+    while len(tries._waiting) < 2 and time.monotonic() < deadline:  # both queued before the native one
+        time.sleep(0.01)
+    native = start("native", True)
+    for thread in (*others, native):
+        thread.join(timeout=30)
+    assert order == ["native", "other 1", "other 2"]
+
+
 def test_the_newest_sdist_is_read_from_a_json_page_as_from_an_html_one(index, tmp_path):
     """Yanked files and pre-releases are passed over; a relative URL is taken from the page's own."""
     html = newest_sdist(index, "sdistonly")  # the fake index serves PEP 503 HTML
