@@ -161,8 +161,8 @@ def test_tries_start_apart_and_none_once_the_run_stops():
 
 def test_the_native_targets_tries_take_the_next_turn_before_others_waiting():
     """Its verify, the longest step, waits for all of its sets: its tries go first, still spaced apart."""
-    tries = Tries(spacing=0.3)
-    tries.wait_turn()  # the spacing now runs: every try below has to wait
+    tries = Tries(spacing=1.0)
+    tries.wait_turn()  # the spacing now runs: every try below has to wait (and all three are queued well within it)
     order: list[str] = []
 
     def start(label: str, first: bool) -> threading.Thread:
