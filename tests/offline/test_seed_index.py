@@ -75,8 +75,9 @@ def search_finds(url: str, project: str, timeout: float = 240) -> bool:
     """devpi-web indexes in the background, after uploads and on a seeded server's first start alike.
 
     The wait is long because both of devpi's background steps retry on their own clock: the event thread
-    waits 5 s when it sees a file's record before the file (one upload in five here), and the indexer retries
-    a failed commit after 11 s, then 1.5 times longer each time. A wait of 90 s once ran out in CI.
+    waits 5 s when it sees a file's record before the file (in 6 of 20 runs of these uploads here), and the
+    indexer retries a failed commit after 11 s, then 1.5 times longer each time. A wait of 90 s once ran out
+    in CI.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
