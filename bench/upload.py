@@ -34,12 +34,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 from bench.download import clean_env
 from bench.results import default_path, write_results
 from devpi_airgap.offline.devpi_api import DevpiClient, upload_missing
-from testing.devpi_server import ROOT_PASSWORD, seed_server_dir, start_devpi_server
+from testing.devpi_server import ROOT_PASSWORD, at_rest, indexing_state, seed_server_dir, start_devpi_server
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -114,11 +112,7 @@ def settle(url: str, limit: float = 300) -> float:
     queues are empty.
     """
     start = time.perf_counter()
-    while time.perf_counter() - start < limit:
-        status = httpx.get(f"{url}/+status", headers={"Accept": "application/json"}).json()["result"]
-        queued = [value for name, _, value in status["metrics"] if name.startswith("devpi_web_whoosh_index")]
-        if status["event-serial"] == status["serial"] and not any(queued):
-            break
+    while time.perf_counter() - start < limit and not at_rest(indexing_state(url)):
         time.sleep(0.2)
     return time.perf_counter() - start
 

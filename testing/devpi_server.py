@@ -22,10 +22,31 @@ import httpx
 import pytest
 
 from devpi_airgap.core.files import sha256_file
-from devpi_airgap.offline.devpi_api import seed_forms
+from devpi_airgap.offline.devpi_api import DevpiClient, seed_forms
 from devpi_airgap.offline.programs import seed_index
 
 ROOT_PASSWORD = "root-" + secrets.token_hex(8)
+
+# How long devpi-web's search may take to show what was uploaded. It indexes in the background, and both of
+# devpi's background steps retry on their own clock: the event thread waits 5 s when it sees a file's record
+# before the file (in 6 of 20 runs of test_seed_index's uploads here), and the indexer retries a failed commit
+# after 11 s, then 1.5 times longer each time. A wait of 90 s once ran out in CI.
+SEARCH_INDEX_WAIT = 240.0
+
+
+def indexing_state(url: str) -> dict:
+    """devpi's own account of its background work: its serial, its event serial and devpi-web's index queues."""
+    with DevpiClient(url, timeout=10) as client:
+        status = client.status()
+    state = {key: status[key] for key in ("serial", "event-serial")}
+    state.update((name, value) for name, _, value in status["metrics"] if name.startswith("devpi_web_whoosh_index"))
+    return state
+
+
+def at_rest(state: dict) -> bool:
+    """The event thread has reached the last commit, and devpi-web has nothing queued to index."""
+    queues = [value for name, value in state.items() if name.startswith("devpi_web_whoosh_index")]
+    return state["event-serial"] == state["serial"] and not any(queues)
 
 
 def _bin(name: str) -> str:

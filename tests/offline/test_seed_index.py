@@ -18,7 +18,14 @@ import pytest
 
 from devpi_airgap.core.files import sha256_file
 from devpi_airgap.offline.devpi_api import SIMPLE_JSON, DevpiClient, seed_forms, upload_missing
-from testing.devpi_server import ROOT_PASSWORD, _bin, seed_server_dir, start_devpi_server
+from testing.devpi_server import (
+    ROOT_PASSWORD,
+    SEARCH_INDEX_WAIT,
+    _bin,
+    indexing_state,
+    seed_server_dir,
+    start_devpi_server,
+)
 from testing.wheels import make_wheel
 
 USER, INDEX, PASSWORD = "alice", "approved", "alice-pw-1"
@@ -71,14 +78,8 @@ def project_pages(url: str) -> dict:
     return pages
 
 
-def search_finds(url: str, project: str, timeout: float = 240) -> bool:
-    """devpi-web indexes in the background, after uploads and on a seeded server's first start alike.
-
-    The wait is long because both of devpi's background steps retry on their own clock: the event thread
-    waits 5 s when it sees a file's record before the file (in 6 of 20 runs of these uploads here), and the
-    indexer retries a failed commit after 11 s, then 1.5 times longer each time. A wait of 90 s once ran out
-    in CI.
-    """
+def search_finds(url: str, project: str, timeout: float = SEARCH_INDEX_WAIT) -> bool:
+    """devpi-web indexes in the background, after uploads and on a seeded server's first start alike."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         page = httpx.get(f"{url}/+search", params={"query": project}).text
@@ -90,11 +91,8 @@ def search_finds(url: str, project: str, timeout: float = 240) -> bool:
 
 def indexing_report(url: str, log: Path) -> str:
     """What the server says of its indexing, for a failed search: its serials, its queues and its warnings."""
-    status = httpx.get(f"{url}/+status", headers={"Accept": "application/json"}).json()["result"]
-    serials = {k: status[k] for k in ("serial", "event-serial")}
-    queues = {name: value for name, _, value in status["metrics"] if name.startswith("devpi_web_whoosh")}
     warnings = [line for line in log.read_text(errors="replace").splitlines() if " WARNI " in line or " ERROR " in line]
-    return "\n".join([f"{url}: {serials} {queues}", *warnings[-20:]])
+    return "\n".join([f"{url}: {indexing_state(url)}", *warnings[-20:]])
 
 
 @pytest.fixture(scope="module")

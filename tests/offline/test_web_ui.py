@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from testing.browser import artifacts_dir, chromium_path, dump_dom, screenshot
+from testing.devpi_server import SEARCH_INDEX_WAIT, indexing_state
 
 pytestmark = [pytest.mark.offline_host, pytest.mark.network]
 
 PACKAGE = "packaging"  # the project's server.txt in tests/test_deploy.py; the deploy uploads its wheel
-SEARCH_WAIT = 60  # seconds for devpi-web's whoosh indexer to pick up the uploaded projects
 
 
 class _Links(HTMLParser):
@@ -91,8 +91,9 @@ def test_index_page_lists_the_uploaded_package(deployed, host, chromium, artifac
 
 
 def test_search_finds_the_uploaded_package(deployed, host, chromium, artifacts, tmp_path):
-    url = f"http://{host.address}:3141/+search?query={PACKAGE}"
-    deadline = time.monotonic() + SEARCH_WAIT
+    server = f"http://{host.address}:3141"
+    url = f"{server}/+search?query={PACKAGE}"
+    deadline = time.monotonic() + SEARCH_INDEX_WAIT
     while True:
         dom = dump_dom(chromium, tmp_path / "profile", url)
         hits = [
@@ -104,7 +105,8 @@ def test_search_finds_the_uploaded_package(deployed, host, chromium, artifacts, 
             break
         time.sleep(2)
     assert hits, (
-        f"devpi-web search did not find {PACKAGE} in myuser/myindex within {SEARCH_WAIT}s; page:\n{dom[-3000:]}"
+        f"devpi-web search did not find {PACKAGE} in myuser/myindex within {SEARCH_INDEX_WAIT}s "
+        f"({indexing_state(server)}); page:\n{dom[-3000:]}"
     )
     assert any(
         text == PACKAGE or text.startswith(f"{PACKAGE} ") or text.startswith(f"{PACKAGE}-") for _, text in hits
