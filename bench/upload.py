@@ -7,13 +7,15 @@ Each contender gets its own fresh devpi-server (with devpi-web) on loopback, per
 * devpi: devpi-init, start, user and index, ``devpi upload`` of every wheel, then
   the same ``devpi upload`` again (nothing new).
 * ours: what a first ``fab deploy`` does, `programs.seed_index` (devpi-import of
-  the wheels with the user and index), then start; then our no-op re-sync
-  (`upload_missing`, which lists the index and skips what it holds).
+  the wheels with the user and index), then start; then our no-op re-sync twice
+  (`upload_missing`, which reads the index and skips what it holds): first as the
+  first deploy's upload step does, listing every project and recording them in an
+  IndexRecord; then as a later deploy does, finding the server unchanged.
 * ours-http: our HTTP upload (`upload_missing`) into a fresh index of a running
   server, the path a deploy takes on a server that already holds data.
 
 Rows: the fill of a fresh index alone (devpi upload against the seed), the whole
-way from nothing to a serving index, HTTP upload, and the no-op re-sync.
+way from nothing to a serving index, HTTP upload, and both no-op re-syncs.
 Goals: fill <= 0.5x, re-sync <= 0.1x. Timings are reported, never asserted.
 
 Without --wheels it uses ``wheelhouse/server/`` if present, else downloads a
@@ -37,6 +39,7 @@ from pathlib import Path
 from bench.download import clean_env
 from bench.results import default_path, write_results
 from devpi_airgap.offline.devpi_api import DevpiClient, upload_missing
+from devpi_airgap.offline.index_record import IndexRecord
 from testing.devpi_server import ROOT_PASSWORD, at_rest, indexing_state, seed_server_dir, start_devpi_server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,12 +126,17 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def resync(url: str, wheels: list[Path]) -> float:
-    """Our no-op re-sync: what the upload step does when the index holds every file."""
+def resync(url: str, wheels: list[Path], record: Path) -> float:
+    """Our no-op re-sync: what a deploy's upload step does when the index holds every file.
+
+    It reads the index through the deploying machine's IndexRecord, as a deploy does: the first
+    re-sync after the seed lists every project and records them, a later one finds the server unchanged.
+    """
     with DevpiClient(url) as c:
         c.login(USER, PASSWORD)
         results = []
-        seconds = timed(lambda: results.append(upload_missing(c, USER, INDEX, wheels)))
+        listing = IndexRecord(record).files
+        seconds = timed(lambda: results.append(upload_missing(c, USER, INDEX, wheels, listing=listing)))
     assert len(results[0].skipped) == len(wheels) and not results[0].uploaded, results[0]
     return seconds
 
@@ -178,7 +186,8 @@ def bench_seed(wheels: list[Path], tmp: Path, expected: dict[str, str]) -> dict[
     try:
         seconds["whole"] = time.perf_counter() - start
         settle(url)
-        seconds["resync"] = resync(url, wheels)
+        seconds["resync-first"] = resync(url, wheels, tmp / "index-record.json")
+        seconds["resync"] = resync(url, wheels, tmp / "index-record.json")
         check(url, expected)
     finally:
         stop()
@@ -203,6 +212,7 @@ ROWS = (
     ("fill a fresh index", "ours", "fill", "fill", 0.5),
     ("nothing to a serving index", "ours", "whole", "whole", None),
     ("HTTP upload, fresh index", "ours-http", "fill", "fill", None),
+    ("re-sync, first after the seed", "ours", "resync-first", "resync", None),
     ("no-op re-sync", "ours", "resync", "resync", 0.1),
 )
 
@@ -235,7 +245,7 @@ def main() -> None:
                 print(f"  round {round_no + 1} {name:<9} {shown}", flush=True)
 
     print()
-    print(f"{'scenario':<28}{'devpi':>9}{'ours':>9}{'ratio':>8}{'goal':>8}")
+    print(f"{'scenario':<32}{'devpi':>9}{'ours':>9}{'ratio':>8}{'goal':>8}")
     rows = []
     for scenario, name, key, devpi_key, goal in ROWS:
         d = statistics.median(t[devpi_key] for t in times["devpi"])
@@ -243,7 +253,7 @@ def main() -> None:
         ratio = o / d
         mark = "" if goal is None else ("ok" if ratio <= goal else "missed")
         shown_goal = "" if goal is None else f"<={goal}"
-        print(f"{scenario:<28}{d:>8.2f}s{o:>8.2f}s{ratio:>8.3f}{shown_goal:>8} {mark}")
+        print(f"{scenario:<32}{d:>8.2f}s{o:>8.2f}s{ratio:>8.3f}{shown_goal:>8} {mark}")
         rows.append({"scenario": scenario, "devpi_s": d, "ours_s": o, "ratio": ratio, "goal": goal})
     record = {"wheels": len(wheels), "megabytes": total_mb, "rounds": args.rounds, "rows": rows, "raw": times}
     print(f"results: {write_results(args.json, record)}")

@@ -29,6 +29,7 @@ from devpi_airgap.offline.host_steps import (
     ServiceUser,
     unit_for,
 )
+from devpi_airgap.offline.index_record import IndexRecord
 from devpi_airgap.offline.index_steps import Upload, UserAndIndex, check_targets, devpi_api, target_files
 from devpi_airgap.offline.nginx import NginxFront
 from devpi_airgap.offline.preflight import check_facts, check_port, devpi_wheels
@@ -127,7 +128,7 @@ def deploy(
         # nothing to do. Under --check they would only repeat what the seed's line already says.
         if not (runner.check and seeding.changes):
             runner.run(UserAndIndex(client, server, credentials))
-            upload = Upload(client, server, credentials, files, progress)
+            upload = Upload(client, server, credentials, files, progress, index_record(inventory))
             runner.run(upload)
             conflicts = upload.result.conflicts
         problems = [] if runner.check else check_targets(base_url, inventory, server)
@@ -136,6 +137,11 @@ def deploy(
         for step in after:
             runner.run(step)
     return result
+
+
+def index_record(inventory: Inventory) -> IndexRecord:
+    """Kept beside the wheels it is compared with, by each machine that deploys them."""
+    return IndexRecord(inventory.wheelhouse / ".index-record.json")
 
 
 def upload_only(
@@ -153,7 +159,7 @@ def upload_only(
     refuse_recalled(host, [p.name for p in files])
     wait_healthy(host, server.port)
     with devpi_api(host, server, serving=True) as (_, client):
-        upload = Upload(client, server, credentials, files, progress)
+        upload = Upload(client, server, credentials, files, progress, index_record(inventory))
         runner.run(upload)
     return DeployResult(host.name, runner.check, runner.outcomes, conflicts=upload.result.conflicts)
 

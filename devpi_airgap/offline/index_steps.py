@@ -24,6 +24,7 @@ from devpi_airgap.offline.devpi_api import (
     upload_files,
 )
 from devpi_airgap.offline.health import journal
+from devpi_airgap.offline.index_record import IndexRecord
 from devpi_airgap.offline.layout import FILES, SERVERDIR
 from devpi_airgap.offline.remote import Host
 from devpi_airgap.offline.steps import Step
@@ -79,16 +80,18 @@ class Upload(Step):
         credentials: Credentials | None,
         files: list[Path],
         progress: ProgressFactory,
+        record: IndexRecord,
     ):
         self.client = client
         self.server = server
         self.credentials = credentials
         self.files = files
         self.progress = progress
+        self.record = record
         self.result = UploadResult()
 
     def read(self, host: Host) -> dict[str, str]:
-        return self.client.index_files(self.server.user, self.server.index) if self.client else {}
+        return self.record.files(self.client, self.server.user, self.server.index) if self.client else {}
 
     def diff(self, remote: dict[str, str]) -> list[str]:
         # Conflicts are problems, not changes: the index keeps its copy, and deploy says so at the end.
