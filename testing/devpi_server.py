@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -181,3 +183,13 @@ def devpi_server(tmp_path_factory):
         yield url, ROOT_PASSWORD
     finally:
         stop()
+
+
+@contextmanager
+def user_client(url: str, root_password: str, user: str, password: str) -> Iterator[DevpiClient]:
+    """A client logged in as `user`, whom root creates first unless the server has them already."""
+    with DevpiClient(url) as client:
+        client.login("root", root_password)
+        client.ensure_user(user, password)
+        client.login(user, password)
+        yield client

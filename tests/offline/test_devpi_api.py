@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from devpi_airgap.offline.devpi_api import DevpiClient, DevpiError, upload_missing
-from testing.devpi_server import devpi_server  # noqa: F401  (pytest fixture)
+from testing.devpi_server import devpi_server, user_client  # noqa: F401  (devpi_server: a pytest fixture)
 from testing.wheels import make_wheel
 
 USER = "airgap"
@@ -24,11 +24,7 @@ def sha256(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def client(devpi_server):  # noqa: F811
-    url, root_password = devpi_server
-    with DevpiClient(url) as c:
-        c.login("root", root_password)
-        c.ensure_user(USER, PASSWORD)
-        c.login(USER, PASSWORD)
+    with user_client(*devpi_server, USER, PASSWORD) as c:
         yield c
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from devpi_airgap.offline.devpi_api import DevpiClient, upload_missing
 from devpi_airgap.offline.index_record import IndexRecord
-from testing.devpi_server import devpi_server  # noqa: F401  (pytest fixture)
+from testing.devpi_server import devpi_server, user_client  # noqa: F401  (devpi_server: a pytest fixture)
 from testing.wheels import make_wheel
 
 USER = "recorded"
@@ -17,11 +17,7 @@ PASSWORD = "user-pw-5678"
 
 @pytest.fixture(scope="module")
 def client(devpi_server):  # noqa: F811
-    url, root_password = devpi_server
-    with DevpiClient(url) as c:
-        c.login("root", root_password)
-        c.ensure_user(USER, PASSWORD)
-        c.login(USER, PASSWORD)
+    with user_client(*devpi_server, USER, PASSWORD) as c:
         yield c
 
 
