@@ -210,6 +210,30 @@ def test_the_newest_sdist_is_read_from_a_json_page_as_from_an_html_one(index, tm
     assert found.file.url == f"http://{host}/f/tool-1.1.tar.gz"
 
 
+def test_an_html_page_is_read_as_its_links_say_whatever_their_quoting():
+    """One reader for both uses of an HTML page: its files' names (freshness) and links (newest_sdist)."""
+    body = (
+        "<html><body>\n"
+        "<a href='../../f/tool-1.0.tar.gz#sha256=" + "a" * 64 + "'>tool-1.0.tar.gz</a><br/>\n"
+        '<a data-requires-python="&gt;=3.8" href="../../f/tool-1.1.tar.gz?a=1&amp;b=2#sha256=' + "b" * 64 + '">'
+        "tool-1.1.tar.gz</a>\n"
+        "<a href=../../f/tool-1.2.tar.gz#sha256=" + "c" * 64 + ' data-yanked="">tool-1.2.tar.gz</a>\n'
+        '<a href="../../f/tool-1.3.tar.gz">tool-1.3.tar.gz</a>\n'  # no sha256: not a file to pin
+        "</body></html>"
+    ).encode()
+    assert resolve.page_filenames("text/html", body) == [
+        "tool-1.0.tar.gz", "tool-1.1.tar.gz", "tool-1.2.tar.gz (yanked)", "tool-1.3.tar.gz"
+    ]  # fmt: skip
+
+    def html_page(handler, seen):
+        send(handler, 200, body, Content_Type="text/html")
+
+    with serving(html_page) as (host, _):
+        found = newest_sdist(f"http://{host}/simple", "tool")
+    assert found is not None and (found.version, found.file.sha256) == ("1.1", "b" * 64)
+    assert found.file.url == f"http://{host}/f/tool-1.1.tar.gz?a=1&b=2"
+
+
 def test_a_json_page_names_its_files_and_their_yanks():
     """Each entry's nested objects (hashes, core-metadata) are read past; a yank is kept with its file."""
     page = {
