@@ -128,7 +128,8 @@ def deploy(
         # nothing to do. Under --check they would only repeat what the seed's line already says.
         if not (runner.check and seeding.changes):
             runner.run(UserAndIndex(client, server, credentials))
-            upload = Upload(client, server, credentials, files, progress, index_record(inventory))
+            # read through the record: check_targets below would fail on a file wrongly taken as present
+            upload = Upload(client, server, credentials, files, progress, index_record(inventory).files)
             runner.run(upload)
             conflicts = upload.result.conflicts
         problems = [] if runner.check else check_targets(base_url, inventory, server)
@@ -159,7 +160,7 @@ def upload_only(
     refuse_recalled(host, [p.name for p in files])
     wait_healthy(host, server.port)
     with devpi_api(host, server, serving=True) as (_, client):
-        upload = Upload(client, server, credentials, files, progress, index_record(inventory))
+        upload = Upload(client, server, credentials, files, progress)
         runner.run(upload)
     return DeployResult(host.name, runner.check, runner.outcomes, conflicts=upload.result.conflicts)
 

@@ -16,9 +16,9 @@ server, and the files listed at that state are still its files.
 The record only saves time. One that cannot be read is ignored, and one that cannot be written is not
 kept: either way the next run lists the index again.
 
-Only the upload step reads through it. After that step, deploy resolves every target from the live index,
-which would fail on a file wrongly taken as present. A recall and the live audit list the index afresh:
-there, a missed file would stay installable, and nothing after them would notice.
+Only deploy's upload step reads through it: after that step, deploy resolves every target from the live
+index, which would fail on a file wrongly taken as present. `fab upload`, a recall and the live audit list
+the index afresh: nothing after them would notice a missed file.
 """
 
 from __future__ import annotations

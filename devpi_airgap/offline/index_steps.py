@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from devpi_airgap.core.console import ProgressFactory, human_bytes
 from devpi_airgap.core.errors import AirgapError, RemoteError
@@ -24,7 +25,6 @@ from devpi_airgap.offline.devpi_api import (
     upload_files,
 )
 from devpi_airgap.offline.health import journal
-from devpi_airgap.offline.index_record import IndexRecord
 from devpi_airgap.offline.layout import FILES, SERVERDIR
 from devpi_airgap.offline.remote import Host
 from devpi_airgap.offline.steps import Step
@@ -80,18 +80,18 @@ class Upload(Step):
         credentials: Credentials | None,
         files: list[Path],
         progress: ProgressFactory,
-        record: IndexRecord,
+        listing: Callable[[DevpiClient, str, str], dict[str, str]] = DevpiClient.index_files,
     ):
         self.client = client
         self.server = server
         self.credentials = credentials
         self.files = files
         self.progress = progress
-        self.record = record
+        self.listing = listing  # or an IndexRecord's files, where a check of the live index follows
         self.result = UploadResult()
 
     def read(self, host: Host) -> dict[str, str]:
-        return self.record.files(self.client, self.server.user, self.server.index) if self.client else {}
+        return self.listing(self.client, self.server.user, self.server.index) if self.client else {}
 
     def diff(self, remote: dict[str, str]) -> list[str]:
         # Conflicts are problems, not changes: the index keeps its copy, and deploy says so at the end.

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from devpi_airgap.core.files import sha256_file
+from devpi_airgap.offline.devpi_api import DevpiClient
 from devpi_airgap.offline.systemd_unit import parse_exposure
 from testing.deploy_host import fab, index_files
 from testing.environment import ROOT_PASSWORD, USER_PASSWORD, clean_env, pip_install
@@ -206,6 +207,23 @@ def test_added_requirement_uploads_just_the_new_files(deployed, project, host):
     assert new and all(name.startswith("six-") for name in new)
     assert {k: after[k] for k in before} == before
     assert re.search(rf"upload: {len(new)} files", " ".join(result.stderr.split()))
+
+
+def test_a_file_removed_behind_the_deploys_back_is_uploaded_again(deployed, project, host):
+    """The upload step reads the index through the workstation's record, which any change on the server outdates."""
+    assert (project / "wheelhouse" / ".index-record.json").is_file()  # the deploys before this one left it
+    before = index_files(host)
+    gone = next(name for name in sorted(before) if name.startswith("packaging-"))
+    with DevpiClient(f"http://{host.address}:3141") as client:
+        client.login("myuser", USER_PASSWORD)
+        assert client.remove_file("myuser", "myindex", gone)
+    assert gone not in index_files(host)
+
+    result = fab(project, host, "deploy")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert index_files(host) == before
+    assert re.search(r"upload: 1 files", " ".join(result.stderr.split()))
 
 
 def test_unreachable_host_is_a_clear_error(deployed, project, host):

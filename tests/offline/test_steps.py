@@ -24,7 +24,6 @@ from devpi_airgap.offline.host_steps import (
     ServiceUser,
     VenvFacts,
 )
-from devpi_airgap.offline.index_record import IndexRecord
 from devpi_airgap.offline.index_steps import IndexFacts, Upload, UserAndIndex
 from devpi_airgap.offline.layout import SECRETFILE, UNIT_PATH
 from devpi_airgap.offline.nginx import FrontFacts, NginxFront
@@ -130,13 +129,12 @@ def test_user_and_index_need_the_exact_index_settings():
 
 def test_upload_plans_missing_files_and_keeps_conflicts_apart(tmp_path):
     a, b, c = (make_wheel(tmp_path, name, "1.0") for name in "abc")
-    record = IndexRecord(tmp_path / "record.json")
-    step = Upload(None, SERVER, None, [a, b, c], progress=None, record=record)
+    step = Upload(None, SERVER, None, [a, b, c], progress=None)
     changes = step.diff({a.name: sha256_file(a), b.name: "f" * 64})
     assert changes and changes[0].startswith("1 files,")
     assert step.result.todo == [c] and step.result.skipped == [a.name]
     assert [name for name, _ in step.result.conflicts] == [b.name]
-    assert Upload(None, SERVER, None, [a], progress=None, record=record).diff({a.name: sha256_file(a)}) == []
+    assert Upload(None, SERVER, None, [a], progress=None).diff({a.name: sha256_file(a)}) == []
 
 
 def front_facts(**changed) -> FrontFacts:
