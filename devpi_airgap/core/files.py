@@ -49,6 +49,21 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o644) -> None:
         raise
 
 
+def write_if_changed(path: Path, text: str) -> bool:
+    """atomic_write, unless the file already says exactly this; True when written.
+
+    A run that changes nothing leaves every file as it was: a re-run with nothing new rewrote
+    the wheelhouse's four caches (hashes, licenses, page fingerprints, audit) byte for byte.
+    """
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass  # absent or unreadable: the write below makes it, or says why it cannot
+    atomic_write(path, text)
+    return True
+
+
 @cache
 def sha256_cached(path: Path) -> str:
     """sha256_file, once per path and process: a deploy compares the same local wheels several times."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from license_expression import ExpressionError, LicenseSymbol, Licensing, get_spdx_licensing
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from devpi_airgap.core.files import atomic_write, change_stamp
+from devpi_airgap.core.files import change_stamp, write_if_changed
 from devpi_airgap.core.metadata import read_metadata
 from devpi_airgap.core.policy import LicensePolicy
 
@@ -160,7 +160,7 @@ class LicenseCache:
         return info
 
     def save(self) -> None:
-        atomic_write(self.path, json.dumps(self.entries, sort_keys=True))
+        write_if_changed(self.path, json.dumps(self.entries, sort_keys=True))
 
 
 def read_license(wheel: Path) -> LicenseInfo:

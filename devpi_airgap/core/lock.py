@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from devpi_airgap.core.errors import AirgapError
-from devpi_airgap.core.files import atomic_write
+from devpi_airgap.core.files import write_if_changed
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,7 @@ class LockedFile:
 def write_lock(path: Path, header: dict, files: list[LockedFile]) -> bool:
     """Write the lock atomically; returns False when it already said exactly this."""
     body = dict(header, packages=[asdict(f) for f in sorted(files, key=lambda f: (f.name, f.version, f.filename))])
-    text = json.dumps(body, indent=1, sort_keys=True) + "\n"
-    if path.exists() and path.read_text(encoding="utf-8") == text:
-        return False
-    atomic_write(path, text)
-    return True
+    return write_if_changed(path, json.dumps(body, indent=1, sort_keys=True) + "\n")
 
 
 def read_lock(path: Path) -> tuple[dict, list[LockedFile]]:

@@ -14,7 +14,7 @@ import shutil
 import threading
 from pathlib import Path
 
-from devpi_airgap.core.files import atomic_write, change_stamp, sha256_file
+from devpi_airgap.core.files import change_stamp, sha256_file, write_if_changed
 
 POOL = ".pool"
 SDISTS = ".sdists"
@@ -91,7 +91,7 @@ class Wheelhouse:
                         merged[key] = entry
                         break
             self._hashes = merged
-            atomic_write(self._cache_path, json.dumps(merged, sort_keys=True))
+            write_if_changed(self._cache_path, json.dumps(merged, sort_keys=True))
 
     def link(self, directory: Path, filenames: list[str]) -> list[str]:
         """Place pool files into a target's directory; returns those that were new there."""

@@ -11,7 +11,7 @@ from packaging.utils import parse_wheel_filename
 from devpi_airgap.core.advisories import Snapshot
 from devpi_airgap.core.audit import AuditReport, audit_files
 from devpi_airgap.core.errors import UsageError
-from devpi_airgap.core.files import atomic_write
+from devpi_airgap.core.files import write_if_changed
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.licenses import LicenseCache
 from devpi_airgap.core.lock import read_lock
@@ -65,7 +65,7 @@ def save_findings(inventory: Inventory, report: AuditReport) -> None:
             if line not in advisories.setdefault(f.name, []):
                 advisories[f.name].append(line)
     body = {"advisories_checked": report.snapshot is not None, "licenses": licenses, "advisories": advisories}
-    atomic_write(inventory.wheelhouse / AUDITED, json.dumps(body, indent=1, sort_keys=True))
+    write_if_changed(inventory.wheelhouse / AUDITED, json.dumps(body, indent=1, sort_keys=True))
 
 
 def rescan_snapshot(inventory: Inventory) -> Snapshot:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from devpi_airgap.core.files import atomic_write
+from devpi_airgap.core.files import write_if_changed
 from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.online.http_get import Session, Sessions, TransferError
 from devpi_airgap.online.resolve import PAGE_ACCEPT, default_index_url, page_filenames
@@ -114,4 +114,4 @@ class FreshnessRecord:
             self.data.pop(target, None)
 
     def save(self) -> None:
-        atomic_write(self.path, json.dumps(self.data, sort_keys=True))
+        write_if_changed(self.path, json.dumps(self.data, sort_keys=True))

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from devpi_airgap.core.files import atomic_write, sha256_file
+from devpi_airgap.core.files import atomic_write, sha256_file, write_if_changed
 
 
 def test_sha256_file_reads_in_chunks_and_matches_hashlib(tmp_path):
@@ -24,6 +24,21 @@ def test_atomic_write_replaces_whole_and_leaves_no_temporary_file(tmp_path):
     assert path.read_text() == "two"
     assert sorted(p.name for p in path.parent.iterdir()) == ["lock.json"]
     assert oct(path.stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_write_if_changed_leaves_a_file_that_says_the_same_untouched(tmp_path):
+    path = tmp_path / "cache" / "hashes.json"
+    assert write_if_changed(path, "{}") is True  # made, its directory too
+    before = path.stat()
+    assert write_if_changed(path, "{}") is False
+    after = path.stat()
+    assert (after.st_ino, after.st_mtime_ns, after.st_ctime_ns) == (
+        before.st_ino,
+        before.st_mtime_ns,
+        before.st_ctime_ns,
+    )
+    assert write_if_changed(path, '{"a": 1}') is True
+    assert path.read_text() == '{"a": 1}' and sorted(p.name for p in path.parent.iterdir()) == ["hashes.json"]
 
 
 def test_a_failed_write_keeps_the_old_file_and_removes_its_temporary(tmp_path, monkeypatch):
