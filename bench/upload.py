@@ -40,7 +40,14 @@ from bench.download import clean_env
 from bench.results import default_path, write_results
 from devpi_airgap.offline.devpi_api import DevpiClient, upload_missing
 from devpi_airgap.offline.index_record import IndexRecord
-from testing.devpi_server import ROOT_PASSWORD, at_rest, indexing_state, seed_server_dir, start_devpi_server
+from testing.devpi_server import (
+    ROOT_PASSWORD,
+    at_rest,
+    indexing_state,
+    seed_server_dir,
+    start_devpi_server,
+    user_client,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -89,10 +96,7 @@ def wheel_dir(arg: str | None) -> Path:
 
 
 def make_user_and_index(url: str) -> None:
-    with DevpiClient(url) as c:
-        c.login("root", ROOT_PASSWORD)
-        c.ensure_user(USER, PASSWORD)
-        c.login(USER, PASSWORD)
+    with user_client(url, ROOT_PASSWORD, USER, PASSWORD) as c:
         c.ensure_index(USER, INDEX)
 
 

@@ -25,6 +25,7 @@ from testing.devpi_server import (
     indexing_state,
     seed_server_dir,
     start_devpi_server,
+    user_client,
 )
 from testing.wheels import make_wheel
 
@@ -103,10 +104,7 @@ def servers(tmp_path_factory):
     try:
         uploaded, stop = start_devpi_server(tmp / "uploaded")
         stops.append(stop)
-        with DevpiClient(uploaded) as client:
-            client.login("root", ROOT_PASSWORD)
-            client.ensure_user(USER, PASSWORD)
-            client.login(USER, PASSWORD)
+        with user_client(uploaded, ROOT_PASSWORD, USER, PASSWORD) as client:
             client.ensure_index(USER, INDEX)
             # one at a time in filename order, the order the seed applies them in
             result = upload_missing(client, USER, INDEX, files, workers=1)
