@@ -288,13 +288,13 @@ def _download(
         early.hand_over(round_pins, final, first=platforms[name].runs_natively())
 
     def prebuild(name: str) -> BuiltMetadata | None:
-        """A project a try found to publish no wheel, built from its newest sdist while that try's set goes on.
+        """A project that may publish no wheel (see Tries), built from its newest sdist while the tries go on.
 
-        The other sets' tries wait for it and read the wheel's metadata. Otherwise each builds the sdist to
-        read it, one after the other: uv builds an sdist once at a time in its cache, and --refresh makes
-        each try build it again (three targets' second tries, started apart: 5.2-6.6 s, against 2.2-2.3 s
+        Tries that take it from source wait for it and read the wheel's metadata. Otherwise each builds the
+        sdist to read it, one after the other: uv builds an sdist once at a time in its cache, and --refresh
+        makes each try build it again (three targets' second tries, started apart: 5.2-6.6 s, against 2.2-2.3 s
         with the metadata). It is a guess, like a round's pins: a try that pins another release builds that
-        one itself, and the guess is dropped at the end.
+        one itself, and the guess is dropped at the end, as is a build no try took.
         """
         pin = newest_sdist(inventory.index_url, name)
         if pin is None:
@@ -338,6 +338,7 @@ def _download(
         except BaseException:
             tries.stop()  # before the pool waits for its threads: a try started now would not hear Ctrl-C
             raise
+        tries.settle()  # a prebuild started on a suspicion no try confirmed hands nothing over after this
         wanted = {pin.file.filename for target_pins in pins.values() for pin in target_pins}
         fingerprints = early.finish(wanted, {pin.name for name in stale for pin in pins[name]})
     for name in stale:

@@ -20,7 +20,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from collections.abc import Set as AbstractSet
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -228,13 +227,17 @@ def _page_files(page: Answer) -> Iterable[tuple[FileRef, bool]]:
 def newest_sdist(index_url: str | None, name: str) -> Pin | None:
     """The sdist of the newest release that has one, as a guess of what a try will pin; None if the page cannot say.
 
-    Yanked files and pre-releases are passed over, as uv passes over them unless asked for.
+    Only a project that publishes no wheel at all is built from its sdist (see _from_wheels): for one that
+    publishes any, this is None too. Yanked files and pre-releases are passed over, as uv passes over them
+    unless asked for.
     """
     page = _project_page(index_url, name)
     if page is None:
         return None
     newest: tuple[Version, FileRef] | None = None
     for ref, yanked in _page_files(page):
+        if ref.is_wheel:
+            return None
         try:
             _, release = parse_sdist_filename(ref.filename)
         except InvalidSdistFilename:
@@ -303,6 +306,10 @@ def resolve_set(
 
 
 _WHEELS_REQUIRED = re.compile(r"Wheels are required for `([^`]+)`")
+# uv's log line for a project none of whose versions fit where the resolver stands: a wheels-only try says it
+# of a project with no wheel the moment it reads the project's page. The log only ever starts a prebuild
+# early (Tries.suspect); what a try pins and which projects come from source are read from its result.
+_CONFLICT = re.compile(r"^DEBUG Recording unit propagation conflict of (\S+) ")
 
 
 @dataclass(frozen=True)
@@ -350,9 +357,12 @@ class Tries:
       stopping (a uv started after Ctrl-C would not hear it).
     - The projects known to publish no wheel at all, which a try may take as
       sdists at once, and the metadata of wheels built from their sdists.
-    - `prebuild(name)`, started once for each such project a try finds out:
-      it builds the project from its sdist, so that the tries of other sets
-      read the wheel's metadata instead of each building the sdist itself.
+    - `prebuild(name)`, started once for each such project: it builds the
+      project from its newest sdist, so that tries read the wheel's metadata
+      instead of each building the sdist itself; for a project that publishes
+      any wheel it builds nothing and gives None. It starts as soon as a try's
+      resolver names the project in a conflict (`suspect`), long before the
+      try fails on it, and at the latest when a try has failed on it (`add`).
     """
 
     def __init__(
@@ -413,13 +423,34 @@ class Tries:
             return set(self._names)
 
     def add(self, names: Iterable[str]) -> None:
-        """Projects a try found to publish no wheel; each new to the run starts its prebuild, in a thread of its own."""
+        """Projects a try found to publish no wheel; the prebuild of each not yet suspected starts now."""
+        names = set(names)
         with self._lock:
-            new = {name: Future[BuiltMetadata | None]() for name in set(names) - self._names}
-            self._names.update(new)
-            self._building.update(new)
-        for name, future in new.items():
-            threading.Thread(target=self._run_prebuild, args=(name, future), daemon=True).start()
+            self._names.update(names)
+        for name in names:
+            self.suspect(name)
+
+    def suspect(self, name: str) -> None:
+        """A project a try's resolver could not fit: its prebuild starts, in a thread of its own, once a run.
+
+        The sample's first try names pyramid-chameleon 0.3 s in, then backtracks through every release of
+        devpi-web for another 1.2 s before it fails on it. Its second try waited for the build that only
+        started then; started here, the build is done by the time the try fails. A project that publishes
+        wheels, merely in a version conflict, costs one read of its page and builds nothing.
+        """
+        with self._lock:
+            if name in self._building:
+                return
+            future = self._building[name] = Future[BuiltMetadata | None]()
+        threading.Thread(target=self._run_prebuild, args=(name, future), daemon=True).start()
+
+    def settle(self) -> None:
+        """Stop, and wait for every prebuild started: none may hand work over once the run goes on without it."""
+        self.stop()
+        with self._lock:
+            building = list(self._building.values())
+        for future in building:
+            future.exception()  # a stopped prebuild raised KeyboardInterrupt; nobody wants its answer
 
     def _run_prebuild(self, name: str, future: Future[BuiltMetadata | None]) -> None:
         try:
@@ -427,14 +458,17 @@ class Tries:
         except BaseException as exc:  # a stop, or a bug: every try waiting for this build hears it
             future.set_exception(exc)
 
-    def uv_config(self, names: set[str], *, waiting_for: AbstractSet[str] = frozenset()) -> str | None:
-        """uv settings giving the built metadata of these projects; first, the prebuilds of `waiting_for` finish."""
+    def uv_config(self, names: set[str]) -> str | None:
+        """uv settings giving the built metadata of these projects, once their prebuilds are done.
+
+        A try waits for them: uv builds an sdist once at a time in its cache, so tries building it themselves
+        wait for each other, and the build the prebuild does besides competes for the same two cores (the
+        sample's second try, building pyramid-chameleon beside the prebuild: 2.8 s; after it, given its
+        metadata: 1.9 s).
+        """
         with self._lock:
-            building = {name: future for name, future in self._building.items() if name in names}
-        made = [
-            self._result(future) if name in waiting_for else (future.result() if future.done() else None)
-            for name, future in building.items()
-        ]
+            building = [future for name, future in self._building.items() if name in names]
+        made = [self._result(future) for future in building]
         found = {(b.name, b.version): b for b in (*self._built, *(m for m in made if m)) if b.name in names}
         return "\n".join(b.uv_toml() for b in found.values()) if found else None
 
@@ -468,20 +502,20 @@ def _from_wheels(
     """
     before_first_try()
     from_source = tries.names()
-    found_here: set[str] = set()
+
+    def heard(line: str) -> None:
+        if conflict := _CONFLICT.match(line):
+            tries.suspect(canonicalize_name(conflict.group(1)))
+
     for attempt in range(MAX_ROUNDS):
         extra = ("--only-binary", ":all:", *(arg for name in sorted(from_source) for arg in ("--no-binary", name)))
-        # A try waits for the prebuilds other sets started: uv builds an sdist once at a time in its cache, so
-        # tries building it themselves wait for each other (three started apart: 5.2-6.6 s, against 2.2-2.3 s
-        # given the metadata). The set that found a project out goes on at once, uv building it beside.
-        config = tries.uv_config(from_source, waiting_for=from_source - found_here)
-        result, pins = _uv_round(resolution, platform, index_url, extra, tries, config)
+        config = tries.uv_config(from_source)
+        result, pins = _uv_round(resolution, platform, index_url, extra, tries, config, on_decision=heard)
         sdist_only: set[str] = set()
         if pins is None:
             named = {canonicalize_name(name) for name in _WHEELS_REQUIRED.findall(result.stderr)} - from_source
             sdist_only = {n for n in named if not any(f.endswith(".whl") for f in index_listing(index_url, n))}
             from_source |= sdist_only
-            found_here |= sdist_only
             tries.add(sdist_only)  # the other sets of the run need not find them out too
         if attempt == 0:
             after_first_try()
@@ -504,8 +538,10 @@ def _uv_round(
     extra: tuple[str, ...],
     tries: Tries,
     config: str | None = None,
+    *,
+    on_decision: Callable[[str], None] | None = None,
 ) -> tuple[subprocess.CompletedProcess, list[Pin] | None]:
-    """One uv run, and its pins when it resolved; `config` is a uv.toml for this run alone."""
+    """One uv run, and its pins when it resolved; `config` is a uv.toml for this run alone, see uv_compile for on_decision."""
     tries.wait_turn(first=platform.runs_natively())
     with tempfile.TemporaryDirectory(prefix="airgap-resolve-") as tmp:
         if config:
@@ -513,7 +549,9 @@ def _uv_round(
             extra += ("--config-file", str(Path(tmp) / "uv.toml"))
         # Named on the command line even when it is the default: uv's --refresh passes over the pages
         # of an index that only a config file names (seen with uv 0.13.9).
-        result = uv_compile(resolution, platform, index_url or default_index_url(), Path(tmp), extra + _REFRESH)
+        result = uv_compile(
+            resolution, platform, index_url or default_index_url(), Path(tmp), extra + _REFRESH, on_decision=on_decision
+        )
         if result.returncode in (-signal.SIGINT, 128 + signal.SIGINT):
             # Ctrl-C reached uv as well: no other try may start, it would wait on the network unasked.
             raise KeyboardInterrupt

@@ -113,6 +113,30 @@ def test_a_project_known_to_have_no_wheels_is_taken_as_its_sdist_at_once(own_ind
     assert 0 < told < finding_out  # another set of the run, told, resolves in one try
 
 
+def test_a_wheel_less_project_the_resolver_meets_is_built_before_any_try_fails_on_it(tmp_path):
+    """uv names a project it cannot fit as it meets it; its prebuild starts then, yet what is pinned is uv's result.
+
+    Here the wheels-only try meets sdistonly through app 2.0, backtracks to app 1.0 and succeeds: no try
+    fails, so only the resolver's log can have started the prebuild.
+    """
+    dists = [
+        Dist("app", "1.0"),
+        Dist("app", "2.0", requires=["sdistonly"]),
+        Dist("sdistonly", "1.0", sdist=True, wheel=False),
+        Dist("lib", "1.0"),
+    ]
+    asked: list[str] = []
+    with serve_index(build_index(tmp_path / "index", dists)) as url:
+        inventory = load_inventory(make_project(tmp_path, url, "app\n") / "inventory.yaml")
+        platform = target_platform(inventory.targets["win313"])
+        tries = Tries(prebuild=lambda name: asked.append(name))
+        found = {pin.name: pin.version for pin in resolve_set(ResolutionSet("t", ("app",)), platform, url, tries=tries)}
+        tries.settle()
+    assert found == {"app": "1.0"}
+    assert asked == ["sdistonly"]
+    assert tries.names() == set()  # a suspicion: no try takes it from source on that alone
+
+
 def test_the_metadata_of_a_wheel_built_before_spares_uv_the_sdist(own_index, tmp_path):
     """uv takes what an earlier build said of the sdist's needs instead of fetching and building the sdist again."""
     inventory = load_inventory(make_project(tmp_path, own_index, "sdistonly\n") / "inventory.yaml")
@@ -181,7 +205,10 @@ def test_the_native_targets_tries_take_the_next_turn_before_others_waiting():
 
 
 def test_the_newest_sdist_is_read_from_a_json_page_as_from_an_html_one(index, tmp_path):
-    """Yanked files and pre-releases are passed over; a relative URL is taken from the page's own."""
+    """Yanked files and pre-releases are passed over; a relative URL is taken from the page's own.
+
+    Only a project that publishes no wheel at all is one to build: any wheel on its page, and there is none.
+    """
     html = newest_sdist(index, "sdistonly")  # the fake index serves PEP 503 HTML
     assert html is not None and (html.version, html.file.filename) == ("1.0", "sdistonly-1.0.tar.gz")
     assert html.file.url == f"{index.files_url}/sdistonly-1.0.tar.gz"
@@ -195,19 +222,22 @@ def test_the_newest_sdist_is_read_from_a_json_page_as_from_an_html_one(index, tm
              "size": 7},
             {"filename": "tool-1.2.tar.gz", "url": "x", "hashes": {"sha256": "c" * 64}, "yanked": "broken"},
             {"filename": "tool-2.0rc1.tar.gz", "url": "y", "hashes": {"sha256": "d" * 64}},
-            {"filename": "tool-3.0-py3-none-any.whl", "url": "z", "hashes": {"sha256": "e" * 64}},
         ],
     }  # fmt: skip
-    body = json.dumps(page).encode()
+    with_a_wheel = dict(page, files=[*page["files"], {"filename": "tool-3.0-py3-none-any.whl", "url": "z",
+                                                      "hashes": {"sha256": "e" * 64}}])  # fmt: skip
+    bodies = {"/simple/tool/": json.dumps(page).encode(), "/simple/wheeled/": json.dumps(with_a_wheel).encode()}
 
     def json_page(handler, seen):
-        send(handler, 200, body, Content_Type="application/vnd.pypi.simple.v1+json")
+        send(handler, 200, bodies[handler.path], Content_Type="application/vnd.pypi.simple.v1+json")
 
     with serving(json_page) as (host, _):
         found = newest_sdist(f"http://{host}/simple", "tool")
+        assert newest_sdist(f"http://{host}/simple", "wheeled") is None
     assert found is not None
     assert (found.name, found.version, found.file.sha256, found.file.size) == ("tool", "1.1", "b" * 64, 7)
     assert found.file.url == f"http://{host}/f/tool-1.1.tar.gz"
+    assert newest_sdist(index, "lib") is None  # an HTML page with wheels: the same
 
 
 def test_an_html_page_is_read_as_its_links_say_whatever_their_quoting():
