@@ -96,6 +96,7 @@ class _Resolutions:
         platforms: dict[str, TargetPlatform],
         on_round: Callable[[str, list[Pin], bool], None],
         tries: Tries,
+        on_selected: Callable[[str, str, str, str], None],
     ):
         order = sorted(platforms, key=lambda name: not platforms[name].runs_natively())
         scout = order[0] if len(order) > 1 else None
@@ -104,7 +105,15 @@ class _Resolutions:
         for name in order:
             sets = sorted(resolution_sets(platforms[name].target), key=lambda s: -len(s.lines))
             for rank, s in enumerate(sets):
-                resolve = partial(resolve_set, s, platforms[name], inventory.index_url, partial(on_round, name), tries)
+                resolve = partial(
+                    resolve_set,
+                    s,
+                    platforms[name],
+                    inventory.index_url,
+                    partial(on_round, name),
+                    tries,
+                    on_selected=partial(on_selected, name),
+                )
                 if scout is None or rank > 0:
                     jobs.append((1, name, s.label, resolve))
                 elif name == scout:
@@ -287,6 +296,9 @@ def _download(
     def hand_over(name: str, round_pins: list[Pin], final: bool) -> None:
         early.hand_over(round_pins, final, first=platforms[name].runs_natively())
 
+    def guess(name: str, project: str, version: str, filename: str) -> None:
+        early.guess(name, project, version, filename, first=platforms[name].runs_natively())
+
     def prebuild(name: str) -> BuiltMetadata | None:
         """A project that may publish no wheel (see Tries), built from its newest sdist while the tries go on.
 
@@ -315,7 +327,7 @@ def _download(
         sdist_only = _still_without_wheels(inventory.index_url, built) if stale else set()
         tries = Tries(sdist_only, _built_metadata(wheelhouse, built, sdist_only), prebuild=prebuild)
         try:
-            resolutions = _Resolutions(pool, inventory, stale, hand_over, tries)
+            resolutions = _Resolutions(pool, inventory, stale, hand_over, tries, guess)
             # Each target is locked, linked and handed to on_ready the moment its own pins are known and its files
             # are in, while the other targets still resolve or download: the native target's verify, the longest,
             # overlaps their work. (Their links to shared files later move those files' ctime; verify's record of

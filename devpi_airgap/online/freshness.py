@@ -23,8 +23,8 @@ from pathlib import Path
 
 from devpi_airgap.core.files import write_if_changed
 from devpi_airgap.core.pools import stoppable_pool
-from devpi_airgap.online.http_get import Session, Sessions, TransferError
-from devpi_airgap.online.resolve import PAGE_ACCEPT, default_index_url, page_filenames
+from devpi_airgap.online.http_get import Answer, Session, Sessions, TransferError
+from devpi_airgap.online.resolve import PAGE_ACCEPT, FileRef, default_index_url, listing_and_release, page_filenames
 
 WORKERS = 16
 
@@ -45,8 +45,28 @@ def _page(session: Session, index_url: str, name: str, known: list | None) -> li
     body = hashlib.sha256(page.body).hexdigest()
     if known and known[2:] == [body]:
         return known
-    files = hashlib.sha256("\n".join(sorted(page_filenames(page.content_type, page.body))).encode()).hexdigest()
-    return [page.etag or "", files, body]
+    return _fingerprint(page, page_filenames(page.content_type, page.body), body)
+
+
+def _fingerprint(page: Answer, listing: list[str], body: str) -> list:
+    return [page.etag or "", hashlib.sha256("\n".join(sorted(listing)).encode()).hexdigest(), body]
+
+
+def page_and_release(
+    session: Session, index_url: str | None, name: str, prefix: str
+) -> tuple[list | None, dict[str, FileRef]]:
+    """A project page's fingerprint, as page_fingerprints gives it, and one release's files on it (see
+    resolve.listing_and_release), from one reading; (None, {}) if the page cannot be read.
+    """
+    base = (index_url or default_index_url()).rstrip("/")
+    try:
+        page = session.read(f"{base}/{name}/", {"Accept": PAGE_ACCEPT})
+    except TransferError:
+        return None, {}
+    if page.status != 200:
+        return None, {}
+    listing, files = listing_and_release(page, prefix)
+    return _fingerprint(page, listing, hashlib.sha256(page.body).hexdigest()), files
 
 
 @contextmanager

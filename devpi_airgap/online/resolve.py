@@ -212,16 +212,47 @@ def _page_files(page: Answer) -> Iterable[tuple[FileRef, bool]]:
     """Each file of a project page with whether it is yanked; a file the page gives no sha256 for is left out."""
     if "json" in page.content_type:
         for entry in json.loads(page.body).get("files", []):
-            sha256 = (entry.get("hashes") or {}).get("sha256")
-            if sha256:
-                url = urljoin(page.url, entry["url"])
-                yield FileRef(entry["filename"], url, sha256, entry.get("size")), bool(entry.get("yanked"))
+            if ref := _json_ref(page.url, entry):
+                yield ref, bool(entry.get("yanked"))
         return
     for filename, link, yanked in _html_files(page.body):
-        href, _, fragment = link.partition("#")
-        algorithm, _, digest = fragment.partition("=")
-        if href and algorithm == "sha256" and digest:
-            yield FileRef(filename, urljoin(page.url, href), digest, None), yanked
+        if ref := _html_ref(page.url, filename, link):
+            yield ref, yanked
+
+
+def _json_ref(page_url: str, entry: dict) -> FileRef | None:
+    sha256 = (entry.get("hashes") or {}).get("sha256")
+    return FileRef(entry["filename"], urljoin(page_url, entry["url"]), sha256, entry.get("size")) if sha256 else None
+
+
+def _html_ref(page_url: str, filename: str, link: str) -> FileRef | None:
+    href, _, fragment = link.partition("#")
+    algorithm, _, digest = fragment.partition("=")
+    return (
+        FileRef(filename, urljoin(page_url, href), digest, None) if href and algorithm == "sha256" and digest else None
+    )
+
+
+def listing_and_release(page: Answer, prefix: str) -> tuple[list[str], dict[str, FileRef]]:
+    """page_filenames of the page, and the files of one release on it, from one reading.
+
+    The release is the files whose names start with `prefix` ("numpy-2.3.5-", its wheels for every
+    platform); a file the page gives no sha256 for is left out.
+    """
+    if "json" not in page.content_type:
+        files = list(_html_files(page.body))
+        wanted = [_html_ref(page.url, name, link) for name, link, _ in files if name.startswith(prefix)]
+        listing = [name + (" (yanked)" if yanked else "") for name, _, yanked in files]
+    else:
+        wanted = []
+
+        def named(entry: dict) -> object:  # as page_filenames reads it, keeping the release's entries
+            if isinstance(entry.get("filename"), str) and entry["filename"].startswith(prefix):
+                wanted.append(_json_ref(page.url, entry))
+            return _file_name_of(entry)
+
+        listing = [f for f in json.loads(page.body, object_hook=named).get("files", []) if isinstance(f, str)]
+    return listing, {ref.filename: ref for ref in wanted if ref is not None}
 
 
 def newest_sdist(index_url: str | None, name: str) -> Pin | None:
@@ -260,6 +291,7 @@ def resolve_set(
     *,
     before_first_try: Callable[[], None] = lambda: None,
     after_first_try: Callable[[], None] = lambda: None,
+    on_selected: Callable[[str, str, str], None] = lambda name, version, filename: None,
 ) -> list[Pin]:
     """Pins for one set; a compiled project never resolves to its sdist.
 
@@ -279,15 +311,22 @@ def resolve_set(
     on_round(pins, final) hears each round's pins as soon as uv gives them,
     less the sdists about to be resolved again: the next round mostly keeps
     the rest, so the caller may start fetching them while it resolves.
+    on_selected(name, version, filename) hears, sooner still, what uv's
+    resolver selects as it goes: a guess, which backtracking may undo.
     """
     tries = tries or Tries()
-    wheels = _from_wheels(resolution, platform, index_url, tries, before_first_try, after_first_try)
+
+    def selected(line: str) -> None:
+        if found := _SELECTED.match(line):
+            on_selected(canonicalize_name(found[1]), found[2], found[3])
+
+    wheels = _from_wheels(resolution, platform, index_url, tries, before_first_try, after_first_try, selected)
     if wheels is not None:
         on_round(wheels, True)
         return wheels
     no_build: set[str] = set()
     for _ in range(MAX_ROUNDS):
-        pins = _resolve_once(resolution, platform, index_url, no_build, tries)
+        pins = _resolve_once(resolution, platform, index_url, no_build, tries, selected)
         compiled = {
             pin.name
             for pin in pins
@@ -310,6 +349,9 @@ _WHEELS_REQUIRED = re.compile(r"Wheels are required for `([^`]+)`")
 # of a project with no wheel the moment it reads the project's page. The log only ever starts a prebuild
 # early (Tries.suspect); what a try pins and which projects come from source are read from its result.
 _CONFLICT = re.compile(r"^DEBUG Recording unit propagation conflict of (\S+) ")
+# And its line for each release it settles on as it goes, with the file it would take: a guess, which it may
+# take back while it backtracks. An extra (`name[extra]`) is no project of its own and is passed over.
+_SELECTED = re.compile(r"^DEBUG Selecting: ([A-Za-z0-9._-]+)==(\S+) \[[^\]]*\] \(([^()\s]+)\)$")
 
 
 @dataclass(frozen=True)
@@ -488,6 +530,7 @@ def _from_wheels(
     tries: Tries,
     before_first_try: Callable[[], None],
     after_first_try: Callable[[], None],
+    on_decision: Callable[[str], None],
 ) -> list[Pin] | None:
     """Pins from the index's wheels alone, but for projects that publish no wheel at all; None if they cannot resolve.
 
@@ -506,6 +549,8 @@ def _from_wheels(
     def heard(line: str) -> None:
         if conflict := _CONFLICT.match(line):
             tries.suspect(canonicalize_name(conflict.group(1)))
+        else:
+            on_decision(line)
 
     for attempt in range(MAX_ROUNDS):
         extra = ("--only-binary", ":all:", *(arg for name in sorted(from_source) for arg in ("--no-binary", name)))
@@ -578,12 +623,17 @@ def _uv_round(
 
 
 def _resolve_once(
-    resolution: ResolutionSet, platform: TargetPlatform, index_url: str | None, no_build: set[str], tries: Tries
+    resolution: ResolutionSet,
+    platform: TargetPlatform,
+    index_url: str | None,
+    no_build: set[str],
+    tries: Tries,
+    on_decision: Callable[[str], None],
 ) -> list[Pin]:
     """One uv run that must resolve, sdists allowed but for the projects in no_build."""
     target = platform.target
     extra = tuple(arg for name in sorted(no_build) for arg in ("--only-binary", name))
-    result, pins = _uv_round(resolution, platform, index_url, extra, tries)
+    result, pins = _uv_round(resolution, platform, index_url, extra, tries, on_decision=on_decision)
     if pins is not None:
         return pins
     problem = index_problem(index_url, resolution)

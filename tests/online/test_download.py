@@ -390,3 +390,24 @@ def test_a_re_resolution_gives_uv_the_metadata_of_wheels_built_before(downloaded
     found = _built_metadata(wheelhouse, built, {"sdistonly"})
     assert found and all(m == BuiltMetadata("sdistonly", "1.0", (), None, ()) for m in found)
     assert _built_metadata(wheelhouse, built, {"lib"}) == []  # not a project built from its sdist
+
+
+def test_every_wheel_is_fetched_on_the_resolvers_word_while_it_runs(index, tmp_path, monkeypatch):
+    """Each target's wheels are handed over as uv selects them, not only once its try is over."""
+    from devpi_airgap.online.early import EarlyWork
+
+    guessed: set[tuple[str, str]] = set()
+    real_guess = EarlyWork.guess
+
+    def guess(self, target, name, version, filename, **kwargs):
+        guessed.add((target, filename))
+        return real_guess(self, target, name, version, filename, **kwargs)
+
+    monkeypatch.setattr(EarlyWork, "guess", guess)
+    inventory = load_inventory(make_project(tmp_path, index, "app\n") / "inventory.yaml")
+    targets = list(inventory.targets.values())
+    download_targets(inventory, targets)
+    for target in targets:
+        _, locked = read_lock(inventory.lock_path(target))
+        wheels = {(target.name, f.filename) for f in locked if not f.built_from}
+        assert len(wheels) > 3 and wheels <= guessed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 
@@ -73,3 +74,28 @@ def test_a_wheel_built_from_a_dropped_sdist_goes_only_if_this_run_built_it(index
     run(index, wheelhouse, [([plain], False), ([], True)], set(), build)
     assert built.exists() != made_here
     assert not (wheelhouse.sdists / plain.file.filename).exists()
+
+
+def test_a_selection_is_fetched_on_its_pages_word_and_the_page_read_once(index, tmp_path):
+    """What uv's resolver selects while it runs: fetched at once; one reading of its page serves every target
+    and gives the page's fingerprint too."""
+    wheelhouse = Wheelhouse(tmp_path / "wheelhouse")
+    one = pin(index, "one-1.0-py3-none-any.whl")
+    index.clear()
+    with EarlyWork(wheelhouse, index, lambda pin: None) as early:
+        early.guess("win313", "one", "1.0", one.file.filename)
+        early.guess("win313", "one", "0.9", "one-0.9-py3-none-any.whl")  # backtracking: not taken
+        early.guess("mac312", "one", "1.0", one.file.filename)  # another target, the same release: no page again
+        early.guess("win313", "three", "1.0", "three-1.0-py3-none-any.whl")  # a guess the final pins drop
+        early.guess("win313", "two", "9.9", "two-9.9-py3-none-any.whl")  # a file its page does not list
+        early.guess("win313", "plain", "1.0", "plain-1.0.tar.gz")  # an sdist: the prebuild's and the pins'
+        deadline = time.monotonic() + 30
+        while one.file.filename not in early.arrived and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert one.file.filename in early.arrived  # before any round's pins were handed over
+        early.hand_over([one], True)
+        fingerprints = early.finish({one.file.filename}, {"one"})
+    assert sorted(p.name for p in wheelhouse.pool.iterdir() if not p.name.startswith(".")) == [one.file.filename]
+    assert fingerprints["one"] and index.counts["/simple/one/"] == 1
+    assert sorted(index.file_requests()) == sorted([f"/files/{one.file.filename}", "/files/three-1.0-py3-none-any.whl"])
+    assert "/simple/plain/" not in index.counts

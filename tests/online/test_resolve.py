@@ -137,6 +137,18 @@ def test_a_wheel_less_project_the_resolver_meets_is_built_before_any_try_fails_o
     assert tries.names() == set()  # a suspicion: no try takes it from source on that alone
 
 
+def test_the_resolver_tells_what_it_selects_before_the_try_is_over(index, tmp_path):
+    """Each pinned wheel was heard as selected while uv ran, so its download could start then."""
+    inventory = load_inventory(make_project(tmp_path, index, "app\n") / "inventory.yaml")
+    platform = target_platform(inventory.targets["win313"])
+    heard: list[tuple[str, str, str]] = []
+    found = resolve_set(
+        ResolutionSet("t", ("app",)), platform, index, on_selected=lambda *selected: heard.append(selected)
+    )
+    wheels = {(pin.name, pin.version, pin.file.filename) for pin in found if pin.file.is_wheel}
+    assert len(wheels) > 3 and wheels <= set(heard)
+
+
 def test_the_metadata_of_a_wheel_built_before_spares_uv_the_sdist(own_index, tmp_path):
     """uv takes what an earlier build said of the sdist's needs instead of fetching and building the sdist again."""
     inventory = load_inventory(make_project(tmp_path, own_index, "sdistonly\n") / "inventory.yaml")
