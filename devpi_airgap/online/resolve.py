@@ -359,9 +359,10 @@ class BuiltMetadata:
     """What the wheel an earlier run built from a project's sdist says it needs, for uv to read instead of a build.
 
     A try that takes a project as its sdist builds the sdist just to read its
-    metadata, and --refresh makes uv do it again every try: for pyramid-chameleon
-    about 1.2 s and 1.3 CPU-s a try. The wheel built from that very sdist (its
-    sha256 is in the lock) says the same; uv uses it for this version only.
+    metadata, in each run again (each has a uv cache of its own): for
+    pyramid-chameleon about 1.2 s and 1.3 CPU-s. The wheel built from that very
+    sdist (its sha256 is in the lock) says the same; uv uses it for this
+    version only.
     """
 
     name: str
@@ -423,6 +424,13 @@ class Tries:
         self._next_start = 0.0
         self._waiting: list[tuple[bool, int]] = []  # a heap: the tries waiting for their turn, the next first
         self._tickets = itertools.count()
+        # The run's own uv cache. A resolution must see the pages as they are now, even from an index whose
+        # pages say they keep (PyPI's say ten minutes), so no run may read what another kept. uv's --refresh
+        # did that, but made each try of a run read again what the run's other tries had just read, every
+        # file's metadata too (uv 0.13.9: all 129 of the sample's, each try). A cache the run starts empty
+        # keeps pages for its own tries only.
+        self._cache = tempfile.TemporaryDirectory(prefix="airgap-uv-cache-", ignore_cleanup_errors=True)
+        self.cache_dir = self._cache.name
         self._turns = threading.Condition()
         self.stopping = threading.Event()
         self._lock = threading.Lock()
@@ -487,12 +495,16 @@ class Tries:
         threading.Thread(target=self._run_prebuild, args=(name, future), daemon=True).start()
 
     def settle(self) -> None:
-        """Stop, and wait for every prebuild started: none may hand work over once the run goes on without it."""
+        """Stop, and wait for every prebuild started: none may hand work over once the run goes on without it.
+
+        The run's uv cache goes with it (on Ctrl-C, when the interpreter exits).
+        """
         self.stop()
         with self._lock:
             building = list(self._building.values())
         for future in building:
             future.exception()  # a stopped prebuild raised KeyboardInterrupt; nobody wants its answer
+        self._cache.cleanup()
 
     def _run_prebuild(self, name: str, future: Future[BuiltMetadata | None]) -> None:
         try:
@@ -569,13 +581,6 @@ def _from_wheels(
     return None
 
 
-# Every try reads the index again: a resolution must see the pages as they are now, even from an index
-# whose pages say they keep (PyPI's say ten minutes). uv's --refresh makes everything it kept stale, each
-# file's metadata too (uv 0.13.9: all 129 re-read in a try, whatever cache-control the config gave files),
-# so a try costs about 3.5 s where an offline one costs 0.9 s; uv can refresh no narrower.
-_REFRESH = ("--refresh",)
-
-
 def _uv_round(
     resolution: ResolutionSet,
     platform: TargetPlatform,
@@ -592,10 +597,9 @@ def _uv_round(
         if config:
             (Path(tmp) / "uv.toml").write_text(config, encoding="utf-8")
             extra += ("--config-file", str(Path(tmp) / "uv.toml"))
-        # Named on the command line even when it is the default: uv's --refresh passes over the pages
-        # of an index that only a config file names (seen with uv 0.13.9).
+        extra += ("--cache-dir", tries.cache_dir)
         result = uv_compile(
-            resolution, platform, index_url or default_index_url(), Path(tmp), extra + _REFRESH, on_decision=on_decision
+            resolution, platform, index_url or default_index_url(), Path(tmp), extra, on_decision=on_decision
         )
         if result.returncode in (-signal.SIGINT, 128 + signal.SIGINT):
             # Ctrl-C reached uv as well: no other try may start, it would wait on the network unasked.
