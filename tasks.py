@@ -14,7 +14,7 @@ from devpi_airgap.cli.online import print_audit, print_download, print_refresh, 
 from devpi_airgap.cli.outcome import usage_errors_exit_2, user_errors
 from devpi_airgap.core.console import bar_progress
 from devpi_airgap.core.inventory import load_inventory
-from devpi_airgap.core.memory import give_back_large_blocks
+from devpi_airgap.core.memory import give_back_large_blocks, no_final_collection
 from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.online.audit import audit_inventory, rescan_snapshot
 from devpi_airgap.online.download import download as download_targets
@@ -25,6 +25,7 @@ from devpi_airgap.transfer.recall import write_recall
 
 usage_errors_exit_2()
 give_back_large_blocks()  # pages read and parsed leave the process: a lower peak at scale (core/memory.py)
+no_final_collection()
 
 INVENTORY_HELP = "inventory file (default: inventory.yaml in the current directory)"
 TARGET_HELP = "a target name from the inventory, several joined by commas, or 'all' (default)"

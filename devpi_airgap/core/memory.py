@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import sys
 
 _M_MMAP_THRESHOLD = -3  # glibc's malloc.h
@@ -26,3 +28,16 @@ def give_back_large_blocks() -> None:
     except (ImportError, OSError, AttributeError):  # nor has a C library without mallopt anything to tune
         return
     mallopt(_M_MMAP_THRESHOLD, LARGE)
+
+
+def no_final_collection() -> None:
+    """Spare the interpreter's exit its last walk over every object the run made.
+
+    That collection only frees memory that leaving the process frees anyway, and it was most of an
+    exit's cost: a process that imports the online tasks and exits took 272 ms, 226 ms with it skipped
+    (221 ms leaving by os._exit); a no-op `inv download` takes 0.5 s in all. gc.freeze(), called at exit,
+    puts every object beyond its reach. Objects are still released as the interpreter clears its
+    modules, and every atexit callback runs as before (none needs a collection); only garbage cycles
+    are left for the system to take back.
+    """
+    atexit.register(gc.freeze)
