@@ -7,6 +7,7 @@ resolves every target again from the live index to prove it serves them.
 from __future__ import annotations
 
 import codecs
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -187,12 +188,14 @@ def uv_compile(
 
 # The resolver's decisions only: some hundred lines a try, where uv's whole debug log is thousands.
 _RESOLVER_LOG = "uv_resolver=debug"
+# A line of that log, at any level (tracing pads the level to five): never part of what uv says to the user.
+_LOG_LINE = re.compile(r"^(TRACE|DEBUG| INFO| WARN|ERROR) ")
 
 
 def _run_logging(
     command: list[str], env: dict[str, str], on_decision: Callable[[str], None]
 ) -> subprocess.CompletedProcess:
-    """Run uv, handing each DEBUG line of its stderr to on_decision as it comes and keeping the others."""
+    """Run uv, handing each DEBUG line of its log to on_decision as it comes, and keeping uv's own messages."""
     kept: list[str] = []
     # uv writes its output to a file (-o), so stdout has nothing to say, and only stderr is read.
     with subprocess.Popen(
@@ -200,8 +203,8 @@ def _run_logging(
     ) as process:
         assert process.stderr is not None
         for line in process.stderr:
-            if line.startswith("DEBUG "):
-                on_decision(line.rstrip("\n"))
-            else:
+            if not _LOG_LINE.match(line):
                 kept.append(line)
+            elif line.startswith("DEBUG "):
+                on_decision(line.rstrip("\n"))
     return subprocess.CompletedProcess(command, process.returncode, "", "".join(kept))
