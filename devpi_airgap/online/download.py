@@ -309,8 +309,9 @@ def _download(
 
         Tries that take it from source wait for it and read the wheel's metadata. Otherwise they build the
         sdist to read it, one after the other, as uv builds an sdist once at a time in its cache (three
-        targets' second tries, started apart: 5.2-6.6 s, against 2.2-2.3 s with the metadata). It is a guess, like a round's pins: a try that pins another release builds that
-        one itself, and the guess is dropped at the end, as is a build no try took.
+        targets' second tries, started apart: 5.2-6.6 s, against 2.2-2.3 s with the metadata). It is a
+        guess, like a round's pins: a try that pins another release builds that one itself, and the guess
+        is dropped at the end, as is a build no try took.
         """
         pin = newest_sdist(inventory.index_url, name)
         if pin is None:

@@ -73,7 +73,7 @@ class EarlyWork:
         self.guessed: set[tuple[str, str]] = set()  # (target, project) of each selection taken as a guess
         self.releases: dict[str, dict[str, FileRef] | None] = {}  # a release's files by name, None while read
         self.waiting: dict[str, list[tuple[str, str, str, bool]]] = {}  # guesses for a release being read
-        self.guesses: list[Future] = []
+        self.release_reads: list[Future] = []
         self.read_fingerprints: dict[str, list] = {}  # taken from the pages read for guesses
 
     def __enter__(self) -> EarlyWork:
@@ -120,7 +120,7 @@ class EarlyWork:
             self.guessed.add((target, name))
             if release not in self.releases:
                 self.releases[release] = None
-                self.guesses.append(self.readers.submit(self._read_release, name, release))
+                self.release_reads.append(self.readers.submit(self._read_release, name, release))
             files = self.releases[release]
             if files is None:  # being read: taken once it is
                 self.waiting.setdefault(release, []).append((name, version, filename, first))
@@ -215,8 +215,8 @@ class EarlyWork:
 
         Called once every resolution is over, so that no selection comes in after it.
         """
-        for guess in self.guesses:
-            guess.exception()  # a guess that failed (a full disk, say) fails again, and is reported, for the final pins
+        for read in self.release_reads:
+            read.exception()  # a page that could not be read for a guess is read again, and reported, for the pins
         self.fetcher.wait(needed=wanted)
         unwanted = self.queued - wanted
         for sdist, build in self.builds.items():

@@ -591,7 +591,10 @@ def _uv_round(
     *,
     on_decision: Callable[[str], None] | None = None,
 ) -> tuple[subprocess.CompletedProcess, list[Pin] | None]:
-    """One uv run, and its pins when it resolved; `config` is a uv.toml for this run alone, see uv_compile for on_decision."""
+    """One uv run, and its pins when it resolved.
+
+    `config` is a uv.toml for this run alone; on_decision hears the resolver's log (see uv_compile).
+    """
     tries.wait_turn(first=platform.runs_natively())
     with tempfile.TemporaryDirectory(prefix="airgap-resolve-") as tmp:
         if config:
