@@ -29,8 +29,16 @@ def isolated_env(**extra: str) -> dict[str, str]:
         # Never let uv fetch an interpreter: resolution needs none of the target's version.
         UV_PYTHON_DOWNLOADS="never",
     )
+    env.setdefault("RES_OPTIONS", _LOOKUP_RETRY)
     env.update(extra)
     return env
+
+
+# uv looks a host up anew for each of the twenty or so connections a try opens, and a resolver that drops
+# part of a burst (this machine's answers about twenty lookups at once) leaves each dropped one to glibc's
+# 5 s timeout. Three cold tries run together took 6.3-13.2 s each; asked again after 1 s (then 2, then 4),
+# 1.6-4.6 s. A user's own RES_OPTIONS is kept; other C libraries and systems ignore the variable.
+_LOOKUP_RETRY = "timeout:1 attempts:3"
 
 
 _LOCATING = threading.Lock()
