@@ -86,6 +86,20 @@ def test_every_run_reads_the_pages_again_whatever_uv_kept(own_index, tmp_path):
     assert pins(own_index, tmp_path, "win313", "lib<3")["lib"] == "lib-2.9-py3-none-any.whl"
 
 
+def test_a_runs_later_tries_read_no_page_its_earlier_ones_read(tmp_path):
+    """Pages that say nothing of caching (as through the proxy here) are read once a run, not once a try."""
+    with serve_index(build_index(tmp_path / "index", DISTS)) as url:
+        url.page_cache_control = None
+        inventory = load_inventory(make_project(tmp_path, url, "app\n") / "inventory.yaml")
+        platform = target_platform(inventory.targets["win313"])
+        tries = Tries()
+        resolve_set(ResolutionSet("t", ("app",)), platform, url, tries=tries)
+        assert tries.names() == {"sdistonly"}  # two tries: the first failed on sdistonly
+        assert url.counts["/simple/app/"] == 1
+        resolve_set(ResolutionSet("t", ("app",)), platform, url)  # another run: read again
+        assert url.counts["/simple/app/"] == 2
+
+
 def test_the_default_index_is_read_again_too(own_index, tmp_path, monkeypatch):
     # An inventory without index_url: a new run must still read the pages of the default index again.
     monkeypatch.setattr(resolve, "default_index_url", lambda: str(own_index))
