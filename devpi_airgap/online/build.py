@@ -19,7 +19,7 @@ from devpi_airgap.core.errors import ResolutionError
 from devpi_airgap.core.files import raise_if_disk_full
 from devpi_airgap.core.isolation import isolated_env, uv_binary
 from devpi_airgap.core.platforms import TargetPlatform
-from devpi_airgap.online.resolve import Pin, index_listing
+from devpi_airgap.online.resolve import Pin, index_listing, index_toml
 
 
 def _is_pure(wheel: Path) -> bool:
@@ -31,8 +31,9 @@ def build_pure_wheel(sdist: Path, pin: Pin, platform: TargetPlatform, index_url:
     target = platform.target
     with tempfile.TemporaryDirectory(prefix="airgap-build-") as tmp:
         command = [uv_binary(), "build", "--no-config", "--wheel", "--python", sys.executable, "-o", tmp, str(sdist)]
-        if index_url:
-            command += ["--index-url", index_url]
+        if index_url:  # what the build itself needs (setuptools, say) comes from the same index
+            (Path(tmp) / "uv.toml").write_text(index_toml(index_url), encoding="utf-8")
+            command += ["--config-file", str(Path(tmp) / "uv.toml")]
         result = subprocess.run(command, capture_output=True, text=True, env=isolated_env())
         wheels = list(Path(tmp).glob("*.whl"))
         if result.returncode != 0:

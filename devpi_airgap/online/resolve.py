@@ -581,24 +581,20 @@ def _from_wheels(
     return None
 
 
-def _index_toml(index_url: str) -> str:
-    """The index, as uv.toml names it: what the run's cache holds counts as fresh for the run's every try.
+# What the run's cache holds counts as fresh for the run's every try. Each try of a run read every page and file
+# metadata again, because the pages here come without cache headers (through this machine's proxy: not even a
+# date): the sample's second try took 1.2 s online, 0.04 s from the cache its first try had filled. The cache is
+# the run's own (Tries), so nothing in it is older than the run.
+_RUN_CACHE_CONTROL = 'cache-control = { api = "max-age=86400", files = "max-age=86400" }'
 
-    Each try of a run read every page and file metadata again, because the pages here come without
-    cache headers (through this machine's proxy: not even a date): the sample's second try took 1.2 s
-    online, 0.04 s from the cache its first try had filled. The cache is the run's own (Tries), so
-    nothing in it is older than the run. uv applies an index's cache-control only to an index its
-    configuration names, not to one given by --index-url.
+
+def index_toml(index_url: str, *extra: str) -> str:
+    """The index as uv.toml names it, with `extra` lines for its table.
+
+    In a file rather than as --index-url: uv applies an index's cache-control only to an index its
+    configuration names, and a URL's credentials stay off uv's command line, which other users see.
     """
-    return "\n".join(
-        [
-            "[[index]]",
-            f"url = {json.dumps(index_url)}",
-            "default = true",
-            'cache-control = { api = "max-age=86400", files = "max-age=86400" }',
-            "",
-        ]
-    )
+    return "\n".join(["[[index]]", f"url = {json.dumps(index_url)}", "default = true", *extra, ""])
 
 
 def _uv_round(
@@ -617,7 +613,7 @@ def _uv_round(
     """
     tries.wait_turn(first=platform.runs_natively())
     with tempfile.TemporaryDirectory(prefix="airgap-resolve-") as tmp:
-        settings = _index_toml(index_url or default_index_url()) + (config or "")
+        settings = index_toml(index_url or default_index_url(), _RUN_CACHE_CONTROL) + (config or "")
         (Path(tmp) / "uv.toml").write_text(settings, encoding="utf-8")
         extra += ("--config-file", str(Path(tmp) / "uv.toml"), "--cache-dir", tries.cache_dir)
         result = uv_compile(resolution, platform, None, Path(tmp), extra, on_decision=on_decision)

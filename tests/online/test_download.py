@@ -411,3 +411,22 @@ def test_every_wheel_is_fetched_on_the_resolvers_word_while_it_runs(index, tmp_p
         _, locked = read_lock(inventory.lock_path(target))
         wheels = {(target.name, f.filename) for f in locked if not f.built_from}
         assert len(wheels) > 3 and wheels <= guessed
+
+
+def test_an_index_urls_password_is_on_no_command_line(tmp_path, monkeypatch):
+    """uv reads the index from a file of the run's own, for every try and every build: `ps` shows no password."""
+    commands: list[str] = []
+    real_popen = subprocess.Popen
+
+    class Seen(real_popen):  # type: ignore[misc,valid-type]
+        def __init__(self, args, *more, **options):
+            commands.append(args if isinstance(args, str) else " ".join(map(str, args)))
+            super().__init__(args, *more, **options)
+
+    with serve_index(build_index(tmp_path / "index", DISTS)) as index:
+        monkeypatch.setattr(subprocess, "Popen", Seen)
+        with_password = index.replace("http://", "http://someone:s3cret-pw@")
+        inventory = load_inventory(make_project(tmp_path, with_password, "app\n") / "inventory.yaml")
+        download_targets(inventory, list(inventory.targets.values()))
+    assert any(" compile " in c for c in commands) and any(" build " in c for c in commands)
+    assert [c for c in commands if "s3cret-pw" in c] == []
