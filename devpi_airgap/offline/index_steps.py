@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from devpi_airgap.core.console import ProgressFactory, human_bytes
 from devpi_airgap.core.errors import AirgapError, RemoteError

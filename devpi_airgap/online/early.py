@@ -120,23 +120,30 @@ class EarlyWork:
             self.guessed.add((target, name))
             if release not in self.releases:
                 self.releases[release] = None
-                self.release_reads.append(self.readers.submit(self._read_release, name, release))
+                fingerprint_it = name not in self.fingerprinted  # this reading gives it: hand_over reads it no more
+                self.fingerprinted.add(name)
+                self.release_reads.append(self.readers.submit(self._read_release, name, release, fingerprint_it))
             files = self.releases[release]
             if files is None:  # being read: taken once it is
                 self.waiting.setdefault(release, []).append((name, version, filename, first))
             else:
                 self._take_guess(files, name, version, filename, first)
 
-    def _read_release(self, name: str, release: str) -> None:
-        with self.pages.session() as session:
-            fingerprint, files = page_and_release(session, self.index_url, name, release)
-        with self.lock:
-            if fingerprint is not None and name not in self.fingerprinted:
-                self.fingerprinted.add(name)
-                self.read_fingerprints[name] = fingerprint
-            self.releases[release] = files
-            for waiting in self.waiting.pop(release, []):
-                self._take_guess(files, *waiting)
+    def _read_release(self, name: str, release: str, fingerprint_it: bool) -> None:
+        fingerprint: list | None = None
+        files: dict[str, FileRef] = {}
+        try:
+            with self.pages.session() as session:
+                fingerprint, files = page_and_release(session, self.index_url, name, release)
+        finally:
+            with self.lock:
+                if fingerprint_it and fingerprint is not None:
+                    self.read_fingerprints[name] = fingerprint
+                elif fingerprint_it:  # unread: finish() reads it for the fingerprint, as any page not read yet
+                    self.fingerprinted.discard(name)
+                self.releases[release] = files
+                for waiting in self.waiting.pop(release, []):
+                    self._take_guess(files, *waiting)
 
     def _take_guess(self, files: dict[str, FileRef], name: str, version: str, filename: str, first: bool) -> None:
         if (ref := files.get(filename)) is not None:
