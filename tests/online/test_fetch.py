@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
+import time
 
 import pytest
 
@@ -101,6 +103,29 @@ def test_a_file_added_again_first_moves_up(served, tmp_path):
     finally:
         url.file_seconds = 0
     assert url.file_requests() == [f"/files/{one.filename}", f"/files/{one.filename}", f"/files/{two.filename}"]
+
+
+def test_of_the_files_waiting_the_largest_goes_first(served, tmp_path):
+    """A big file selected last must not wait behind every small one: its target is complete only once it is in."""
+    root, url = served
+    big = root / "files" / "big-1.0-py3-none-any.whl"
+    big.write_bytes(os.urandom(1 << 20))
+    one, two = ref(root, url, "one-1.0-py3-none-any.whl"), ref(root, url, "two-1.0-py3-none-any.whl")
+    url.clear()
+    url.file_seconds = 0.5  # the one worker is busy with `one` while the others are queued
+    try:
+        with Fetcher(workers=1) as fetcher:
+            fetcher.add([one], tmp_path)
+            deadline = time.monotonic() + 10
+            while not url.file_requests() and time.monotonic() < deadline:  # taken: the rest now wait
+                time.sleep(0.01)
+            fetcher.add([two], tmp_path)
+            fetcher.add([ref(root, url, big.name)], tmp_path)
+            fetcher.wait()
+    finally:
+        url.file_seconds = 0
+        big.unlink()
+    assert url.file_requests() == [f"/files/{one.filename}", f"/files/{big.name}", f"/files/{two.filename}"]
 
 
 def test_a_server_that_compresses_anyway_still_gives_the_files_bytes(tmp_path):
