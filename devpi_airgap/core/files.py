@@ -6,6 +6,7 @@ import errno
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -19,6 +20,20 @@ def sha256_file(path: Path) -> str:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def tmpfs_with_room(needed: int) -> str | None:
+    """/dev/shm, if this machine has it writable with more than `needed` bytes free; else None (the usual temp dir).
+
+    For scratch that is many small files, made and thrown away within a run. On tmpfs a file costs no disk
+    block and no inode search: this machine's ext4 /tmp, where runs keep removing thousands of files, took
+    0.24-0.65 CPU-s to make 2,000 small files, and /dev/shm 0.02. Whatever goes there lives in memory, so
+    each caller asks for room to spare.
+    """
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or not os.access(shm, os.W_OK):
+        return None
+    return str(shm) if shutil.disk_usage(shm).free > needed else None
 
 
 def change_stamp(path: Path) -> list[int]:

@@ -27,7 +27,7 @@ from pathlib import Path
 import pip
 
 from devpi_airgap.core.errors import VerificationError
-from devpi_airgap.core.files import change_stamp, raise_if_disk_full
+from devpi_airgap.core.files import change_stamp, raise_if_disk_full, tmpfs_with_room
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.isolation import isolated_env, uv_binary
 from devpi_airgap.core.lock import LockedFile, read_lock
@@ -79,11 +79,7 @@ def _scratch(directory: Path) -> str | None:
     to spare is five times every wheel in the directory, so a big set never
     crowds the memory that tmpfs lives in.
     """
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or not os.access(shm, os.W_OK):
-        return None
-    needed = 5 * sum(p.stat().st_size for p in directory.glob("*.whl"))
-    return str(shm) if shutil.disk_usage(shm).free > needed else None
+    return tmpfs_with_room(5 * sum(p.stat().st_size for p in directory.glob("*.whl")))
 
 
 def _venv(python: str, where: Path) -> tuple[str | None, str | None]:

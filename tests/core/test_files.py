@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import sys
 
 import pytest
 
-from devpi_airgap.core.files import atomic_write, sha256_file, write_if_changed
+from devpi_airgap.core.files import atomic_write, sha256_file, tmpfs_with_room, write_if_changed
 
 
 def test_sha256_file_reads_in_chunks_and_matches_hashlib(tmp_path):
@@ -53,3 +55,10 @@ def test_a_failed_write_keeps_the_old_file_and_removes_its_temporary(tmp_path, m
         atomic_write(path, "new")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["lock.json"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/dev/shm is Linux's")
+def test_tmpfs_is_offered_only_with_the_room_asked_for():
+    free = shutil.disk_usage("/dev/shm").free
+    assert tmpfs_with_room(0) == "/dev/shm"
+    assert tmpfs_with_room(free + (1 << 30)) is None  # more than it has: the usual temp dir

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -98,6 +102,19 @@ def test_a_runs_later_tries_read_no_page_its_earlier_ones_read(tmp_path):
         assert url.counts["/simple/app/"] == 1
         resolve_set(ResolutionSet("t", ("app",)), platform, url)  # another run: read again
         assert url.counts["/simple/app/"] == 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/dev/shm is Linux's")
+def test_the_runs_uv_cache_is_in_memory_only_where_there_is_room_and_goes_with_the_run(monkeypatch):
+    tries = Tries()
+    cache = Path(tries.cache_dir)
+    assert cache.parent == Path("/dev/shm") and cache.is_dir()
+    tries.settle()
+    assert not cache.exists()
+    monkeypatch.setattr(resolve, "RUN_CACHE_ROOM", shutil.disk_usage("/dev/shm").free + (1 << 30))
+    tries = Tries()
+    assert Path(tries.cache_dir).parent == Path(tempfile.gettempdir())
+    tries.settle()
 
 
 def test_the_default_index_is_read_again_too(own_index, tmp_path, monkeypatch):
