@@ -353,7 +353,9 @@ _WHEELS_REQUIRED = re.compile(r"Wheels are required for `([^`]+)`")
 # uv's log line for a project none of whose versions fit where the resolver stands: a wheels-only try says it
 # of a project with no wheel the moment it reads the project's page. The log only ever starts a prebuild
 # early (Tries.suspect); what a try pins and which projects come from source are read from its result.
-_CONFLICT = re.compile(r"^DEBUG Recording unit propagation conflict of (\S+) ")
+# "Python" is uv's name for the interpreter, which a release's Requires-Python conflicts with: no project
+# (uv writes a project's name normalized, so never capitalized).
+_CONFLICT = re.compile(r"^DEBUG Recording unit propagation conflict of (?!Python )(\S+) ")
 # And its line for each release it settles on as it goes, with the file it would take: a guess, which it may
 # take back while it backtracks. An extra (`name[extra]`) is no project of its own and is passed over.
 _SELECTED = re.compile(r"^DEBUG Selecting: ([A-Za-z0-9._-]+)==(\S+) \[[^\]]*\] \(([^()\s]+)\)$")

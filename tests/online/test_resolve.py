@@ -177,6 +177,20 @@ def test_a_wheel_less_project_the_resolver_meets_is_built_before_any_try_fails_o
     assert tries.names() == set()  # a suspicion: no try takes it from source on that alone
 
 
+def test_a_release_that_needs_a_newer_python_starts_no_prebuild(tmp_path):
+    """uv records such a release as a conflict of "Python", its name for the interpreter: no project to build."""
+    dists = [Dist("app", "1.0"), Dist("app", "2.0", requires_python=">=3.99")]
+    asked: list[str] = []
+    with serve_index(build_index(tmp_path / "index", dists)) as url:
+        inventory = load_inventory(make_project(tmp_path, url, "app\n") / "inventory.yaml")
+        platform = target_platform(inventory.targets["win313"])
+        tries = Tries(prebuild=lambda name: asked.append(name))
+        found = {pin.name: pin.version for pin in resolve_set(ResolutionSet("t", ("app",)), platform, url, tries=tries)}
+        tries.settle()
+    assert found == {"app": "1.0"}
+    assert asked == []
+
+
 def test_the_resolver_tells_what_it_selects_before_the_try_is_over(index, tmp_path):
     """Each pinned wheel was heard as selected while uv ran, so its download could start then."""
     inventory = load_inventory(make_project(tmp_path, index, "app\n") / "inventory.yaml")
