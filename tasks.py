@@ -7,6 +7,7 @@ exit codes there.
 """
 
 import time
+from pathlib import Path
 
 from invoke import task
 
@@ -182,9 +183,13 @@ def refresh(c, inventory="inventory.yaml"):
 
 
 @task(
-    help={"inventory": INVENTORY_HELP, "html": "also write a self-contained, sortable HTML matrix here ('' for none)"}
+    help={
+        "inventory": INVENTORY_HELP,
+        "html": "where to write the self-contained, sortable HTML matrix (default: report.html in the "
+        "inventory's wheelhouse; '' for none)",
+    }
 )
-def report(c, inventory="inventory.yaml", html="wheelhouse/report.html"):
+def report(c, inventory="inventory.yaml", html=None):
     """Show the wheelhouse matrix: each package's versions per target, totals and sizes.
 
     Reads every target's lock and checks it against the files in
@@ -194,8 +199,12 @@ def report(c, inventory="inventory.yaml", html="wheelhouse/report.html"):
     from devpi_airgap.online.report import build_matrix, check_complete, write_html
 
     with user_errors():
-        matrix = build_matrix(load_inventory(inventory))
-        print_report(matrix, write_html(matrix, html) if html else None)
+        inv = load_inventory(inventory)
+        matrix = build_matrix(inv)
+        # beside the wheelhouse it describes: a default relative to the working directory wrote it (and made a
+        # stray wheelhouse/ directory) wherever inv happened to run
+        page = inv.wheelhouse / "report.html" if html is None else Path(html) if html else None
+        print_report(matrix, write_html(matrix, page) if page else None)
         check_complete(matrix)
 
 

@@ -192,3 +192,14 @@ def test_complete_wheelhouse_exits_0_and_html_can_be_disabled(project):
     requests_row = next(line for line in result.stdout.splitlines() if line.startswith("│ requests "))
     assert "extra 2.31.0, 2.32.0" in requests_row
     assert not list(project.rglob("*.html"))
+
+
+def test_the_html_goes_into_the_inventorys_wheelhouse_wherever_inv_runs(project, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    env = dict(os.environ, COLUMNS="400")  # the path on one line
+    result = run_task("report", "--inventory", str(project / "inventory.yaml"), cwd=elsewhere, env=env)
+    assert result.returncode == 4, result.stdout + result.stderr  # the fabricated wheelhouse lacks a file
+    written = project / "wheelhouse" / "report.html"
+    assert written.is_file() and "<table" in written.read_text(encoding="utf-8")
+    assert list(elsewhere.iterdir()) == []
+    assert f"HTML report: {written}" in result.stdout
