@@ -10,7 +10,7 @@ import codecs
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,18 +28,25 @@ _SOURCE_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links
 
 @dataclass(frozen=True)
 class RequirementLine:
-    text: str
+    text: str  # the requirement alone, without its --hash options
     origin: str  # file:line, for error messages
     name: str
+    hashes: frozenset[str] = frozenset()  # the sha256 values its --hash options allow
 
 
 @dataclass(frozen=True)
 class ResolutionSet:
-    """Requirements that must be installable together in one environment."""
+    """Requirements that must be installable together in one environment.
+
+    `hashes`, when its file pins with --hash (as `pip-compile --generate-hashes` writes it): the sha256
+    values allowed for each project, which then covers every project the set needs, as pip's hash-checking
+    mode demands.
+    """
 
     label: str
     lines: tuple[str, ...]
     constraints: tuple[Path, ...] = ()
+    hashes: tuple[tuple[str, frozenset[str]], ...] = ()
 
 
 def requirements_text(path: Path) -> str:
@@ -63,6 +70,39 @@ def requirements_text(path: Path) -> str:
         ) from None
 
 
+def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(number of its first line, text) of each line, comments removed and `\\` continuations joined, as pip does."""
+    joined, first = "", 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split(" #", 1)[0] if not raw.lstrip().startswith("#") else ""
+        if not joined:
+            first = number
+        if line.rstrip().endswith("\\"):
+            joined += line.rstrip()[:-1] + " "
+            continue
+        yield first, (joined + line).strip()
+        joined = ""
+    if joined.strip():
+        yield first, joined.strip()
+
+
+_HASH = re.compile(r"\s--hash[=\s]\s*(\S+)")
+
+
+def _without_hashes(origin: str, text: str) -> tuple[str, frozenset[str]]:
+    """A requirement's text without its --hash options, and the sha256 values they allow."""
+    hashes = set()
+    for value in _HASH.findall(text):
+        algorithm, _, digest = value.partition(":")
+        if algorithm != "sha256" or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+            raise ResolutionError(
+                f"{origin}: --hash={value} is not a sha256 (sha256:64 hex digits), the one hash an index publishes "
+                "for every file; generate the hashes again with sha256"
+            )
+        hashes.add(digest.lower())
+    return _HASH.sub("", f" {text}").strip(), frozenset(hashes)
+
+
 def read_requirements(path: Path, _seen: frozenset[Path] = frozenset()) -> tuple[list[RequirementLine], list[Path]]:
     """Requirement lines and constraint files of a requirements file, following -r."""
     path = path.resolve()
@@ -70,8 +110,7 @@ def read_requirements(path: Path, _seen: frozenset[Path] = frozenset()) -> tuple
         raise ResolutionError(f"{path}: includes itself through -r")
     lines: list[RequirementLine] = []
     constraints: list[Path] = []
-    for number, raw in enumerate(requirements_text(path).splitlines(), 1):
-        text = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+    for number, text in _logical_lines(requirements_text(path)):
         if not text:
             continue
         origin = f"{path}:{number}"
@@ -104,14 +143,35 @@ def read_requirements(path: Path, _seen: frozenset[Path] = frozenset()) -> tuple
         elif text.startswith("-"):
             raise ResolutionError(f"{origin}: option {option!r} is not supported in requirements files")
         else:
+            text, hashes = _without_hashes(origin, text)
             try:
                 req = Requirement(text)
             except InvalidRequirement as exc:
                 raise ResolutionError(f"{origin}: invalid requirement {text!r}: {exc}") from None
             if req.url:
                 raise ResolutionError(f"{origin}: {text!r} points at a URL; name a package from the index instead")
-            lines.append(RequirementLine(text=text, origin=origin, name=canonicalize_name(req.name)))
+            lines.append(RequirementLine(text, origin, canonicalize_name(req.name), hashes))
     return lines, constraints
+
+
+def _hash_pins(path: Path, lines: list[RequirementLine]) -> tuple[tuple[str, frozenset[str]], ...]:
+    """The allowed sha256 values by project of a file that pins with --hash; () for a file that does not.
+
+    As in pip's hash-checking mode, one requirement with hashes puts the whole file in it: every line needs them.
+    """
+    if not any(line.hashes for line in lines):
+        return ()
+    bare = [line.origin for line in lines if not line.hashes]
+    if bare:
+        raise ResolutionError(
+            f"{path.name} pins with --hash, so every requirement in it needs hashes, as pip's hash-checking mode "
+            f"demands; without: {', '.join(bare)}. Generate the file again with hashes for every line "
+            "(`pip-compile --generate-hashes`, `uv pip compile --generate-hashes`)"
+        )
+    allowed: dict[str, set[str]] = {}
+    for line in lines:
+        allowed.setdefault(line.name, set()).update(line.hashes)
+    return tuple(sorted((name, frozenset(hashes)) for name, hashes in allowed.items()))
 
 
 def resolution_sets(target: Target) -> list[ResolutionSet]:
@@ -123,13 +183,17 @@ def resolution_sets(target: Target) -> list[ResolutionSet]:
     sets: list[ResolutionSet] = []
     for path in target.requirements:
         lines, constraints = read_requirements(path)
-        sets.append(ResolutionSet(path.name, tuple(line.text for line in lines), tuple(constraints)))
+        hashes = _hash_pins(path, lines)
+        sets.append(ResolutionSet(path.name, tuple(line.text for line in lines), tuple(constraints), hashes))
         by_name: dict[str, list[RequirementLine]] = {}
         for line in lines:
             by_name.setdefault(line.name, []).append(line)
         for named in by_name.values():
             if len({line.text for line in named}) > 1:
-                sets += [ResolutionSet(f"{path.name}: {line.text}", (line.text,), tuple(constraints)) for line in named]
+                sets += [
+                    ResolutionSet(f"{path.name}: {line.text}", (line.text,), tuple(constraints), hashes)
+                    for line in named
+                ]
     if target.serves_devpi:
         sets.append(ResolutionSet("devpi server", DEVPI_REQUIREMENTS))
     return sets

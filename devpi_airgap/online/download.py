@@ -12,6 +12,7 @@ from importlib.metadata import version
 
 from devpi_airgap import __version__
 from devpi_airgap.core.console import ProgressFactory, no_progress
+from devpi_airgap.core.errors import ResolutionError
 from devpi_airgap.core.files import sha256_file
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.lock import LockedFile, read_lock, write_lock
@@ -25,7 +26,16 @@ from devpi_airgap.online.build import build_pure_wheel
 from devpi_airgap.online.early import EarlyWork
 from devpi_airgap.online.freshness import FreshnessRecord, inputs_digest, page_fingerprints
 from devpi_airgap.online.lookups import shared_lookups
-from devpi_airgap.online.resolve import BuiltMetadata, FileRef, Pin, Tries, index_listing, newest_sdist, resolve_set
+from devpi_airgap.online.resolve import (
+    BuiltMetadata,
+    FileRef,
+    Pin,
+    Tries,
+    hash_problems,
+    index_listing,
+    newest_sdist,
+    resolve_set,
+)
 
 RESOLVE_WORKERS = 4
 
@@ -150,7 +160,12 @@ class _Resolutions:
 def _inputs(inventory: Inventory, platform: TargetPlatform) -> str:
     """Everything besides the index pages that a resolution depends on."""
     sets = [
-        [s.label, s.lines, [c.read_text(encoding="utf-8") for c in s.constraints]]
+        [
+            s.label,
+            s.lines,
+            [c.read_text(encoding="utf-8") for c in s.constraints],
+            [[n, sorted(h)] for n, h in s.hashes],
+        ]
         for s in resolution_sets(platform.target)
     ]
     return inputs_digest(
@@ -179,6 +194,25 @@ def _still_fresh(
     for target in fresh:  # a page's bytes may change while its files do not: next time, compare the new bytes
         record.record(target.name, inputs[target.name], {name: current[name] for name in record.pages(target.name)})
     return fresh
+
+
+def _check_hashes(platform: TargetPlatform, pins: dict[Pin, set[str]]) -> None:
+    """Raise (exit 3) when a set whose file pins with --hash needs a file its hashes do not allow."""
+    problems = []
+    for resolution in resolution_sets(platform.target):
+        if resolution.hashes:
+            problems += hash_problems(resolution, [pin for pin, labels in pins.items() if resolution.label in labels])
+    if problems:
+        target = platform.target
+        raise ResolutionError(
+            f"target {target.name!r} ({', '.join(target.platforms)}, Python {target.python}) needs files that the "
+            "--hash values of its requirements do not allow:\n"
+            + "\n".join(f"  - {problem}" for problem in problems)
+            + "\nNothing was locked or linked for it. Hashes generated on one platform cover that platform's files "
+            "only: generate them for every target (`uv pip compile --universal --generate-hashes`), or add what is "
+            "missing with its hashes, then run again. A file whose sha256 differs from an approved one is not the "
+            "file that was approved: find out why before you allow it."
+        )
 
 
 def _still_without_wheels(index_url: str | None, built: dict[str, LockedFile]) -> set[str]:
@@ -257,6 +291,8 @@ def _download(
     inputs = {t.name: _inputs(inventory, platforms[t.name]) for t in targets}
     current_lock = targets if locked else _still_fresh(inventory, targets, inputs, record)
     pins = {t.name: _pins_from_lock(inventory, t) for t in current_lock}
+    for target in current_lock:
+        _check_hashes(platforms[target.name], pins[target.name])
     finished.update({t.name: time.monotonic() for t in current_lock})
     stale = {name: p for name, p in platforms.items() if name not in pins}
     on_stale([t for t in targets if t.name in stale])
@@ -341,6 +377,7 @@ def _download(
             while waiting:
                 for target in waiting:
                     if target.name not in pins and (resolved := resolutions.pins(target.name)) is not None:
+                        _check_hashes(platforms[target.name], resolved)
                         pins[target.name] = resolved
                         finished[target.name] = time.monotonic()
                 for target in list(waiting):

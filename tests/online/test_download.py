@@ -246,6 +246,63 @@ def test_requirements_cannot_add_sources(index, tmp_path):
     assert "--extra-index-url is not allowed" in result.stderr
 
 
+def hash_pinned(index_root: Path, *pins: tuple[str, str]) -> str:
+    """Requirements as `pip-compile --generate-hashes` writes them: each (requirement, file) with the file's sha256."""
+    return "".join(
+        f"{requirement} \\\n    --hash=sha256:{sha256_file(index_root / 'files' / filename)}\n    # via -r requirements.in\n"
+        for requirement, filename in pins
+    )
+
+
+@pytest.fixture(scope="module")
+def hashed_index(tmp_path_factory):
+    """A tool that needs another project on Windows only, as click once needed colorama."""
+    dists = [
+        Dist("tool", "1.0", requires=['winonly; sys_platform == "win32"']),
+        Dist("winonly", "1.0"),
+        Dist("lib", "2.0"),
+    ]
+    root = build_index(tmp_path_factory.mktemp("hashed-index"), dists)
+    with serve_index(root) as url:
+        yield root, url
+
+
+def test_hashes_that_allow_every_file_a_target_needs_let_it_through(hashed_index, tmp_path):
+    root, url = hashed_index
+    pins = [
+        ("tool==1.0", "tool-1.0-py3-none-any.whl"),
+        ('winonly==1.0 ; sys_platform == "win32"', "winonly-1.0-py3-none-any.whl"),
+    ]
+    project = make_project(tmp_path, url, hash_pinned(root, *pins))
+    download(project, "--target", "win313,lin311")
+    assert files(project, "win313") == {"tool-1.0-py3-none-any.whl", "winonly-1.0-py3-none-any.whl"}
+    assert files(project, "lin311") == {"tool-1.0-py3-none-any.whl"}
+
+
+def test_hashes_made_for_one_platform_name_what_another_target_needs(hashed_index, tmp_path):
+    root, url = hashed_index
+    project = make_project(tmp_path, url, hash_pinned(root, ("tool==1.0", "tool-1.0-py3-none-any.whl")))
+    result = download(project, "--target", "win313", check=False)
+    assert result.returncode == 3, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "target 'win313' (win_amd64, Python 3.13) needs files that the --hash values" in message
+    assert "winonly 1.0: not in requirements.txt" in message and "--universal --generate-hashes" in message
+    assert not (project / "wheelhouse" / "win313").exists() and not (project / "locks").exists()
+    download(project, "--target", "lin311")  # where it needs nothing else, the same file is enough
+
+
+def test_a_file_whose_sha256_no_hash_allows_is_refused_by_name(hashed_index, tmp_path):
+    root, url = hashed_index
+    real = sha256_file(root / "files" / "lib-2.0-py3-none-any.whl")
+    altered = hash_pinned(root, ("lib==2.0", "lib-2.0-py3-none-any.whl")).replace(real, "0" * 64)
+    project = make_project(tmp_path, url, altered)
+    result = download(project, "--target", "win313", check=False)
+    assert result.returncode == 3, result.stderr
+    message = " ".join(result.stderr.split())
+    assert f"lib 2.0: lib-2.0-py3-none-any.whl (sha256 {real}) matches none of the 1 --hash values" in message
+    assert not (project / "wheelhouse" / "win313").exists()
+
+
 def test_rerun_picks_up_a_new_release_within_range(downloaded, index):
     project, *_ = downloaded
     add_release(index.root, Dist("lib", "2.5"))
