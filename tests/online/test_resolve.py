@@ -153,6 +153,18 @@ def test_a_project_known_to_have_no_wheels_is_taken_as_its_sdist_at_once(own_ind
     assert len(runs) == 1 and "sdistonly" in runs[0]  # another set of the run, told, resolves in one try
 
 
+def resolve_app_watching_prebuilds(tmp_path, dists: list[Dist]) -> tuple[dict[str, str], list[str], Tries]:
+    """`app` resolved for win313 from an index of these dists: its pins, the prebuilds asked for, the run's Tries."""
+    asked: list[str] = []
+    with serve_index(build_index(tmp_path / "index", dists)) as url:
+        inventory = load_inventory(make_project(tmp_path, url, "app\n") / "inventory.yaml")
+        platform = target_platform(inventory.targets["win313"])
+        tries = Tries(prebuild=lambda name: asked.append(name))
+        found = {pin.name: pin.version for pin in resolve_set(ResolutionSet("t", ("app",)), platform, url, tries=tries)}
+        tries.settle()
+    return found, asked, tries
+
+
 def test_a_wheel_less_project_the_resolver_meets_is_built_before_any_try_fails_on_it(tmp_path):
     """uv names a project it cannot fit as it meets it; its prebuild starts then, yet what is pinned is uv's result.
 
@@ -165,13 +177,7 @@ def test_a_wheel_less_project_the_resolver_meets_is_built_before_any_try_fails_o
         Dist("sdistonly", "1.0", sdist=True, wheel=False),
         Dist("lib", "1.0"),
     ]
-    asked: list[str] = []
-    with serve_index(build_index(tmp_path / "index", dists)) as url:
-        inventory = load_inventory(make_project(tmp_path, url, "app\n") / "inventory.yaml")
-        platform = target_platform(inventory.targets["win313"])
-        tries = Tries(prebuild=lambda name: asked.append(name))
-        found = {pin.name: pin.version for pin in resolve_set(ResolutionSet("t", ("app",)), platform, url, tries=tries)}
-        tries.settle()
+    found, asked, tries = resolve_app_watching_prebuilds(tmp_path, dists)
     assert found == {"app": "1.0"}
     assert asked == ["sdistonly"]
     assert tries.names() == set()  # a suspicion: no try takes it from source on that alone
@@ -179,14 +185,9 @@ def test_a_wheel_less_project_the_resolver_meets_is_built_before_any_try_fails_o
 
 def test_a_release_that_needs_a_newer_python_starts_no_prebuild(tmp_path):
     """uv records such a release as a conflict of "Python", its name for the interpreter: no project to build."""
-    dists = [Dist("app", "1.0"), Dist("app", "2.0", requires_python=">=3.99")]
-    asked: list[str] = []
-    with serve_index(build_index(tmp_path / "index", dists)) as url:
-        inventory = load_inventory(make_project(tmp_path, url, "app\n") / "inventory.yaml")
-        platform = target_platform(inventory.targets["win313"])
-        tries = Tries(prebuild=lambda name: asked.append(name))
-        found = {pin.name: pin.version for pin in resolve_set(ResolutionSet("t", ("app",)), platform, url, tries=tries)}
-        tries.settle()
+    found, asked, _ = resolve_app_watching_prebuilds(
+        tmp_path, [Dist("app", "1.0"), Dist("app", "2.0", requires_python=">=3.99")]
+    )
     assert found == {"app": "1.0"}
     assert asked == []
 
