@@ -44,6 +44,7 @@ import io
 import json
 import re
 import shutil
+import ssl
 import tarfile
 import threading
 import time
@@ -542,17 +543,20 @@ class _Server(http.server.ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def serve_index(root: Path) -> Iterator[ServedIndex]:
-    """Serve ``root`` on a free loopback port; yield the simple-index URL."""
+def serve_index(root: Path, tls: ssl.SSLContext | None = None) -> Iterator[ServedIndex]:
+    """Serve ``root`` on a free loopback port; yield the simple-index URL. With ``tls``, over HTTPS."""
     root = Path(root)
     handler = _make_handler(root)
     server = _Server(("127.0.0.1", 0), handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     port = server.server_address[1]
-    served = ServedIndex(f"http://127.0.0.1:{port}/simple")
+    scheme = "https" if tls is not None else "http"
+    served = ServedIndex(f"{scheme}://127.0.0.1:{port}/simple")
     served.root = root
     served.requests = []
     served.counts = Counter()
-    served.files_url = f"http://127.0.0.1:{port}/files"
+    served.files_url = f"{scheme}://127.0.0.1:{port}/files"
     served._lock = threading.Lock()
     handler.served = served
     with serving(server, "fakeindex"):

@@ -99,13 +99,17 @@ def choose_file(package: dict, platform: TargetPlatform) -> FileRef | None:
 
 def _uv_failure(what: str, target: Target, resolution: ResolutionSet, result: subprocess.CompletedProcess) -> str:
     """uv's explanation, indented under ours, so the user reads one message rather than two errors."""
+    return f"{what} for target {target.name!r} ({resolution.label}) failed:\n" + _uv_says(result)
+
+
+def _uv_says(result: subprocess.CompletedProcess) -> str:
     lines = []
     for line in result.stderr.strip().splitlines():
         line = re.sub(r"^\s*(error|warning): ", "", line.rstrip())
         # uv resolves with this machine's interpreter for the target's version; that is by design, not news.
         if line.strip() and "will be used to build dependencies instead" not in line:
             lines.append(f"  {line}")
-    return f"{what} for target {target.name!r} ({resolution.label}) failed:\n" + "\n".join(lines)
+    return "\n".join(lines)
 
 
 _DISTRIBUTION_LINK = re.compile(r"""href=["'][^"']*\.(whl|tar\.gz|zip)(#|["'])""", re.IGNORECASE)
@@ -686,11 +690,19 @@ def _resolve_once(
     if pins is not None:
         return pins
     problem = index_problem(index_url, resolution)
+    if problem is None and "Failed to fetch" in result.stderr:  # we could read the index where uv could not
+        problem = "uv could not read the index:\n" + _uv_says(result)
     if problem:
+        # An organisation that inspects TLS signs every site with its own CA, which certifi's bundle and uv's
+        # own roots lack (pip trusts the system's store; uv and this tool trust SSL_CERT_FILE).
+        untrusted = "CERTIFICATE_VERIFY_FAILED" in problem or "peer certificate" in problem
+        trust = (
+            " If your organisation inspects TLS, set SSL_CERT_FILE to a PEM file with its CA certificate." * untrusted
+        )
         raise FetchError(
-            f"resolving for target {target.name!r} ({resolution.label}): {problem}. Nothing was "
-            "downloaded. Remedy: check index_url in the inventory, and any proxy between this machine "
-            "and the index; then run again."
+            f"resolving for target {target.name!r} ({resolution.label}): {problem}\nNothing was downloaded. "
+            f"Remedy: check index_url in the inventory, and any proxy between this machine and the index.{trust} "
+            "Then run again."
         )
     hint = f" Packages whose sdists would not build for this target: {', '.join(sorted(no_build))}." if no_build else ""
     raise ResolutionError(

@@ -1,4 +1,4 @@
-"""The run's one TLS context."""
+"""The run's one TLS context, and the CA it trusts."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ from pathlib import Path
 import certifi
 
 from devpi_airgap.online import tls
+from testing.download_project import make_project
+from testing.environment import clean_env
+from testing.fakeindex import Dist, build_index, serve_index
+from testing.tasks import run_task
+from testing.tls import organisation_ca
 
 
 def test_threads_asking_at_once_share_one_context(monkeypatch):
@@ -38,3 +43,26 @@ def test_the_environments_ca_file_is_trusted_instead_of_certifis(monkeypatch, tm
     monkeypatch.delenv("SSL_CERT_FILE")
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     assert len(tls._trusted().get_ca_certs()) > 100
+
+
+ONE_TARGET = 'targets:\n  win313: {platform: win_amd64, python: "3.13", requirements: [requirements.txt]}\n'
+
+
+def test_an_index_signed_by_an_organisations_own_ca_is_read_once_ssl_cert_file_names_it(tmp_path):
+    """As behind a proxy that inspects TLS: refused with the remedy, then trusted by uv and by us alike."""
+    ca, server_context = organisation_ca(tmp_path)
+    root = build_index(tmp_path / "index", [Dist("lib", "1.0")])
+    with serve_index(root, tls=server_context) as url:
+        (tmp_path / "project").mkdir()
+        project = make_project(tmp_path / "project", url, "lib\n", ONE_TARGET)
+        env = {k: v for k, v in clean_env(project).items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+        refused = run_task("download", "--inventory", str(project / "inventory.yaml"), env=env)
+        assert refused.returncode == 5, refused.stderr
+        message = " ".join(refused.stderr.split())
+        assert "CERTIFICATE_VERIFY_FAILED" in message and "set SSL_CERT_FILE to a PEM file with its CA" in message
+        assert "Traceback" not in refused.stderr and not (project / "wheelhouse" / "win313").exists()
+        trusted = run_task(
+            "download", "--inventory", str(project / "inventory.yaml"), env={**env, "SSL_CERT_FILE": str(ca)}
+        )
+        assert trusted.returncode == 0, trusted.stderr
+    assert [p.name for p in (project / "wheelhouse" / "win313").iterdir()] == ["lib-1.0-py3-none-any.whl"]
