@@ -103,13 +103,17 @@ def _without_hashes(origin: str, text: str) -> tuple[str, frozenset[str]]:
     return _HASH.sub("", f" {text}").strip(), frozenset(hashes)
 
 
-def read_requirements(path: Path, _seen: frozenset[Path] = frozenset()) -> tuple[list[RequirementLine], list[Path]]:
-    """Requirement lines and constraint files of a requirements file, following -r."""
+def read_requirements(
+    path: Path, _seen: frozenset[Path] = frozenset()
+) -> tuple[list[RequirementLine], list[Path], bool]:
+    """Requirement lines and constraint files of a requirements file, following -r; and whether it says
+    --require-hashes."""
     path = path.resolve()
     if path in _seen:
         raise ResolutionError(f"{path}: includes itself through -r")
     lines: list[RequirementLine] = []
     constraints: list[Path] = []
+    require_hashes = False
     for number, text in _logical_lines(requirements_text(path)):
         if not text:
             continue
@@ -124,9 +128,10 @@ def read_requirements(path: Path, _seen: frozenset[Path] = frozenset()) -> tuple
                     f"{origin}: -r {argument!r} names a file that does not exist (looked for {included.resolve()}); "
                     "fix the line or add the file"
                 )
-            more, more_constraints = read_requirements(included, _seen | {path})
+            more, more_constraints, more_required = read_requirements(included, _seen | {path})
             lines += more
             constraints += more_constraints
+            require_hashes |= more_required
         elif option in ("-c", "--constraint"):
             constraint = (path.parent / argument).resolve()
             if not constraint.is_file():
@@ -135,6 +140,8 @@ def read_requirements(path: Path, _seen: frozenset[Path] = frozenset()) -> tuple
                     "fix the -c line or add the file"
                 )
             constraints.append(constraint)
+        elif option == "--require-hashes":
+            require_hashes = True
         elif option in _SOURCE_OPTIONS:
             raise ResolutionError(
                 f"{origin}: {option!s} is not allowed in a requirements file: downloads come only from "
@@ -151,20 +158,23 @@ def read_requirements(path: Path, _seen: frozenset[Path] = frozenset()) -> tuple
             if req.url:
                 raise ResolutionError(f"{origin}: {text!r} points at a URL; name a package from the index instead")
             lines.append(RequirementLine(text, origin, canonicalize_name(req.name), hashes))
-    return lines, constraints
+    return lines, constraints, require_hashes
 
 
-def _hash_pins(path: Path, lines: list[RequirementLine]) -> tuple[tuple[str, frozenset[str]], ...]:
+def _hash_pins(
+    path: Path, lines: list[RequirementLine], require_hashes: bool
+) -> tuple[tuple[str, frozenset[str]], ...]:
     """The allowed sha256 values by project of a file that pins with --hash; () for a file that does not.
 
-    As in pip's hash-checking mode, one requirement with hashes puts the whole file in it: every line needs them.
+    As in pip's hash-checking mode, one requirement with hashes (or a --require-hashes line) puts the whole
+    file in it: every line needs them.
     """
-    if not any(line.hashes for line in lines):
+    if not require_hashes and not any(line.hashes for line in lines):
         return ()
     bare = [line.origin for line in lines if not line.hashes]
     if bare:
         raise ResolutionError(
-            f"{path.name} pins with --hash, so every requirement in it needs hashes, as pip's hash-checking mode "
+            f"{path.name} pins with --hash or says --require-hashes, so every requirement in it needs hashes, as pip's hash-checking mode "
             f"demands; without: {', '.join(bare)}. Generate the file again with hashes for every line "
             "(`pip-compile --generate-hashes`, `uv pip compile --generate-hashes`)"
         )
@@ -182,8 +192,8 @@ def resolution_sets(target: Target) -> list[ResolutionSet]:
     """
     sets: list[ResolutionSet] = []
     for path in target.requirements:
-        lines, constraints = read_requirements(path)
-        hashes = _hash_pins(path, lines)
+        lines, constraints, require_hashes = read_requirements(path)
+        hashes = _hash_pins(path, lines, require_hashes)
         sets.append(ResolutionSet(path.name, tuple(line.text for line in lines), tuple(constraints), hashes))
         by_name: dict[str, list[RequirementLine]] = {}
         for line in lines:

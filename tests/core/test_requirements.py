@@ -29,7 +29,7 @@ def inventory_with(tmp_path, requirements: str):
 def test_continued_lines_and_their_hashes_are_read_as_pip_reads_them(tmp_path):
     path = tmp_path / "requirements.txt"
     path.write_text(HASHED)
-    lines, _ = read_requirements(path)
+    lines, _, _ = read_requirements(path)
     assert [(line.text, line.origin.rsplit(":", 1)[1], set(line.hashes)) for line in lines] == [
         ("lib==2.0", "2", {A, B.lower()}),
         ('winonly==1.0 ; sys_platform == "win32"', "6", {C}),
@@ -55,3 +55,10 @@ def test_a_hash_that_is_not_sha256_says_what_is_wanted(tmp_path):
     path.write_text(f"lib==2.0 --hash=md5:{A[:32]}\n")
     with pytest.raises(ResolutionError, match="not a sha256"):
         read_requirements(path)
+
+
+def test_require_hashes_asks_for_hashes_on_every_line_even_without_any(tmp_path):
+    with pytest.raises(ResolutionError, match=r"says --require-hashes.*requirements\.txt:2"):
+        resolution_sets(inventory_with(tmp_path, "--require-hashes\nlib==2.0\n"))
+    [resolution] = resolution_sets(inventory_with(tmp_path, "--require-hashes\n" + HASHED))
+    assert dict(resolution.hashes)["lib"] == {A, B.lower()}
