@@ -103,6 +103,17 @@ def _without_hashes(origin: str, text: str) -> tuple[str, frozenset[str]]:
     return _HASH.sub("", f" {text}").strip(), frozenset(hashes)
 
 
+# A line pip reads as a URL, a version control checkout, or a file or directory on this machine.
+_LOCATION = re.compile(r"^([a-z][a-z0-9+.-]*://|(git|hg|svn|bzr)\+|\.{0,2}[/\\]|[A-Za-z]:[/\\])|\.(whl|zip|tar\.gz)$")
+
+
+def _not_from_the_index(origin: str, text: str) -> str:
+    return (
+        f"{origin}: {text!r} points at a URL or a path; name a package from the index instead (to carry your own "
+        "package, publish its wheel on the index that index_url names)"
+    )
+
+
 def read_requirements(
     path: Path, _seen: frozenset[Path] = frozenset()
 ) -> tuple[list[RequirementLine], list[Path], bool]:
@@ -154,9 +165,11 @@ def read_requirements(
             try:
                 req = Requirement(text)
             except InvalidRequirement as exc:
+                if _LOCATION.search(text):  # pip takes these, but nothing carries them across: said as such
+                    raise ResolutionError(_not_from_the_index(origin, text)) from None
                 raise ResolutionError(f"{origin}: invalid requirement {text!r}: {exc}") from None
             if req.url:
-                raise ResolutionError(f"{origin}: {text!r} points at a URL; name a package from the index instead")
+                raise ResolutionError(_not_from_the_index(origin, text))
             lines.append(RequirementLine(text, origin, canonicalize_name(req.name), hashes))
     return lines, constraints, require_hashes
 

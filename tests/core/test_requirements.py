@@ -62,3 +62,19 @@ def test_require_hashes_asks_for_hashes_on_every_line_even_without_any(tmp_path)
         resolution_sets(inventory_with(tmp_path, "--require-hashes\nlib==2.0\n"))
     [resolution] = resolution_sets(inventory_with(tmp_path, "--require-hashes\n" + HASHED))
     assert dict(resolution.hashes)["lib"] == {A, B.lower()}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "git+https://example.org/team/tool.git",
+        "./tools/tool",
+        "dist/tool-1.0-py3-none-any.whl",
+        "tool @ https://x/t.whl",
+    ],
+)
+def test_a_url_or_a_path_is_named_as_one_with_what_to_do_instead(tmp_path, line):
+    path = tmp_path / "requirements.txt"
+    path.write_text(f"lib==2.0\n{line}\n")
+    with pytest.raises(ResolutionError, match=r"requirements\.txt:2: .* points at a URL or a path; name a package"):
+        read_requirements(path)
