@@ -10,7 +10,7 @@ import codecs
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,6 +195,25 @@ def _hash_pins(
     for line in lines:
         allowed.setdefault(line.name, set()).update(line.hashes)
     return tuple(sorted((name, frozenset(hashes)) for name, hashes in allowed.items()))
+
+
+def hash_problems(resolution: ResolutionSet, taken: Iterable[tuple[str, str, str, str]]) -> list[str]:
+    """What a set takes that its --hash values do not allow: a project they do not name, or a file whose sha256
+    none of its project's hashes matches. `taken`: (project, version, file name, sha256) of each file it takes,
+    the sdist's for a wheel built from one.
+    """
+    allowed = dict(resolution.hashes)
+    problems = []
+    for name, version, filename, sha256 in sorted(taken):
+        hashes = allowed.get(name)
+        if hashes is None:
+            problems.append(f"{name} {version}: not in {resolution.label}, which names every project it allows")
+        elif sha256 not in hashes:
+            problems.append(
+                f"{name} {version}: {filename} (sha256 {sha256}) matches none of the "
+                f"{len(hashes)} --hash values {resolution.label} gives it"
+            )
+    return problems
 
 
 def resolution_sets(target: Target) -> list[ResolutionSet]:

@@ -19,23 +19,14 @@ from devpi_airgap.core.lock import LockedFile, read_lock, write_lock
 from devpi_airgap.core.metadata import MetadataError, read_metadata
 from devpi_airgap.core.platforms import TargetPlatform, target_platform
 from devpi_airgap.core.pools import stoppable_pool
-from devpi_airgap.core.requirements import resolution_sets
+from devpi_airgap.core.requirements import hash_problems, resolution_sets
 from devpi_airgap.core.runlock import wheelhouse_lock
 from devpi_airgap.core.wheelhouse import Wheelhouse
 from devpi_airgap.online.build import build_pure_wheel
 from devpi_airgap.online.early import EarlyWork
 from devpi_airgap.online.freshness import FreshnessRecord, inputs_digest, page_fingerprints
 from devpi_airgap.online.lookups import shared_lookups
-from devpi_airgap.online.resolve import (
-    BuiltMetadata,
-    FileRef,
-    Pin,
-    Tries,
-    hash_problems,
-    index_listing,
-    newest_sdist,
-    resolve_set,
-)
+from devpi_airgap.online.resolve import BuiltMetadata, FileRef, Pin, Tries, index_listing, newest_sdist, resolve_set
 
 RESOLVE_WORKERS = 4
 
@@ -201,7 +192,12 @@ def _check_hashes(platform: TargetPlatform, pins: dict[Pin, set[str]]) -> None:
     problems = []
     for resolution in resolution_sets(platform.target):
         if resolution.hashes:
-            problems += hash_problems(resolution, [pin for pin, labels in pins.items() if resolution.label in labels])
+            taken = [
+                (p.name, p.version, p.file.filename, p.file.sha256)
+                for p, labels in pins.items()
+                if resolution.label in labels
+            ]
+            problems += hash_problems(resolution, taken)
     if problems:
         target = platform.target
         raise ResolutionError(

@@ -550,24 +550,6 @@ class Tries:
                     raise KeyboardInterrupt from None
 
 
-def hash_problems(resolution: ResolutionSet, pins: Iterable[Pin]) -> list[str]:
-    """What a set's pins need that its --hash values do not allow: a project they do not name, or a file whose
-    sha256 (the sdist's, for a wheel built from it) none of its project's hashes matches.
-    """
-    allowed = dict(resolution.hashes)
-    problems = []
-    for pin in sorted(pins, key=lambda pin: pin.name):
-        hashes = allowed.get(pin.name)
-        if hashes is None:
-            problems.append(f"{pin.name} {pin.version}: not in {resolution.label}, which names every project it allows")
-        elif pin.file.sha256 not in hashes:
-            problems.append(
-                f"{pin.name} {pin.version}: {pin.file.filename} (sha256 {pin.file.sha256}) matches none of the "
-                f"{len(hashes)} --hash values {resolution.label} gives it"
-            )
-    return problems
-
-
 def _from_wheels(
     resolution: ResolutionSet,
     platform: TargetPlatform,

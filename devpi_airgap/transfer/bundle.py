@@ -25,10 +25,11 @@ from typing import Any
 from devpi_airgap import __version__
 from devpi_airgap.core.advisories import Snapshot
 from devpi_airgap.core.audit import AuditReport
-from devpi_airgap.core.errors import AirgapError
+from devpi_airgap.core.errors import AirgapError, ResolutionError
 from devpi_airgap.core.files import atomic_write
-from devpi_airgap.core.inventory import Inventory
+from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.lock import LockedFile, lock_changes, read_lock, versions_by_name
+from devpi_airgap.core.requirements import hash_problems, resolution_sets
 from devpi_airgap.core.runlock import wheelhouse_lock
 from devpi_airgap.core.wheelhouse import Wheelhouse
 from devpi_airgap.transfer.bundle_check import CHUNK, MANIFEST, NAMESPACE, BundleError
@@ -136,12 +137,39 @@ def _documents(inventory: Inventory, audit: AuditReport, bundle_id: str, created
         report=audit,
         target_changes={n: lock_changes(before.get(n, {}), versions_by_name(files)) for n, files in locked.items()},
         sboms={name: f"sbom/{name}.cdx.json" for name in locked},
+        hash_pinned={name: _hash_pinned_sets(inventory.targets[name], files) for name, files in locked.items()},
     )
     documents["evidence.json"] = to_json(evidence)
     documents["evidence.html"] = render_html(evidence).encode()
     if audit.snapshot is not None:
         documents[ADVISORIES] = json.dumps(audit.snapshot.as_dict(), sort_keys=True).encode()
     return documents
+
+
+def _hash_pinned_sets(target: Target, locked: list[LockedFile]) -> list[str]:
+    """The target's sets whose requirements pin with --hash, once each file its lock takes is one they allow.
+
+    The download checked that, against the requirements as they read then; they may have changed since.
+    """
+    pinned = [s for s in resolution_sets(target) if s.hashes]
+    problems = []
+    for resolution in pinned:
+        taken = [(f.name, f.version, *_source(f)) for f in locked if resolution.label in f.sets]
+        problems += hash_problems(resolution, taken)
+    if problems:
+        raise ResolutionError(
+            f"target {target.name!r}: its lock takes files that the --hash values of its requirements, as they "
+            "read now, do not allow:\n"
+            + "\n".join(f"  - {problem}" for problem in problems)
+            + f"\nNo bundle was written. Run `inv download --target {target.name}` again: it resolves with these "
+            "hashes, and says what they still do not allow."
+        )
+    return [s.label for s in pinned]
+
+
+def _source(f: LockedFile) -> tuple[str, str]:
+    """The file name and sha256 a lock entry was taken as: the sdist's, for a wheel built from one."""
+    return (f.built_from["filename"], f.built_from["sha256"]) if f.built_from else (f.filename, f.sha256)
 
 
 def _load_json(path: Path) -> dict:

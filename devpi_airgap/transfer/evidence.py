@@ -47,7 +47,9 @@ def build_evidence(
     report: AuditReport,
     target_changes: dict[str, dict[str, list]],
     sboms: dict[str, str],
+    hash_pinned: dict[str, list[str]],
 ) -> dict:
+    """`hash_pinned`: by target, its requirements files that pin with --hash, each file checked against them."""
     targets = {}
     for audit in report.targets:
         verdicts = Counter(f.verdict for f in audit.licenses)
@@ -58,6 +60,7 @@ def build_evidence(
             "licenses": [f.as_dict() for f in sorted(audit.licenses, key=lambda f: f.filename)],
             "advisories": [f.as_dict() for f in audit.advisories],
             "sbom": sboms.get(audit.target),
+            "hash_pinned": hash_pinned.get(audit.target, []),
         }
     return {
         "format": 1,
@@ -150,6 +153,12 @@ def render_html(evidence: dict) -> str:
     for name, t in e["targets"].items():
         parts.append(f"<h2>Target {html.escape(name)}</h2>")
         parts.append(f"<p>SBOM: {html.escape(t['sbom'] or 'none')}</p>")
+        pinned = t.get("hash_pinned") or []
+        parts.append(
+            f"<p>Pinned by --hash: {html.escape(', '.join(pinned))}; every file is one whose sha256 they allow.</p>"
+            if pinned
+            else "<p>Pinned by --hash: no (its requirements carry no hashes).</p>"
+        )
         for kind in ("new", "updated", "removed"):
             parts.append(f"<h3>{kind.capitalize()} ({len(t['changes'][kind])})</h3>")
             parts.append(_table(["project"], [[c] for c in t["changes"][kind]]))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from testing.environment import clean_env
-from testing.fakeindex import Dist, add_release, build_index, serve_index
+from testing.fakeindex import Dist, add_release, build_index, serve_index, sha256_file
 from testing.signing import make_keys, manifest_of, resign
 from testing.tasks import run_task
 
@@ -156,3 +156,28 @@ def test_tampered_bundles_are_refused_and_leave_nothing(project, tamper, message
         check(bundle, staging, path / "allowed_signers")
     assert not staging.exists()
     assert not (path.parent / "evil").exists()
+
+
+def test_a_bundle_says_which_requirements_pin_by_hash_and_refuses_a_lock_they_no_longer_allow(project):
+    path, index_root = project
+    sha = {name: sha256_file(index_root / "files" / f"{name}-1.0-py3-none-any.whl") for name in ("app", "lib")}
+    pinned = "".join(f"{name}==1.0 --hash=sha256:{digest}\n" for name, digest in sha.items())
+    (path / "requirements.txt").write_text(pinned)
+    assert task(path, "download").returncode == 0
+    written = task(path, "bundle")
+    assert written.returncode == 0, written.stderr
+    with tarfile.open(written.stdout.strip().splitlines()[-1]) as tar:
+        evidence = json.loads(tar.extractfile("evidence.json").read())
+        page = tar.extractfile("evidence.html").read().decode()
+    assert evidence["targets"]["win313"]["hash_pinned"] == ["requirements.txt"]
+    assert "Pinned by --hash: requirements.txt; every file is one whose sha256 they allow." in page
+
+    # The approved file changes after the download: the lock's lib is no longer one it allows.
+    (path / "requirements.txt").write_text(pinned.replace(sha["lib"], "0" * 64))
+    bundles = set((path / "bundles").iterdir())
+    refused = task(path, "bundle", "--full")
+    assert refused.returncode == 3, refused.stderr
+    message = " ".join(refused.stderr.split())
+    assert f"lib 1.0: lib-1.0-py3-none-any.whl (sha256 {sha['lib']}) matches none of the 1 --hash values" in message
+    assert "No bundle was written. Run `inv download --target win313` again" in message
+    assert set((path / "bundles").iterdir()) == bundles

@@ -42,6 +42,7 @@ def evidence_page(tmp_path: Path) -> Path:
             )
         },
         sboms={"win313": "sbom/win313.cdx.json"},
+        hash_pinned={"win313": ["base.txt"]},
     )
     page = tmp_path / "evidence.html"
     page.write_text(render_html(evidence), encoding="utf-8")
@@ -56,4 +57,5 @@ def test_the_evidence_page_renders_offline_with_changes_review_and_waived_adviso
     assert "lib 1.0 -&gt; 2.0" in dom and "gone 1.0" in dom  # updated and removed since the last bundle
     assert "mystery-1.0-py3-none-any.whl" in dom.split("Needs review", 1)[1].split("Target win313", 1)[0]
     assert "GHSA-lib" in dom and "waived until 2099-01-01 by ana" in dom
+    assert "Pinned by --hash: base.txt; every file is one whose sha256 they allow." in dom
     screenshot(chromium, tmp_path / "profile", page.as_uri(), artifacts_dir() / "evidence.png")
