@@ -187,8 +187,9 @@ def _hash_pins(
     bare = [line.origin for line in lines if not line.hashes]
     if bare:
         raise ResolutionError(
-            f"{path.name} pins with --hash or says --require-hashes, so every requirement in it needs hashes, as pip's hash-checking mode "
-            f"demands; without: {', '.join(bare)}. Generate the file again with hashes for every line "
+            f"{path.name} pins with --hash or says --require-hashes, so every requirement in it needs hashes, "
+            f"as pip's hash-checking mode demands; without: {', '.join(bare)}. Generate the file again with hashes "
+            "for every line "
             "(`pip-compile --generate-hashes`, `uv pip compile --generate-hashes`)"
         )
     allowed: dict[str, set[str]] = {}
