@@ -13,7 +13,7 @@ from testing.download_project import make_project
 from testing.environment import clean_env
 from testing.fakeindex import Dist, build_index, serve_index
 from testing.tasks import run_task
-from testing.tls import organisation_ca
+from testing.tls import organisation_ca, self_signed_server
 
 
 def test_threads_asking_at_once_share_one_context(monkeypatch):
@@ -66,3 +66,20 @@ def test_an_index_signed_by_an_organisations_own_ca_is_read_once_ssl_cert_file_n
         )
         assert trusted.returncode == 0, trusted.stderr
     assert [p.name for p in (project / "wheelhouse" / "win313").iterdir()] == ["lib-1.0-py3-none-any.whl"]
+
+
+def test_an_index_only_uv_refuses_is_reported_as_the_index_not_as_the_requirements(tmp_path):
+    """Our read of the page passes (OpenSSL takes the certificate from SSL_CERT_FILE); uv's TLS refuses it."""
+    certificate, server_context = self_signed_server(tmp_path)
+    root = build_index(tmp_path / "index", [Dist("lib", "1.0")])
+    with serve_index(root, tls=server_context) as url:
+        (tmp_path / "project").mkdir()
+        project = make_project(tmp_path / "project", url, "lib\n", ONE_TARGET)
+        env = {**clean_env(project), "SSL_CERT_FILE": str(certificate)}
+        env.pop("SSL_CERT_DIR", None)
+        result = run_task("download", "--inventory", str(project / "inventory.yaml"), env=env)
+    assert result.returncode == 5, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "uv could not read the index" in message and "peer certificate" in message
+    assert "set SSL_CERT_FILE to a PEM file with its CA" in message and "relax the requirement" not in message
+    assert "Traceback" not in result.stderr and not (project / "wheelhouse" / "win313").exists()
