@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import certifi
@@ -48,22 +49,33 @@ def test_the_environments_ca_file_is_trusted_instead_of_certifis(monkeypatch, tm
 ONE_TARGET = 'targets:\n  win313: {platform: win_amd64, python: "3.13", requirements: [requirements.txt]}\n'
 
 
-def test_an_index_signed_by_an_organisations_own_ca_is_read_once_ssl_cert_file_names_it(tmp_path):
-    """As behind a proxy that inspects TLS: refused with the remedy, then trusted by uv and by us alike."""
-    ca, server_context = organisation_ca(tmp_path)
+@contextmanager
+def served_over_tls(tmp_path, server_context):
+    """A project for win313 that needs lib, from a fake index served with this TLS context; and a download
+    of it, with this CA file (or none) as SSL_CERT_FILE."""
     root = build_index(tmp_path / "index", [Dist("lib", "1.0")])
     with serve_index(root, tls=server_context) as url:
         (tmp_path / "project").mkdir()
         project = make_project(tmp_path / "project", url, "lib\n", ONE_TARGET)
         env = {k: v for k, v in clean_env(project).items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
-        refused = run_task("download", "--inventory", str(project / "inventory.yaml"), env=env)
+
+        def download(ca_file=None):
+            trust = {"SSL_CERT_FILE": str(ca_file)} if ca_file else {}
+            return run_task("download", "--inventory", str(project / "inventory.yaml"), env={**env, **trust})
+
+        yield project, download
+
+
+def test_an_index_signed_by_an_organisations_own_ca_is_read_once_ssl_cert_file_names_it(tmp_path):
+    """As behind a proxy that inspects TLS: refused with the remedy, then trusted by uv and by us alike."""
+    ca, server_context = organisation_ca(tmp_path)
+    with served_over_tls(tmp_path, server_context) as (project, download):
+        refused = download()
         assert refused.returncode == 5, refused.stderr
         message = " ".join(refused.stderr.split())
         assert "CERTIFICATE_VERIFY_FAILED" in message and "set SSL_CERT_FILE to a PEM file with its CA" in message
         assert "Traceback" not in refused.stderr and not (project / "wheelhouse" / "win313").exists()
-        trusted = run_task(
-            "download", "--inventory", str(project / "inventory.yaml"), env={**env, "SSL_CERT_FILE": str(ca)}
-        )
+        trusted = download(ca)
         assert trusted.returncode == 0, trusted.stderr
     assert [p.name for p in (project / "wheelhouse" / "win313").iterdir()] == ["lib-1.0-py3-none-any.whl"]
 
@@ -71,13 +83,8 @@ def test_an_index_signed_by_an_organisations_own_ca_is_read_once_ssl_cert_file_n
 def test_an_index_only_uv_refuses_is_reported_as_the_index_not_as_the_requirements(tmp_path):
     """Our read of the page passes (OpenSSL takes the certificate from SSL_CERT_FILE); uv's TLS refuses it."""
     certificate, server_context = self_signed_server(tmp_path)
-    root = build_index(tmp_path / "index", [Dist("lib", "1.0")])
-    with serve_index(root, tls=server_context) as url:
-        (tmp_path / "project").mkdir()
-        project = make_project(tmp_path / "project", url, "lib\n", ONE_TARGET)
-        env = {**clean_env(project), "SSL_CERT_FILE": str(certificate)}
-        env.pop("SSL_CERT_DIR", None)
-        result = run_task("download", "--inventory", str(project / "inventory.yaml"), env=env)
+    with served_over_tls(tmp_path, server_context) as (project, download):
+        result = download(certificate)
     assert result.returncode == 5, result.stderr
     message = " ".join(result.stderr.split())
     assert "uv could not read the index" in message and "peer certificate" in message
