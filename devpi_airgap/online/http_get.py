@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import ssl
 import threading
 import zlib
 from collections.abc import Iterator
@@ -39,6 +40,17 @@ _REDIRECTS = {301, 302, 303, 307, 308}
 
 class TransferError(Exception):
     """The connection or the server failed; another attempt may do better."""
+
+
+# An organisation that inspects TLS signs every site with its own CA, which certifi's bundle and uv's own roots
+# lack (pip may trust it through the system's store; uv and this tool trust SSL_CERT_FILE).
+UNTRUSTED_CA = "if your organisation inspects TLS, set SSL_CERT_FILE to a PEM file with its CA certificate"
+
+
+def _failed(exc: BaseException) -> TransferError:
+    """The failure as a TransferError; one of the server's certificate says what to do."""
+    said = f"{type(exc).__name__}: {exc}"
+    return TransferError(f"{said}; {UNTRUSTED_CA}" if isinstance(exc, ssl.SSLCertVerificationError) else said)
 
 
 class HTTPStatusError(TransferError):
@@ -162,7 +174,7 @@ class Session:
             body = response.read()
         except (OSError, http.client.HTTPException) as exc:
             self._drop(key)
-            raise TransferError(f"{type(exc).__name__}: {exc}") from exc
+            raise _failed(exc) from exc
         content_type = response.getheader("Content-Type") or ""
         return Answer(final_url, response.status, content_type, response.getheader("ETag"), body)
 
@@ -204,7 +216,7 @@ class Session:
                 self._drop(key)
                 # a server may close a kept-open connection while it waits: that one is opened again, once
                 if not (reused and attempt == 1):
-                    raise TransferError(f"{type(exc).__name__}: {exc}") from exc
+                    raise _failed(exc) from exc
         raise AssertionError("unreachable")
 
     def _drop(self, key: tuple) -> None:
@@ -239,6 +251,6 @@ def _pieces(response: http.client.HTTPResponse, buffer: memoryview) -> Iterator[
             elif piece := inflate.decompress(buffer[:n]):
                 yield piece
     except (OSError, http.client.HTTPException, zlib.error) as exc:
-        raise TransferError(f"{type(exc).__name__}: {exc}") from exc
+        raise _failed(exc) from exc
     if inflate is not None and (tail := inflate.flush()):
         yield tail

@@ -36,7 +36,7 @@ from devpi_airgap.core.files import raise_if_disk_full, tmpfs_with_room
 from devpi_airgap.core.inventory import Target
 from devpi_airgap.core.platforms import TargetPlatform
 from devpi_airgap.core.requirements import ResolutionSet, uv_compile
-from devpi_airgap.online.http_get import Answer, Session, TransferError
+from devpi_airgap.online.http_get import UNTRUSTED_CA, Answer, Session, TransferError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -675,12 +675,8 @@ def _resolve_once(
     if problem is None and "Failed to fetch" in result.stderr:  # we could read the index where uv could not
         problem = "uv could not read the index:\n" + _uv_says(result)
     if problem:
-        # An organisation that inspects TLS signs every site with its own CA, which certifi's bundle and uv's
-        # own roots lack (pip trusts the system's store; uv and this tool trust SSL_CERT_FILE).
-        untrusted = "CERTIFICATE_VERIFY_FAILED" in problem or "peer certificate" in problem
-        trust = (
-            " If your organisation inspects TLS, set SSL_CERT_FILE to a PEM file with its CA certificate." * untrusted
-        )
+        # Our own reads say it of a certificate themselves (http_get); uv's words need saying after.
+        trust = f" {UNTRUSTED_CA[0].upper()}{UNTRUSTED_CA[1:]}." if "peer certificate" in problem else ""
         raise FetchError(
             f"resolving for target {target.name!r} ({resolution.label}): {problem}\nNothing was downloaded. "
             f"Remedy: check index_url in the inventory, and any proxy between this machine and the index.{trust} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -59,9 +60,9 @@ def served_over_tls(tmp_path, server_context):
         project = make_project(tmp_path / "project", url, "lib\n", ONE_TARGET)
         env = {k: v for k, v in clean_env(project).items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
 
-        def download(ca_file=None):
+        def download(ca_file=None, *args: str):
             trust = {"SSL_CERT_FILE": str(ca_file)} if ca_file else {}
-            return run_task("download", "--inventory", str(project / "inventory.yaml"), env={**env, **trust})
+            return run_task("download", "--inventory", str(project / "inventory.yaml"), *args, env={**env, **trust})
 
         yield project, download
 
@@ -77,7 +78,13 @@ def test_an_index_signed_by_an_organisations_own_ca_is_read_once_ssl_cert_file_n
         assert "Traceback" not in refused.stderr and not (project / "wheelhouse" / "win313").exists()
         trusted = download(ca)
         assert trusted.returncode == 0, trusted.stderr
-    assert [p.name for p in (project / "wheelhouse" / "win313").iterdir()] == ["lib-1.0-py3-none-any.whl"]
+        assert [p.name for p in (project / "wheelhouse" / "win313").iterdir()] == ["lib-1.0-py3-none-any.whl"]
+        # The downloads say it too: --locked fetches the lock's files again, resolving nothing.
+        shutil.rmtree(project / "wheelhouse")
+        fetching = download(None, "--locked")
+        assert fetching.returncode == 5, fetching.stderr
+        message = " ".join(fetching.stderr.split())
+        assert "lib-1.0-py3-none-any.whl" in message and "set SSL_CERT_FILE to a PEM file with its CA" in message
 
 
 def test_an_index_only_uv_refuses_is_reported_as_the_index_not_as_the_requirements(tmp_path):
