@@ -8,6 +8,7 @@ from devpi_airgap.core.inventory import Server
 from devpi_airgap.offline.bundle_import import imported_bundles
 from devpi_airgap.offline.devpi_api import DevpiClient
 from devpi_airgap.offline.layout import SERVERDIR, UNIT_NAME, VENV
+from devpi_airgap.offline.programs.wait_replicated import sync_state
 from devpi_airgap.offline.recall import active_recalls, recall_log
 from devpi_airgap.offline.remote import Host
 
@@ -41,8 +42,7 @@ def read_status(host: Host, server: Server) -> ServerStatus:
         status.rows.append((f"{server.user}/{server.index}", f"{len(projects)} projects, {len(files)} files"))
         if server.is_replica:
             serial, primary = devpi.get("serial"), devpi.get("primary-serial")
-            behind = "in sync" if primary is not None and serial >= primary else "catching up"
-            status.rows.append((f"replica of {server.primary}", f"{behind}: serial {serial} of {primary}"))
+            status.rows.append((f"replica of {server.primary}", f"{sync_state(devpi)}: serial {serial} of {primary}"))
     status.imported = imported_bundles(host)
     status.recalled = active_recalls(recall_log(host))
     return status

@@ -1,9 +1,31 @@
-"""wait_replicated.py PORT TIMEOUT: wait until a devpi replica's serial has caught up with its primary's."""
+"""wait_replicated.py PORT TIMEOUT: wait until a devpi replica holds its primary's serial and the files of it."""
 
 import json
 import sys
 import time
 import urllib.request
+
+POLL = 0.25
+
+
+def sync_state(status: dict) -> str:
+    """'in sync', 'files catching up' or 'catching up', from a replica's /+status.
+
+    The serial alone says only that the metadata arrived: devpi fetches the files
+    after it, in its own threads. Until a file is there, the replica streams it from
+    the primary, and a request that meets one of those threads storing the same file
+    gets a 500 from devpi-server 6.20. So the files count too. devpi marks the time
+    its file queue was last found drained (every second or two while idle); that
+    mark, later than its mark of the metadata being in sync, means every file of
+    that serial left the queue.
+    """
+    serial, primary = status.get("serial"), status.get("primary-serial")
+    if primary is None or serial is None or serial < primary:
+        return "catching up"
+    files, metadata = status.get("replica-files-in-sync-at"), status.get("replica-metadata-in-sync-at")
+    if files is None or metadata is None or files <= metadata:
+        return "files catching up"
+    return "in sync"
 
 
 def main() -> None:
@@ -12,12 +34,21 @@ def main() -> None:
     while True:
         request = urllib.request.Request(f"http://127.0.0.1:{port}/+status", headers={"Accept": "application/json"})
         status = json.load(urllib.request.urlopen(request, timeout=10))["result"]
-        serial, primary = status.get("serial"), status.get("primary-serial")
-        if primary is not None and serial is not None and serial >= primary:
+        state = sync_state(status)
+        if state == "in sync":
             sys.exit(0)
         if time.monotonic() > deadline:
-            sys.exit(json.dumps(dict(serial=serial, primary_serial=primary, errors=status.get("replication-errors"))))
-        time.sleep(1)
+            sys.exit(
+                json.dumps(
+                    dict(
+                        state=state,
+                        serial=status.get("serial"),
+                        primary_serial=status.get("primary-serial"),
+                        errors=status.get("replication-errors"),
+                    )
+                )
+            )
+        time.sleep(POLL)
 
 
 if __name__ == "__main__":
