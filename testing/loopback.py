@@ -1,9 +1,12 @@
-"""A one-off HTTP server on loopback whose every answer a test writes itself."""
+"""The network, on loopback: a one-off HTTP server whose every answer a test writes itself, and a slow link."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -58,3 +61,35 @@ def serving(answer: Answer, keep_alive: bool = True) -> Iterator[tuple[str, Seen
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def slow_link(port: int, delay: float) -> Iterator[int]:
+    """Yield the port of a TCP relay to 127.0.0.1:`port` that holds each chunk of the answers `delay` seconds."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    opened: list[socket.socket] = []
+
+    def relay(source: socket.socket, sink: socket.socket, hold: float) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                time.sleep(hold)
+                sink.sendall(data)
+            sink.shutdown(socket.SHUT_WR)
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", port))
+                opened.extend((client, upstream))
+                threading.Thread(target=relay, args=(client, upstream, 0.0), daemon=True).start()
+                threading.Thread(target=relay, args=(upstream, client, delay), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() that close() alone would leave waiting
+        listener.close()
+        for connection in opened:
+            connection.close()
