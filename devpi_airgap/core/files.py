@@ -7,6 +7,7 @@ import hashlib
 import os
 import re
 import shutil
+import sys
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -34,6 +35,46 @@ def tmpfs_with_room(needed: int) -> str | None:
     if not shm.is_dir() or not os.access(shm, os.W_OK):
         return None
     return str(shm) if shutil.disk_usage(shm).free > needed else None
+
+
+def scratch_prefix(where: str | None, kind: str) -> str:
+    """`kind` with this process's id, to name a scratch directory in `where` (None: the usual temp dir) by.
+
+    A run killed outright (SIGKILL, the OOM killer) leaves its scratch behind, and on
+    tmpfs that holds memory until the machine restarts. So first the scratch of this
+    kind whose process is gone is removed. Only on POSIX: Windows has no tmpfs, and
+    there os.kill(pid, 0) would end the process it asks about.
+    """
+    _remove_orphans(Path(where or tempfile.gettempdir()), kind)
+    return f"{kind}{os.getpid()}-"
+
+
+def _remove_orphans(parent: Path, kind: str) -> None:
+    if sys.platform == "win32":
+        return
+    named = re.compile(re.escape(kind) + r"(\d+)-")
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return
+    for entry in entries:
+        found = named.match(entry.name)
+        try:
+            mine = entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == os.getuid()
+        except OSError:
+            continue
+        if found and mine and not _alive(int(found.group(1))):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, as another user's
+    return True
 
 
 def change_stamp(path: Path) -> list[int]:

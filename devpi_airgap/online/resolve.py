@@ -32,7 +32,7 @@ from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist
 from packaging.version import Version
 
 from devpi_airgap.core.errors import FetchError, ResolutionError
-from devpi_airgap.core.files import raise_if_disk_full, tmpfs_with_room
+from devpi_airgap.core.files import raise_if_disk_full, scratch_prefix, tmpfs_with_room
 from devpi_airgap.core.inventory import Target
 from devpi_airgap.core.platforms import TargetPlatform
 from devpi_airgap.core.requirements import ResolutionSet, uv_compile
@@ -442,8 +442,9 @@ class Tries:
         # file's metadata too (uv 0.13.9: all 129 of the sample's, each try). A cache the run starts empty
         # keeps pages for its own tries only. It is about a thousand small files, made and removed in each run: on
         # tmpfs, where there is room to spare (the 200-project scale run's held 66 MB).
+        where = tmpfs_with_room(RUN_CACHE_ROOM)
         self._cache = tempfile.TemporaryDirectory(
-            prefix="airgap-uv-cache-", dir=tmpfs_with_room(RUN_CACHE_ROOM), ignore_cleanup_errors=True
+            prefix=scratch_prefix(where, "airgap-uv-cache-"), dir=where, ignore_cleanup_errors=True
         )
         self.cache_dir = self._cache.name
         self._turns = threading.Condition()

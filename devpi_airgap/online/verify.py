@@ -27,7 +27,7 @@ from pathlib import Path
 import pip
 
 from devpi_airgap.core.errors import VerificationError
-from devpi_airgap.core.files import change_stamp, raise_if_disk_full, tmpfs_with_room
+from devpi_airgap.core.files import change_stamp, raise_if_disk_full, scratch_prefix, tmpfs_with_room
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.isolation import isolated_env, uv_binary
 from devpi_airgap.core.lock import LockedFile, read_lock
@@ -232,7 +232,7 @@ def _throwaway(where: str | None) -> Iterator[Path]:
     CPU-s, alone) at the end of the real install, while the pip dry runs beside it wanted the cores.
     The verdict does not depend on the removal, and in a session of its own, Ctrl-C cannot stop it halfway.
     """
-    path = Path(tempfile.mkdtemp(prefix="airgap-verify-", dir=where))
+    path = Path(tempfile.mkdtemp(prefix=scratch_prefix(where, "airgap-verify-"), dir=where))
     try:
         yield path
     finally:

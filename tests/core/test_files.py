@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
 import sys
 
 import pytest
 
-from devpi_airgap.core.files import atomic_write, sha256_file, tmpfs_with_room, write_if_changed
+from devpi_airgap.core.files import atomic_write, scratch_prefix, sha256_file, tmpfs_with_room, write_if_changed
 
 
 def test_sha256_file_reads_in_chunks_and_matches_hashlib(tmp_path):
@@ -62,3 +63,21 @@ def test_tmpfs_is_offered_only_with_the_room_asked_for():
     free = shutil.disk_usage("/dev/shm").free
     assert tmpfs_with_room(0) == "/dev/shm"
     assert tmpfs_with_room(free + (1 << 30)) is None  # more than it has: the usual temp dir
+
+
+@pytest.mark.skipif(os.name != "posix", reason="scratch is swept on POSIX only")
+def test_a_scratch_prefix_removes_the_scratch_of_its_kind_whose_process_is_gone(tmp_path):
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    kind = "airgap-uv-cache-"
+    orphan = tmp_path / f"{kind}{ended.pid}-abc"
+    kept = [
+        tmp_path / f"{kind}{os.getpid()}-def",  # this run's own
+        tmp_path / f"{kind}1-ghi",  # a live process's
+        tmp_path / f"airgap-verify-{ended.pid}-jkl",  # another kind
+    ]
+    for directory in [orphan, *kept]:
+        (directory / "inside").mkdir(parents=True)
+    assert scratch_prefix(str(tmp_path), kind) == f"{kind}{os.getpid()}-"
+    assert not orphan.exists()
+    assert all(directory.is_dir() for directory in kept)

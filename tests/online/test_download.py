@@ -12,11 +12,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
+from devpi_airgap.core.files import tmpfs_with_room
 from devpi_airgap.core.inventory import load_inventory
 from devpi_airgap.core.lock import read_lock
 from devpi_airgap.online import resolve
@@ -360,6 +362,32 @@ def test_ctrl_c_stops_a_slow_download_at_once_and_leaves_no_partial_files(index,
     assert "interrupted" in stderr and "Traceback" not in stderr
     leftovers = [p.name for p in (project / "wheelhouse").rglob("*") if p.name.endswith((".part", ".tmp"))]
     assert leftovers == []
+
+
+def test_the_scratch_of_a_run_killed_outright_is_removed_by_the_next_run(index, tmp_path):
+    """SIGKILL leaves the run's uv cache behind, in memory when on tmpfs: the next run takes it away."""
+    project = make_project(tmp_path, index, "app\nlib<3\n")
+    where = Path(tmpfs_with_room(resolve.RUN_CACHE_ROOM) or tempfile.gettempdir())
+    index.clear()
+    index.file_seconds = 60  # uv's fetches hang: the run is held among its resolutions
+    try:
+        command = [sys.executable, "-m", "invoke", "--search-root", str(REPO), "download", "--inventory",
+                   str(project / "inventory.yaml")]  # fmt: skip
+        process = subprocess.Popen(command, env=clean_env(project), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not index.file_requests() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        assert index.file_requests(), "the run never got as far as its resolutions"
+        left = list(where.glob(f"airgap-uv-cache-{process.pid}-*"))
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    finally:
+        index.file_seconds = 0
+    assert len(left) == 1 and left[0].is_dir()  # what the killed run left
+    download(project)
+    assert not left[0].exists()
+    assert list(where.glob(f"airgap-uv-cache-{process.pid}-*")) == []
 
 
 def test_each_target_is_ready_as_soon_as_its_own_files_are_in(index, tmp_path):
