@@ -22,6 +22,8 @@ def sync_state(status: dict) -> str:
     serial, primary = status.get("serial"), status.get("primary-serial")
     if primary is None or serial is None or serial < primary:
         return "catching up"
+    if "replica-files-in-sync-at" not in status:
+        return "in sync"  # devpi-server before 6.19 has no file mark: the serial is all it tells
     files, metadata = status.get("replica-files-in-sync-at"), status.get("replica-metadata-in-sync-at")
     if files is None or metadata is None or files <= metadata:
         return "files catching up"
