@@ -24,7 +24,7 @@ from devpi_airgap.offline.programs import wait_replicated as wait_replicated_pro
 from devpi_airgap.offline.remote import Host
 from devpi_airgap.offline.steps import Runner, Step
 
-REPLICATION_TIMEOUT = 180
+REPLICATION_PATIENCE = 180  # seconds a replica may go without catching up any further
 
 
 def primary_host(host: Host, server: Server) -> Host:
@@ -136,12 +136,12 @@ class ReplicaInit(Step):
 
 def wait_replicated(host: Host, server: Server) -> None:
     result = host.run_program(
-        wait_replicated_program, str(server.port), str(REPLICATION_TIMEOUT), step="replication", check=False
+        wait_replicated_program, str(server.port), str(REPLICATION_PATIENCE), step="replication", check=False
     )
     if not result.ok:
         raise RemoteError(
-            f"replication: {host.name} did not catch up with {server.primary} within "
-            f"{REPLICATION_TIMEOUT}s ({result.stderr.strip()[-300:]}). Its journal:\n{journal(host)}\n"
+            f"replication: {host.name} stopped catching up with {server.primary}: nothing moved for "
+            f"{REPLICATION_PATIENCE}s ({result.stderr.strip()[-300:]}). Its journal:\n{journal(host)}\n"
             "Re-run deploy once the cause above is fixed; replication resumes where it stopped."
         )
 

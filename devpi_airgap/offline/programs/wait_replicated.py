@@ -1,4 +1,9 @@
-"""wait_replicated.py PORT TIMEOUT: wait until a devpi replica holds its primary's serial and the files of it."""
+"""wait_replicated.py PORT PATIENCE: wait until a devpi replica holds its primary's serial and the files of it.
+
+It waits as long as the replica moves on, and gives up only after PATIENCE
+seconds without any move: a big wheelhouse over a slow link may take far
+longer than that to replicate, and is no failure for it.
+"""
 
 import json
 import sys
@@ -30,16 +35,28 @@ def sync_state(status: dict) -> str:
     return "in sync"
 
 
+def progress(status: dict) -> tuple:
+    """What changes while a replica catches up: its serial, and the files still queued for download."""
+    queued = {metric[0]: metric[2] for metric in status.get("metrics", []) if len(metric) == 3}
+    return (
+        status.get("serial"),
+        queued.get("devpi_server_replica_file_download_queue_size"),
+        queued.get("devpi_server_replica_file_download_error_queue_size"),
+    )
+
+
 def main() -> None:
-    port, timeout = sys.argv[1], float(sys.argv[2])
-    deadline = time.monotonic() + timeout
+    port, patience = sys.argv[1], float(sys.argv[2])
+    last, moved_at = None, time.monotonic()
     while True:
         request = urllib.request.Request(f"http://127.0.0.1:{port}/+status", headers={"Accept": "application/json"})
         status = json.load(urllib.request.urlopen(request, timeout=10))["result"]
         state = sync_state(status)
         if state == "in sync":
             sys.exit(0)
-        if time.monotonic() > deadline:
+        if progress(status) != last:
+            last, moved_at = progress(status), time.monotonic()
+        elif time.monotonic() - moved_at > patience:
             sys.exit(
                 json.dumps(
                     dict(
