@@ -24,6 +24,7 @@ from devpi_airgap.core.runlock import wheelhouse_lock
 from devpi_airgap.core.wheelhouse import Wheelhouse
 from devpi_airgap.online.build import build_pure_wheel
 from devpi_airgap.online.early import EarlyWork
+from devpi_airgap.online.fetch import remove_partials
 from devpi_airgap.online.freshness import FreshnessRecord, inputs_digest, page_fingerprints
 from devpi_airgap.online.lookups import shared_lookups
 from devpi_airgap.online.resolve import BuiltMetadata, FileRef, Pin, Tries, index_listing, newest_sdist, resolve_set
@@ -280,6 +281,8 @@ def _download(
 ) -> list[TargetReport]:
     start = time.monotonic()
     wheelhouse = Wheelhouse(inventory.wheelhouse)
+    for directory in (wheelhouse.pool, wheelhouse.sdists):
+        remove_partials(directory)  # a run killed outright left them; they would stay for good
     platforms = {t.name: target_platform(t) for t in targets}
     reports = {t.name: TargetReport(t.name) for t in targets}
     finished: dict[str, float] = {}

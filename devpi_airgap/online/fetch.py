@@ -39,6 +39,15 @@ def _pieces(session: Session, ref: FileRef, buffer: memoryview) -> Iterator[memo
         yield from pieces
 
 
+def remove_partials(directory: Path) -> None:
+    """Remove every partial download in `directory`: only for a run that holds its wheelhouse's lock.
+
+    Each then belongs to that run, or to one that died without removing its own (SIGKILL, a power cut).
+    """
+    for partial in directory.glob(".*.part"):
+        partial.unlink(missing_ok=True)
+
+
 def _download(
     session: Session,
     ref: FileRef,
@@ -120,8 +129,7 @@ class Fetcher:
             for thread in self.threads:
                 thread.join(timeout=max(0.0, deadline - time.monotonic()))
             for directory in self.dirs:  # this run holds the wheelhouse lock: every partial file is ours
-                for partial in directory.glob(".*.part"):
-                    partial.unlink(missing_ok=True)
+                remove_partials(directory)
         with self.lock:
             for session in self.sessions:
                 session.close()

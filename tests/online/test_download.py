@@ -390,6 +390,19 @@ def test_the_scratch_of_a_run_killed_outright_is_removed_by_the_next_run(index, 
     assert list(where.glob(f"airgap-uv-cache-{process.pid}-*")) == []
 
 
+def test_the_partial_downloads_of_a_run_killed_outright_are_removed_by_the_next_run(index, tmp_path):
+    project = make_project(tmp_path, index, "app\n")
+    download(project)
+    pool = project / "wheelhouse" / ".pool"
+    # what a SIGKILL amid downloads leaves: each thread's partial file, as fetch names them
+    left = [pool / ".lib-2.0-py3-none-any.whl.140096447698624.part", pool / ".sdists" / ".app-1.0.tar.gz.1407.part"]
+    for partial in left:
+        partial.parent.mkdir(exist_ok=True)
+        partial.write_bytes(b"half a file")
+    download(project)
+    assert [p for p in left if p.exists()] == []
+
+
 def test_each_target_is_ready_as_soon_as_its_own_files_are_in(index, tmp_path):
     """on_ready hears of each target once, with its lock written and every locked file in its directory."""
     inventory = load_inventory(make_project(tmp_path, index, "app\n") / "inventory.yaml")
