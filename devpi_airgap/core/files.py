@@ -59,11 +59,13 @@ def _remove_orphans(parent: Path, kind: str) -> None:
         return
     for entry in entries:
         found = named.match(entry.name)
+        if not found:
+            continue
         try:
             mine = entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == os.getuid()
         except OSError:
             continue
-        if found and mine and not _alive(int(found.group(1))):
+        if mine and not _alive(int(found.group(1))):
             shutil.rmtree(entry.path, ignore_errors=True)
 
 

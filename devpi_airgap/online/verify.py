@@ -110,7 +110,7 @@ class _DryRuns:
     """
 
     def __init__(self, python: str):
-        self.scratch = Path(tempfile.mkdtemp(prefix="airgap-verify-"))
+        self.scratch = Path(tempfile.mkdtemp(prefix=scratch_prefix(None, "airgap-verify-")))
         self.started = 0
         self.waiting: tuple[Path, subprocess.Popen[str]] | None = None
         try:  # no caller holds it yet: a failure here must not leave the scratch behind
