@@ -54,8 +54,9 @@ def main() -> None:
         state = sync_state(status)
         if state == "in sync":
             sys.exit(0)
-        if progress(status) != last:
-            last, moved_at = progress(status), time.monotonic()
+        moved = progress(status)
+        if moved != last:
+            last, moved_at = moved, time.monotonic()
         elif time.monotonic() - moved_at > patience:
             sys.exit(
                 json.dumps(
