@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -330,34 +332,44 @@ def test_a_second_run_on_the_same_wheelhouse_is_refused_clearly(index, tmp_path)
     assert download(project, "--target", "win313", check=False).returncode == 0
 
 
+@contextmanager
+def held_download(index, project: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """`inv download` in a session of its own, yielded once it asks for a file: every file takes 60 s from the
+    index now (uv's fetches too), so the run is held where it asked."""
+    index.clear()
+    index.file_seconds = 60
+    command = [sys.executable, "-m", "invoke", "--search-root", str(REPO), "download", "--inventory",
+               str(project / "inventory.yaml"), *args]  # fmt: skip
+    process = subprocess.Popen(command, env=clean_env(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not index.file_requests() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        assert index.file_requests(), "the run never asked for a file"
+        yield process
+    finally:
+        index.file_seconds = 0
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+
+
 @pytest.mark.parametrize("phase", ["resolving", "fetching"])
 def test_ctrl_c_stops_a_slow_download_at_once_and_leaves_no_partial_files(index, tmp_path, phase):
-    """Every file takes 60 s from this index (uv's fetches too); a stop that waited for queued work would take minutes."""
+    """A stop that waited for queued work would take minutes."""
     project = make_project(tmp_path, index, "app\nlib<3\n")
     locked = []
     if phase == "fetching":  # --locked skips resolving: the interrupt lands among the downloads
         download(project)
         shutil.rmtree(project / "wheelhouse")
         locked = ["--locked"]
-    index.clear()
-    index.file_seconds = 60
-    try:
-        command = [sys.executable, "-m", "invoke", "--search-root", str(REPO), "download", "--inventory",
-                   str(project / "inventory.yaml"), *locked]  # fmt: skip
-        process = subprocess.Popen(command, env=clean_env(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + 120
-        while not index.file_requests() and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.2)
-        assert index.file_requests(), "the downloads never started"
+    with held_download(index, project, *locked) as process:
         os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C does: to uv too
         try:
             _, stderr = process.communicate(timeout=30)  # generous: waiting for the files would take 60 s or more
         except subprocess.TimeoutExpired:
-            process.kill()
             raise AssertionError("Ctrl-C did not stop the download within 30 s") from None
-    finally:
-        index.file_seconds = 0
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     leftovers = [p.name for p in (project / "wheelhouse").rglob("*") if p.name.endswith((".part", ".tmp"))]
@@ -368,22 +380,10 @@ def test_the_scratch_of_a_run_killed_outright_is_removed_by_the_next_run(index, 
     """SIGKILL leaves the run's uv cache behind, in memory when on tmpfs: the next run takes it away."""
     project = make_project(tmp_path, index, "app\nlib<3\n")
     where = Path(tmpfs_with_room(resolve.RUN_CACHE_ROOM) or tempfile.gettempdir())
-    index.clear()
-    index.file_seconds = 60  # uv's fetches hang: the run is held among its resolutions
-    try:
-        command = [sys.executable, "-m", "invoke", "--search-root", str(REPO), "download", "--inventory",
-                   str(project / "inventory.yaml")]  # fmt: skip
-        process = subprocess.Popen(command, env=clean_env(project), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + 120
-        while not index.file_requests() and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.2)
-        assert index.file_requests(), "the run never got as far as its resolutions"
+    with held_download(index, project) as process:  # held among its resolutions
         left = list(where.glob(f"airgap-uv-cache-{process.pid}-*"))
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    finally:
-        index.file_seconds = 0
     assert len(left) == 1 and left[0].is_dir()  # what the killed run left
     download(project)
     assert not left[0].exists()
