@@ -11,7 +11,14 @@ from pathlib import Path
 
 from invoke import task
 
-from devpi_airgap.cli.online import print_audit, print_download, print_refresh, print_report, print_verify
+from devpi_airgap.cli.online import (
+    print_audit,
+    print_download,
+    print_download_check,
+    print_refresh,
+    print_report,
+    print_verify,
+)
 from devpi_airgap.cli.outcome import usage_errors_exit_2, user_errors
 from devpi_airgap.core.console import bar_progress
 from devpi_airgap.core.inventory import load_inventory
@@ -19,6 +26,7 @@ from devpi_airgap.core.memory import give_back_large_blocks, no_final_collection
 from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.online.audit import audit_inventory, rescan_snapshot
 from devpi_airgap.online.download import download as download_targets
+from devpi_airgap.online.download import planned_changes
 from devpi_airgap.online.refresh import refresh as run_refresh
 from devpi_airgap.online.verify import EarlyDryRuns, check_verified, verify_target, verify_targets
 from devpi_airgap.transfer.bundle import write_advisory_bundle, write_bundle
@@ -38,9 +46,10 @@ TARGET_HELP = "a target name from the inventory, several joined by commas, or 'a
         "inventory": INVENTORY_HELP,
         "locked": "download exactly what the targets' lock files list, without resolving again",
         "verify": "prove offline installability at the end (default: on; --no-verify skips it)",
+        "check": "show what a download would change (resolving anew what is stale), and change nothing",
     }
 )
-def download(c, target="all", inventory="inventory.yaml", locked=False, verify=True):
+def download(c, target="all", inventory="inventory.yaml", locked=False, verify=True, check=False):
     """Download each target's complete dependency closure into wheelhouse/TARGET/.
 
     Resolves for the target's OS, CPU and Python (never this machine's),
@@ -52,6 +61,9 @@ def download(c, target="all", inventory="inventory.yaml", locked=False, verify=T
         start = time.monotonic()
         inv = load_inventory(inventory)
         targets = inv.select_targets(target)
+        if check:
+            print_download_check(planned_changes(inv, targets, locked=locked))
+            return
         if not verify:
             print_download(
                 download_targets(inv, targets, locked=locked, progress=bar_progress), time.monotonic() - start

@@ -11,7 +11,7 @@ from devpi_airgap.core.advisories import BLOCKED
 from devpi_airgap.core.audit import AuditReport
 from devpi_airgap.core.console import err, human_bytes, out, table
 from devpi_airgap.core.licenses import DENIED, REVIEW
-from devpi_airgap.online.download import TargetReport
+from devpi_airgap.online.download import TargetChanges, TargetReport
 from devpi_airgap.online.report import EXTRA, MISSING, PRESENT, TOTAL_LABELS, Matrix, cell, totals
 from devpi_airgap.online.verify import VerifyReport
 
@@ -35,6 +35,38 @@ def print_download(reports: list[TargetReport], seconds: float) -> None:
     else:
         total = sum(r.new_bytes for r in reports)
         out.print(f"{sum(r.new_files for r in reports)} new files, {human_bytes(total)}, in {seconds:.1f} s")
+
+
+def print_download_check(planned: list[TargetChanges]) -> None:
+    rows = [
+        [
+            c.name,
+            "anew" if c.resolved_anew else "lock current",
+            len(c.added.keys() | c.removed.keys()) or "-",
+            f"{c.fetch_files}, {human_bytes(c.fetch_bytes)}" if c.fetch_files else "-",
+            len(c.builds) or "-",
+            c.link_files or "-",
+        ]
+        for c in planned
+    ]
+    columns = ["target", "resolved", "packages changing", "files to fetch", "sdists to build", "files to link"]
+    out.print(table("download --check", columns, rows, right_from=2))
+    for c in planned:
+        for name in sorted(c.added.keys() | c.removed.keys()):
+            was, becomes = ", ".join(c.removed.get(name, [])), ", ".join(c.added.get(name, []))
+            change = (
+                f"{name} {was} -> {becomes}"
+                if was and becomes
+                else f"+ {name} {becomes}"
+                if becomes
+                else f"- {name} {was}"
+            )
+            out.print(f"  {c.name}: {change}", highlight=False)
+    changing = [c.name for c in planned if c.changes]
+    if not changing:
+        out.print("no changes: every target's wheelhouse is complete and its lock current")
+    else:
+        out.print(f"{len(changing)} target(s) would change: {', '.join(changing)} (--check: nothing was changed)")
 
 
 def print_verify(reports: list[VerifyReport]) -> None:

@@ -1,14 +1,16 @@
-"""`inv download`: resolve every target, fetch what is missing, build pure sdists, lock, link."""
+"""`inv download`: resolve every target, fetch what is missing, build pure sdists, lock, link; or say what it would."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from importlib.metadata import version
+
+from packaging.version import Version
 
 from devpi_airgap import __version__
 from devpi_airgap.core.console import ProgressFactory, no_progress
@@ -42,6 +44,24 @@ class TargetReport:
     new_bytes: int = 0
     seconds: float = 0.0
     lock_changed: bool = False
+
+
+@dataclass
+class TargetChanges:
+    """What `download` would change for one target, found without changing anything (`inv download --check`)."""
+
+    name: str
+    resolved_anew: bool  # False: its lock is still what a resolution would give (or --locked)
+    added: dict[str, list[str]] = field(default_factory=dict)  # project: the versions its lock would gain
+    removed: dict[str, list[str]] = field(default_factory=dict)  # project: the versions its lock would lose
+    fetch_files: int = 0  # files the pool lacks
+    fetch_bytes: int = 0
+    builds: list[str] = field(default_factory=list)  # "project version" of each sdist to build into a wheel
+    link_files: int = 0  # files its directory lacks, in the pool or not
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.added or self.removed or self.fetch_files or self.builds or self.link_files)
 
 
 def _pins_from_lock(inventory: Inventory, target: Target) -> dict[Pin, set[str]]:
@@ -270,6 +290,105 @@ def download(
         return _download(inventory, targets, locked=locked, progress=progress, on_ready=on_ready, on_stale=on_stale)
 
 
+def planned_changes(inventory: Inventory, targets: list[Target], *, locked: bool = False) -> list[TargetChanges]:
+    """What `download` would change, with nothing changed: `inv download --check`.
+
+    The targets whose lock is no longer current are resolved as `download` resolves them (uv reads
+    the index, into a cache of the run's own, on scratch), and the pins are compared with each lock,
+    the pool and the target's directory. Nothing is downloaded or built, and nothing in the wheelhouse
+    or the locks is written, so no wheelhouse lock is taken either: a run beside this one sees no change.
+    """
+    with shared_lookups():
+        wheelhouse = Wheelhouse(inventory.wheelhouse)
+        platforms = {t.name: target_platform(t) for t in targets}
+        inputs = {t.name: _inputs(inventory, platforms[t.name]) for t in targets}
+        record = FreshnessRecord(wheelhouse.pool / ".freshness.json")  # read for _still_fresh, never saved
+        current = targets if locked else _still_fresh(inventory, targets, inputs, record)
+        pins = {t.name: _pins_from_lock(inventory, t) for t in current}
+        stale = {name: p for name, p in platforms.items() if name not in pins}
+        built = _built_before(inventory, targets)
+        if stale:
+            pins.update(_resolved(inventory, stale, Tries(*_known_sdist_only(inventory, wheelhouse, built))))
+        for name, target_pins in pins.items():
+            _check_hashes(platforms[name], target_pins)
+        return [_changes(inventory, wheelhouse, t, pins[t.name], built, t.name in stale) for t in targets]
+
+
+def _known_sdist_only(
+    inventory: Inventory, wheelhouse: Wheelhouse, built: dict[str, LockedFile]
+) -> tuple[set[str], list[BuiltMetadata]]:
+    """The projects earlier runs built that still publish no wheel, and their built wheels' metadata (see Tries)."""
+    sdist_only = _still_without_wheels(inventory.index_url, built)
+    return sdist_only, _built_metadata(wheelhouse, built, sdist_only)
+
+
+def _resolved(
+    inventory: Inventory, platforms: dict[str, TargetPlatform], tries: Tries
+) -> dict[str, dict[Pin, set[str]]]:
+    """Each target's pins, as _Resolutions gives them, with nothing fetched or built early.
+
+    Without a prebuild, a try that takes a project as its sdist has uv build it in the run's cache to read it.
+    """
+    with stoppable_pool(RESOLVE_WORKERS) as pool:
+        try:
+            resolutions = _Resolutions(pool, inventory, platforms, lambda *round_: None, tries, lambda *guess: None)
+            for futures in resolutions.futures.values():
+                for _, future in futures:
+                    future.result()  # a set that cannot resolve fails the check as it would fail the download
+        except BaseException:
+            tries.stop()  # before the pool waits for its threads: a try started now would not hear Ctrl-C
+            raise
+    tries.settle()
+    return {name: pins for name in platforms if (pins := resolutions.pins(name)) is not None}
+
+
+def _versions(pins: Iterable[Pin]) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for pin in pins:
+        found.setdefault(pin.name, set()).add(pin.version)
+    return found
+
+
+def _changes(
+    inventory: Inventory,
+    wheelhouse: Wheelhouse,
+    target: Target,
+    pins: dict[Pin, set[str]],
+    built: dict[str, LockedFile],
+    resolved_anew: bool,
+) -> TargetChanges:
+    """The difference between the pins and the target's lock, pool and directory; read only."""
+    changes = TargetChanges(target.name, resolved_anew)
+    lock = inventory.lock_path(target)
+    before = _versions(_pins_from_lock(inventory, target) if lock.exists() else {})
+    after = _versions(pins)
+    for name in sorted(before.keys() | after.keys()):
+        if gained := sorted(after.get(name, set()) - before.get(name, set()), key=Version):
+            changes.added[name] = gained
+        if lost := sorted(before.get(name, set()) - after.get(name, set()), key=Version):
+            changes.removed[name] = lost
+    directory = inventory.target_dir(target)
+    for pin in pins:
+        ref = pin.file
+        wheel: str | None = ref.filename
+        if ref.is_wheel:
+            fetch = wheelhouse.sha256(wheelhouse.pool / ref.filename) != ref.sha256
+        else:  # the wheel an earlier run built from this very sdist serves, as in _built_wheel
+            made = built.get(ref.sha256)
+            wheel = (
+                made.filename if made and wheelhouse.sha256(wheelhouse.pool / made.filename) == made.sha256 else None
+            )
+            fetch = wheel is None and wheelhouse.sha256(wheelhouse.sdists / ref.filename) != ref.sha256
+            if wheel is None:
+                changes.builds.append(f"{pin.name} {pin.version}")
+        if fetch:
+            changes.fetch_files += 1
+            changes.fetch_bytes += ref.size or 0
+        if wheel is None or not (directory / wheel).is_file():
+            changes.link_files += 1
+    return changes
+
+
 def _download(
     inventory: Inventory,
     targets: list[Target],
@@ -365,8 +484,8 @@ def _download(
     ):
         for name, target_pins in pins.items():
             early.take_locked(target_pins, first=platforms[name].runs_natively())
-        sdist_only = _still_without_wheels(inventory.index_url, built) if stale else set()
-        tries = Tries(sdist_only, _built_metadata(wheelhouse, built, sdist_only), prebuild=prebuild)
+        sdist_only, metadata = _known_sdist_only(inventory, wheelhouse, built) if stale else (set(), [])
+        tries = Tries(sdist_only, metadata, prebuild=prebuild)
         try:
             resolutions = _Resolutions(pool, inventory, stale, hand_over, tries, guess)
             # Each target is locked, linked and handed to on_ready the moment its own pins are known and its files

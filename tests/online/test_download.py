@@ -528,3 +528,55 @@ def test_an_index_urls_password_is_on_no_command_line(tmp_path, monkeypatch):
         download_targets(inventory, list(inventory.targets.values()))
     assert any(" compile " in c for c in commands) and any(" build " in c for c in commands)
     assert [c for c in commands if "s3cret-pw" in c] == []
+
+
+ONE_TARGET = """
+targets:
+  win313: {platform: win_amd64, python: "3.13", requirements: [requirements.txt]}
+"""
+
+
+@pytest.fixture
+def own_index(tmp_path):
+    """An index of the test's own, which it may add releases to."""
+    dists = [Dist("lib", "1.0"), Dist("lib", "2.0"), Dist("sdistonly", "1.0", sdist=True, wheel=False)]
+    with serve_index(build_index(tmp_path / "index", dists)) as url:
+        yield url
+
+
+def check_row(stdout: str, target: str) -> list[str]:
+    """The cells of the target's row in `inv download --check`'s table."""
+    row = next(line for line in stdout.splitlines() if line.startswith(f"│ {target} "))
+    return [cell.strip() for cell in row.split("│")[1:-1]]
+
+
+def test_check_on_a_new_project_lists_everything_and_writes_nothing(own_index, tmp_path):
+    project = make_project(tmp_path, own_index, "lib<3\nsdistonly\n", ONE_TARGET)
+    result = download(project, "--check")
+    assert not (project / "wheelhouse").exists() and not (project / "locks").exists()
+    assert "win313: + lib 2.0" in result.stdout and "win313: + sdistonly 1.0" in result.stdout
+    target, resolved, packages, fetch, builds, link = check_row(result.stdout, "win313")
+    assert (resolved, packages, builds, link) == ("anew", "2", "1", "2") and fetch.startswith("2, ")
+    assert "1 target(s) would change: win313 (--check: nothing was changed)" in result.stdout
+
+
+def test_check_says_what_a_download_would_change_and_changes_nothing(own_index, tmp_path):
+    project = make_project(tmp_path, own_index, "lib<3\nsdistonly\n", ONE_TARGET)
+    download(project)
+    assert "no changes" in download(project, "--check").stdout
+    add_release(own_index.root, Dist("lib", "2.5"))
+    (project / "wheelhouse" / "win313" / "sdistonly-1.0-py3-none-any.whl").unlink()  # removed by hand
+    written = _written(project)
+    own_index.clear()
+    checked = download(project, "--check")
+    assert _written(project) == written
+    assert own_index.file_requests() == []  # pages only: uv reads sdistonly from the wheel built before
+    assert "win313: lib 2.0 -> 2.5" in checked.stdout and "sdistonly" not in checked.stdout
+    target, resolved, packages, fetch, builds, link = check_row(checked.stdout, "win313")
+    assert (resolved, packages, builds, link) == ("anew", "1", "-", "2") and fetch.startswith("1, ")
+    # what the check said is what a download then does
+    own_index.clear()
+    download(project)
+    assert own_index.file_requests() == ["/files/lib-2.5-py3-none-any.whl"]
+    assert {"lib-2.5-py3-none-any.whl", "sdistonly-1.0-py3-none-any.whl"} <= files(project, "win313")
+    assert "no changes" in download(project, "--check").stdout
