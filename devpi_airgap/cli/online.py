@@ -42,7 +42,7 @@ def print_download_check(planned: list[TargetChanges]) -> None:
         [
             c.name,
             "anew" if c.resolved_anew else "lock current",
-            len(c.added.keys() | c.removed.keys()) or "-",
+            sum(map(len, c.packages.values())) or "-",
             f"{c.fetch_files}, {human_bytes(c.fetch_bytes)}" if c.fetch_files else "-",
             len(c.builds) or "-",
             c.link_files or "-",
@@ -52,16 +52,9 @@ def print_download_check(planned: list[TargetChanges]) -> None:
     columns = ["target", "resolved", "packages changing", "files to fetch", "sdists to build", "files to link"]
     out.print(table("download --check", columns, rows, right_from=2))
     for c in planned:
-        for name in sorted(c.added.keys() | c.removed.keys()):
-            was, becomes = ", ".join(c.removed.get(name, [])), ", ".join(c.added.get(name, []))
-            change = (
-                f"{name} {was} -> {becomes}"
-                if was and becomes
-                else f"+ {name} {becomes}"
-                if becomes
-                else f"- {name} {was}"
-            )
-            out.print(f"  {c.name}: {change}", highlight=False)
+        for kind, packages in c.packages.items():
+            for package in packages:
+                out.print(f"  {c.name}: {kind} {package}", highlight=False)
     changing = [c.name for c in planned if c.changes]
     if not changing:
         out.print("no changes: every target's wheelhouse is complete and its lock current")

@@ -7,8 +7,10 @@ sorted keys and packages, one format for every writer.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 from devpi_airgap.core.errors import AirgapError
 from devpi_airgap.core.files import write_if_changed
@@ -45,8 +47,18 @@ def read_lock(path: Path) -> tuple[dict, list[LockedFile]]:
     return body, files
 
 
-def versions_by_name(files: list[LockedFile]) -> dict[str, list[str]]:
-    """Each project in a lock with its versions, sorted: what "changed" is measured on."""
+class Versioned(Protocol):
+    """A release of a project: a lock's file, or a resolution's pin."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+
+def versions_by_name(files: Iterable[Versioned]) -> dict[str, list[str]]:
+    """Each project in a lock (or a resolution) with its versions, sorted: what "changed" is measured on."""
     found: dict[str, set[str]] = {}
     for f in files:
         found.setdefault(f.name, set()).add(f.version)

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from importlib.metadata import version
-
-from packaging.version import Version
 
 from devpi_airgap import __version__
 from devpi_airgap.core.console import ProgressFactory, no_progress
 from devpi_airgap.core.errors import ResolutionError
 from devpi_airgap.core.files import sha256_file
 from devpi_airgap.core.inventory import Inventory, Target
-from devpi_airgap.core.lock import LockedFile, read_lock, write_lock
+from devpi_airgap.core.lock import LockedFile, lock_changes, read_lock, versions_by_name, write_lock
 from devpi_airgap.core.metadata import MetadataError, read_metadata
 from devpi_airgap.core.platforms import TargetPlatform, target_platform
 from devpi_airgap.core.pools import stoppable_pool
@@ -52,8 +50,7 @@ class TargetChanges:
 
     name: str
     resolved_anew: bool  # False: its lock is still what a resolution would give (or --locked)
-    added: dict[str, list[str]] = field(default_factory=dict)  # project: the versions its lock would gain
-    removed: dict[str, list[str]] = field(default_factory=dict)  # project: the versions its lock would lose
+    packages: dict[str, list[str]] = field(default_factory=dict)  # its lock's new, updated, removed (lock_changes)
     fetch_files: int = 0  # files the pool lacks
     fetch_bytes: int = 0
     builds: list[str] = field(default_factory=list)  # "project version" of each sdist to build into a wheel
@@ -61,7 +58,7 @@ class TargetChanges:
 
     @property
     def changes(self) -> bool:
-        return bool(self.added or self.removed or self.fetch_files or self.builds or self.link_files)
+        return bool(any(self.packages.values()) or self.fetch_files or self.builds or self.link_files)
 
 
 def _pins_from_lock(inventory: Inventory, target: Target) -> dict[Pin, set[str]]:
@@ -342,13 +339,6 @@ def _resolved(
     return {name: pins for name in platforms if (pins := resolutions.pins(name)) is not None}
 
 
-def _versions(pins: Iterable[Pin]) -> dict[str, set[str]]:
-    found: dict[str, set[str]] = {}
-    for pin in pins:
-        found.setdefault(pin.name, set()).add(pin.version)
-    return found
-
-
 def _changes(
     inventory: Inventory,
     wheelhouse: Wheelhouse,
@@ -358,15 +348,9 @@ def _changes(
     resolved_anew: bool,
 ) -> TargetChanges:
     """The difference between the pins and the target's lock, pool and directory; read only."""
-    changes = TargetChanges(target.name, resolved_anew)
     lock = inventory.lock_path(target)
-    before = _versions(_pins_from_lock(inventory, target) if lock.exists() else {})
-    after = _versions(pins)
-    for name in sorted(before.keys() | after.keys()):
-        if gained := sorted(after.get(name, set()) - before.get(name, set()), key=Version):
-            changes.added[name] = gained
-        if lost := sorted(before.get(name, set()) - after.get(name, set()), key=Version):
-            changes.removed[name] = lost
+    before = versions_by_name(read_lock(lock)[1]) if lock.exists() else {}
+    changes = TargetChanges(target.name, resolved_anew, lock_changes(before, versions_by_name(pins)))
     directory = inventory.target_dir(target)
     for pin in pins:
         ref = pin.file
