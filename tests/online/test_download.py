@@ -580,3 +580,18 @@ def test_check_says_what_a_download_would_change_and_changes_nothing(own_index, 
     assert own_index.file_requests() == ["/files/lib-2.5-py3-none-any.whl"]
     assert {"lib-2.5-py3-none-any.whl", "sdistonly-1.0-py3-none-any.whl"} <= files(project, "win313")
     assert "no changes" in download(project, "--check").stdout
+
+
+def test_check_of_a_current_lock_lists_the_files_gone_from_the_pool(own_index, tmp_path):
+    project = make_project(tmp_path, own_index, "lib<3\n", ONE_TARGET)
+    download(project)
+    (project / "wheelhouse" / ".pool" / "lib-2.0-py3-none-any.whl").unlink()  # the target's link still holds it
+    own_index.clear()
+    for args in ((), ("--locked",)):
+        checked = download(project, "--check", *args)
+        target, resolved, packages, fetch, builds, link = check_row(checked.stdout, "win313")
+        assert (resolved, packages, builds, link) == ("lock current", "-", "-", "-") and fetch.startswith("1, ")
+        assert "1 target(s) would change: win313" in checked.stdout
+    assert (
+        own_index.file_requests() == [] and not (project / "wheelhouse" / ".pool" / "lib-2.0-py3-none-any.whl").exists()
+    )
