@@ -52,6 +52,9 @@ def print_download_check(planned: list[TargetChanges]) -> None:
     columns = ["target", "resolved", "packages changing", "files to fetch", "sdists to build", "files to link"]
     out.print(table("download --check", columns, rows, right_from=2))
     for c in planned:
+        if not c.has_lock:  # every package is new: their names would bury the changes of the other targets
+            out.print(f"  {c.name}: no lock yet; {len(c.packages['new'])} packages to lock", highlight=False)
+            continue
         for kind, packages in c.packages.items():
             for package in packages:
                 out.print(f"  {c.name}: {kind} {package}", highlight=False)

@@ -50,6 +50,7 @@ class TargetChanges:
 
     name: str
     resolved_anew: bool  # False: its lock is still what a resolution would give (or --locked)
+    has_lock: bool  # False: a first download, whose every package is new
     packages: dict[str, list[str]] = field(default_factory=dict)  # its lock's new, updated, removed (lock_changes)
     fetch_files: int = 0  # files the pool lacks
     fetch_bytes: int = 0
@@ -350,7 +351,7 @@ def _changes(
     """The difference between the pins and the target's lock, pool and directory; read only."""
     lock = inventory.lock_path(target)
     before = versions_by_name(read_lock(lock)[1]) if lock.exists() else {}
-    changes = TargetChanges(target.name, resolved_anew, lock_changes(before, versions_by_name(pins)))
+    changes = TargetChanges(target.name, resolved_anew, lock.exists(), lock_changes(before, versions_by_name(pins)))
     directory = inventory.target_dir(target)
     for pin in pins:
         ref = pin.file
