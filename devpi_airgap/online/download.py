@@ -304,12 +304,22 @@ def planned_changes(inventory: Inventory, targets: list[Target], *, locked: bool
         current = targets if locked else _still_fresh(inventory, targets, inputs, record)
         pins = {t.name: _pins_from_lock(inventory, t) for t in current}
         stale = {name: p for name, p in platforms.items() if name not in pins}
+        # each lock read once: a current target's pins are its lock's
+        before = dict(pins)
+        before.update(
+            (n, _pins_from_lock(inventory, p.target))
+            for n, p in stale.items()
+            if inventory.lock_path(p.target).exists()
+        )
         built = _built_before(inventory, targets)
         if stale:
             pins.update(_resolved(inventory, stale, Tries(*_known_sdist_only(inventory, wheelhouse, built))))
         for name, target_pins in pins.items():
             _check_hashes(platforms[name], target_pins)
-        return [_changes(inventory, wheelhouse, t, pins[t.name], built, t.name in stale) for t in targets]
+        return [
+            _changes(inventory, wheelhouse, t, before.get(t.name), pins[t.name], built, t.name in stale)
+            for t in targets
+        ]
 
 
 def _known_sdist_only(
@@ -344,14 +354,14 @@ def _changes(
     inventory: Inventory,
     wheelhouse: Wheelhouse,
     target: Target,
+    locked: dict[Pin, set[str]] | None,
     pins: dict[Pin, set[str]],
     built: dict[str, LockedFile],
     resolved_anew: bool,
 ) -> TargetChanges:
-    """The difference between the pins and the target's lock, pool and directory; read only."""
-    lock = inventory.lock_path(target)
-    before = versions_by_name(read_lock(lock)[1]) if lock.exists() else {}
-    changes = TargetChanges(target.name, resolved_anew, lock.exists(), lock_changes(before, versions_by_name(pins)))
+    """The difference between the pins and the target's lock (None: it has none), pool and directory; read only."""
+    packages = lock_changes(versions_by_name(locked or {}), versions_by_name(pins))
+    changes = TargetChanges(target.name, resolved_anew, locked is not None, packages)
     directory = inventory.target_dir(target)
     for pin in pins:
         ref = pin.file
