@@ -19,6 +19,7 @@ import ipaddress
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -657,10 +658,17 @@ if pytest is not None:
             yield host
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":  # manual use: boot, print the ssh config, wait
     if "--cleanup" in sys.argv:
         print("\n".join(cleanup_stale()) or "nothing stale")
         sys.exit(0)
+    # Stopped by SIGTERM as by Ctrl-C: started in the background, a shell ignores SIGINT for it, and a plain
+    # SIGTERM ended it without stopping the container, which then ran on without it.
+    signal.signal(signal.SIGTERM, _interrupt)
     with OfflineHost() as h:
         print(h.ssh_config_path.read_text())
         print(f"ssh -F {h.ssh_config_path} {h.ssh_alias}   (Ctrl-C to stop)")
