@@ -450,6 +450,7 @@ class ServedIndex(str):
     counts: Counter
     files_url: str
     file_seconds: float = 0  # when set, every artefact trickles out over this many seconds (a slow index)
+    metadata_seconds: float = 0  # and every PEP 658 .metadata file, which only a resolver (uv) asks for
     # What pages say of caching. PyPI says max-age=600; the proxy in front of it here says nothing at all.
     page_cache_control: str | None = "no-cache"
     # Files say they never change, as PyPI's do; through the proxy here they say nothing, not even a date.
@@ -512,8 +513,9 @@ def _make_handler(root: Path):
             super().end_headers()
 
         def copyfile(self, source, outputfile):
-            artefact = self.path.startswith("/files/") and not self.path.endswith(".metadata")
-            seconds = self.served.file_seconds if artefact else 0
+            metadata = self.path.startswith("/files/") and self.path.endswith(".metadata")
+            artefact = self.path.startswith("/files/") and not metadata
+            seconds = self.served.file_seconds if artefact else self.served.metadata_seconds if metadata else 0
             if not seconds:
                 return super().copyfile(source, outputfile)
             outputfile.write(source.read(100))

@@ -21,6 +21,7 @@ from devpi_airgap.core.advisories import Snapshot
 from devpi_airgap.core.audit import AuditReport, audit_files
 from devpi_airgap.core.console import ProgressFactory, no_progress
 from devpi_airgap.core.errors import BundleError, RemoteError
+from devpi_airgap.core.files import scratch_prefix
 from devpi_airgap.core.inventory import Inventory, Server
 from devpi_airgap.core.policy import AdvisoryPolicy, PolicyError
 from devpi_airgap.offline.client_config import trusted_host, user_url
@@ -162,7 +163,7 @@ def deploy_bundle(
         raise BundleError(f"{bundle}: no such bundle file")
     host = runner.host
     settings = inventory.bundles
-    with tempfile.TemporaryDirectory(prefix="airgap-bundle-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix(None, "airgap-bundle-")) as tmp:
         checked = Path(tmp) / "checked"
         manifest = bundle_check.check_bundle(
             bundle,

@@ -10,7 +10,7 @@ from typing import Callable
 
 from devpi_airgap.core.console import human_bytes
 from devpi_airgap.core.errors import RemoteError
-from devpi_airgap.core.files import sha256_cached
+from devpi_airgap.core.files import scratch_prefix, sha256_cached
 from devpi_airgap.core.inventory import Server
 from devpi_airgap.offline.credentials import Credentials
 from devpi_airgap.offline.devpi_api import seed_forms
@@ -227,7 +227,7 @@ class SeedServer(Step):
         ]
 
     def apply(self, host: Host, initialised: bool) -> list[str]:
-        with tempfile.TemporaryDirectory(prefix="airgap-seed-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=scratch_prefix(None, "airgap-seed-")) as tmp:
             forms = Path(tmp) / seed_index.FORMS
             forms.write_text(json.dumps(seed_forms(self.files, sha256_cached)))
             host.run(f"install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 {SERVER_HOME}", step=self.name)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from devpi_airgap.core.console import ProgressFactory, human_bytes
 from devpi_airgap.core.errors import AirgapError, RemoteError
-from devpi_airgap.core.files import sha256_cached
+from devpi_airgap.core.files import scratch_prefix, sha256_cached
 from devpi_airgap.core.inventory import Inventory, Server
 from devpi_airgap.core.platforms import target_platform
 from devpi_airgap.core.requirements import resolution_sets, uv_compile
@@ -132,7 +132,7 @@ def check_targets(base_url: str, inventory: Inventory, server: Server) -> list[s
 
     def check(job) -> str | None:
         target, resolution = job
-        with tempfile.TemporaryDirectory(prefix="airgap-check-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=scratch_prefix(None, "airgap-check-")) as tmp:
             result = uv_compile(
                 resolution, target_platform(target), index_url, Path(tmp), ("--only-binary", ":all:"), pylock=False
             )

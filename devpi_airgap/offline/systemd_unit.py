@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path, PurePosixPath
 
+from devpi_airgap.core.files import scratch_prefix
 from devpi_airgap.core.systemd import PLAIN, exec_line, exec_word
 from devpi_airgap.offline.layout import UNIT_NAME
 
@@ -143,7 +144,7 @@ def analyze_security(unit_text: str, unit_name: str = UNIT_NAME) -> str:
     exe = shutil.which("systemd-analyze")
     if exe is None:
         raise FileNotFoundError("systemd-analyze not found")
-    with tempfile.TemporaryDirectory(prefix="devpi-unit-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix(None, "airgap-unit-")) as tmp:
         path = Path(tmp) / unit_name
         path.write_text(unit_text)
         # --offline analyses the file itself instead of asking the running

@@ -16,7 +16,7 @@ from pathlib import Path
 from packaging.utils import parse_wheel_filename
 
 from devpi_airgap.core.errors import ResolutionError
-from devpi_airgap.core.files import raise_if_disk_full
+from devpi_airgap.core.files import raise_if_disk_full, scratch_prefix
 from devpi_airgap.core.isolation import isolated_env, uv_binary
 from devpi_airgap.core.platforms import TargetPlatform
 from devpi_airgap.online.resolve import Pin, index_listing, index_toml
@@ -29,7 +29,7 @@ def _is_pure(wheel: Path) -> bool:
 
 def build_pure_wheel(sdist: Path, pin: Pin, platform: TargetPlatform, index_url: str | None, out_dir: Path) -> Path:
     target = platform.target
-    with tempfile.TemporaryDirectory(prefix="airgap-build-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix(None, "airgap-build-")) as tmp:
         command = [uv_binary(), "build", "--no-config", "--wheel", "--python", sys.executable, "-o", tmp, str(sdist)]
         if index_url:  # what the build itself needs (setuptools, say) comes from the same index
             (Path(tmp) / "uv.toml").write_text(index_toml(index_url), encoding="utf-8")

@@ -628,7 +628,7 @@ def _uv_round(
     `config` is more uv.toml for this run alone; on_decision hears the resolver's log (see uv_compile).
     """
     tries.wait_turn(first=platform.runs_natively())
-    with tempfile.TemporaryDirectory(prefix="airgap-resolve-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix(None, "airgap-resolve-")) as tmp:
         settings = index_toml(index_url or default_index_url(), _RUN_CACHE_CONTROL) + (config or "")
         (Path(tmp) / "uv.toml").write_text(settings, encoding="utf-8")
         extra += ("--config-file", str(Path(tmp) / "uv.toml"), "--cache-dir", tries.cache_dir)

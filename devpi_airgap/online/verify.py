@@ -389,7 +389,7 @@ def _offline_problems(platform: TargetPlatform, directory: Path, sets: list[Reso
     problems = []
     offline = ("--offline", "--no-index", "--find-links", str(directory), "--only-binary", ":all:")
     for resolution in sets:
-        with tempfile.TemporaryDirectory(prefix="airgap-verify-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=scratch_prefix(None, "airgap-verify-")) as tmp:
             result = uv_compile(resolution, platform, None, Path(tmp), offline, pylock=False)
         if result.returncode != 0:
             raise_if_disk_full(result.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import shutil
@@ -81,3 +82,20 @@ def test_a_scratch_prefix_removes_the_scratch_of_its_kind_whose_process_is_gone(
     assert scratch_prefix(str(tmp_path), kind) == f"{kind}{os.getpid()}-"
     assert not orphan.exists()
     assert all(directory.is_dir() for directory in kept)
+
+
+def test_every_temporary_directory_of_the_tool_is_named_for_its_run():
+    """A directory named without the run's pid outlives a run killed outright: no later run knows it is free to go."""
+    from testing.tasks import REPO
+
+    unnamed = []
+    for path in (REPO / "devpi_airgap").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            called = node.func if isinstance(node, ast.Call) else None
+            if not isinstance(called, ast.Attribute) or called.attr not in ("TemporaryDirectory", "mkdtemp"):
+                continue
+            prefix = next((k.value for k in node.keywords if k.arg == "prefix"), None)
+            named = isinstance(prefix, ast.Call) and getattr(prefix.func, "id", "") == "scratch_prefix"
+            if not named:
+                unnamed.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert unnamed == []

@@ -333,23 +333,29 @@ def test_a_second_run_on_the_same_wheelhouse_is_refused_clearly(index, tmp_path)
 
 
 @contextmanager
-def held_download(index, project: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
-    """`inv download` in a session of its own, yielded once it asks for a file: every file takes 60 s from the
-    index now (uv's fetches too), so the run is held where it asked."""
+def held_download(index, project: Path, *args: str, held: str = "file") -> Iterator[subprocess.Popen[str]]:
+    """`inv download` in a session of its own, yielded once it asks for a file (held="file"), or for a file's
+    metadata, which only uv's resolver asks for (held="metadata"): each now takes 60 s from the index, so the
+    run is held where it asked."""
     index.clear()
-    index.file_seconds = 60
+    setattr(index, f"{held}_seconds", 60)
     command = [sys.executable, "-m", "invoke", "--search-root", str(REPO), "download", "--inventory",
                str(project / "inventory.yaml"), *args]  # fmt: skip
     process = subprocess.Popen(command, env=clean_env(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)  # fmt: skip
+
+    def asked() -> list[str]:
+        requests = index.file_requests(include_metadata=True)
+        return [p for p in requests if p.endswith(".metadata") == (held == "metadata")]
+
     try:
         deadline = time.monotonic() + 120
-        while not index.file_requests() and time.monotonic() < deadline and process.poll() is None:
+        while not asked() and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.2)
-        assert index.file_requests(), "the run never asked for a file"
+        assert asked(), f"the run never asked for a {held}"
         yield process
     finally:
-        index.file_seconds = 0
+        setattr(index, f"{held}_seconds", 0)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
@@ -364,7 +370,7 @@ def test_ctrl_c_stops_a_slow_download_at_once_and_leaves_no_partial_files(index,
         download(project)
         shutil.rmtree(project / "wheelhouse")
         locked = ["--locked"]
-    with held_download(index, project, *locked) as process:
+    with held_download(index, project, *locked, held="metadata" if phase == "resolving" else "file") as process:
         os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C does: to uv too
         try:
             _, stderr = process.communicate(timeout=30)  # generous: waiting for the files would take 60 s or more
@@ -377,17 +383,20 @@ def test_ctrl_c_stops_a_slow_download_at_once_and_leaves_no_partial_files(index,
 
 
 def test_the_scratch_of_a_run_killed_outright_is_removed_by_the_next_run(index, tmp_path):
-    """SIGKILL leaves the run's uv cache behind, in memory when on tmpfs: the next run takes it away."""
+    """SIGKILL leaves the run's scratch behind (its uv cache in memory when on tmpfs, the try's directory in the
+    temp dir): the next run takes it away."""
     project = make_project(tmp_path, index, "app\nlib<3\n")
-    where = Path(tmpfs_with_room(resolve.RUN_CACHE_ROOM) or tempfile.gettempdir())
-    with held_download(index, project) as process:  # held among its resolutions
-        left = list(where.glob(f"airgap-uv-cache-{process.pid}-*"))
+    places = {
+        "airgap-uv-cache-": Path(tmpfs_with_room(resolve.RUN_CACHE_ROOM) or tempfile.gettempdir()),
+        "airgap-resolve-": Path(tempfile.gettempdir()),
+    }
+    with held_download(index, project, held="metadata") as process:  # held in a uv try
+        left = [path for kind, where in places.items() for path in where.glob(f"{kind}{process.pid}-*")]
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    assert len(left) == 1 and left[0].is_dir()  # what the killed run left
+    assert sorted(p.name.split(str(process.pid))[0] for p in left) == sorted(places)  # what the killed run left
     download(project)
-    assert not left[0].exists()
-    assert list(where.glob(f"airgap-uv-cache-{process.pid}-*")) == []
+    assert [p for p in left if p.exists()] == []
 
 
 def test_the_partial_downloads_of_a_run_killed_outright_are_removed_by_the_next_run(index, tmp_path):
