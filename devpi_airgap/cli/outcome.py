@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import errno
+import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from invoke.exceptions import Exit
@@ -11,12 +15,50 @@ from invoke.exceptions import Exit
 from devpi_airgap.core.console import err
 from devpi_airgap.core.errors import AirgapError, ExitCode
 
+# What `kill PID`, a closed terminal or a service manager stopping a scheduled run sends (Windows sends neither).
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextmanager
+def _stopping_as_ctrl_c(received: list[int]) -> Iterator[None]:
+    """SIGTERM and SIGHUP stop the run as Ctrl-C does; `received` hears which came.
+
+    Left to their default, either ends Python where it stands: no cleanup runs, so the scratch and
+    partial files stay until a later run sweeps them (a bundle's partial file is never swept), and
+    the caller hears no reason. A terminal's Ctrl-C reaches the whole job, uv and pip included; so
+    here the run's own process group hears SIGINT too, when the run leads it, as it does when started
+    from a shell or by a service manager. This process ignores that copy and raises at once: under
+    `nohup` or `&`, SIGINT is ignored from the start, and a SIGINT arriving later could cut a cleanup short.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        received.append(signum)
+        if sys.platform != "win32" and os.getpgrp() == os.getpid():
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                os.killpg(os.getpgrp(), signal.SIGINT)
+            finally:
+                signal.signal(signal.SIGINT, previous)
+        raise KeyboardInterrupt
+
+    previous = {signum: signal.signal(signum, stop) for signum in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
 
 @contextmanager
 def user_errors():
     """Turn our errors into one clear message and the error's exit code, instead of a traceback."""
+    received: list[int] = []
     try:
-        yield
+        with _stopping_as_ctrl_c(received):
+            yield
     except AirgapError as exc:
         # Plain print: a message must reach logs whole, never re-wrapped or read as markup.
         print(f"error: {exc}", file=sys.stderr, flush=True)
@@ -26,7 +68,8 @@ def user_errors():
         print(f"error: {io_failure(exc)}", file=sys.stderr, flush=True)
         raise Exit(code=int(ExitCode.FETCH)) from None
     except KeyboardInterrupt:
-        err.print("interrupted; files already complete are kept, a re-run continues from there")
+        how = f"stopped by {signal.Signals(received[0]).name}" if received else "interrupted"
+        err.print(f"{how}; files already complete are kept, a re-run continues from there")
         raise Exit(code=int(ExitCode.INTERRUPTED)) from None
 
 

@@ -19,7 +19,7 @@ class ExitCode(IntEnum):
     BUNDLE = 7  # a bundle was refused: checksum, signature, manifest or contents
     BUSY = 8  # another run holds the lock
     POLICY = 9  # a file breaks the license or advisory policy
-    INTERRUPTED = 130  # Ctrl-C
+    INTERRUPTED = 130  # Ctrl-C, SIGTERM or SIGHUP
 
 
 class AirgapError(Exception):

@@ -382,6 +382,25 @@ def test_ctrl_c_stops_a_slow_download_at_once_and_leaves_no_partial_files(index,
     assert leftovers == []
 
 
+@pytest.mark.skipif(os.name != "posix", reason="Windows sends neither signal")
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_kill_or_a_closed_terminal_stops_a_download_as_ctrl_c_does(index, tmp_path, stop):
+    """`kill PID` (SIGTERM) and a closed terminal (SIGHUP) used to end the run where it stood: no message, and
+    its scratch and partial files left behind. Sent to the run alone, not to its uv, which the run stops itself."""
+    project = make_project(tmp_path, index, "app\nlib<3\n")
+    with held_download(index, project, held="metadata") as process:  # held in a uv try
+        os.kill(process.pid, stop)
+        try:
+            _, stderr = process.communicate(timeout=30)  # the held uv alone would wait 60 s for its file
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{stop.name} did not stop the download within 30 s") from None
+    assert process.returncode == 130, stderr
+    assert f"stopped by {stop.name}" in stderr and "Traceback" not in stderr
+    places = {Path(tempfile.gettempdir()), Path(tmpfs_with_room(resolve.RUN_CACHE_ROOM) or tempfile.gettempdir())}
+    assert [p for where in places for p in where.glob(f"airgap-*{process.pid}-*")] == []  # removed by the run itself
+    assert [p.name for p in (project / "wheelhouse").rglob("*") if p.name.endswith((".part", ".tmp"))] == []
+
+
 def test_the_scratch_of_a_run_killed_outright_is_removed_by_the_next_run(index, tmp_path):
     """SIGKILL leaves the run's scratch behind (its uv cache in memory when on tmpfs, the try's directory in the
     temp dir): the next run takes it away."""
