@@ -38,7 +38,7 @@ def tmpfs_with_room(needed: int) -> str | None:
 
 
 def scratch_prefix(where: str | None, kind: str) -> str:
-    """`kind` with this process's id, to name a scratch directory in `where` (None: the usual temp dir) by.
+    """`kind` with this process's id, to name a scratch directory or file in `where` (None: the usual temp dir) by.
 
     A run killed outright (SIGKILL, the OOM killer) leaves its scratch behind, and on
     tmpfs that holds memory until the machine restarts. So first the scratch of this
@@ -62,11 +62,14 @@ def _remove_orphans(parent: Path, kind: str) -> None:
         if not found:
             continue
         try:
-            mine = entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == os.getuid()
+            mine = not entry.is_symlink() and entry.stat(follow_symlinks=False).st_uid == os.getuid()
+            if mine and not _alive(int(found.group(1))):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
         except OSError:
             continue
-        if mine and not _alive(int(found.group(1))):
-            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:

@@ -26,7 +26,7 @@ from devpi_airgap import __version__
 from devpi_airgap.core.advisories import Snapshot
 from devpi_airgap.core.audit import AuditReport
 from devpi_airgap.core.errors import AirgapError, ResolutionError
-from devpi_airgap.core.files import atomic_write
+from devpi_airgap.core.files import atomic_write, scratch_prefix
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.lock import LockedFile, lock_changes, read_lock, versions_by_name
 from devpi_airgap.core.requirements import hash_problems, resolution_sets
@@ -203,7 +203,8 @@ def _write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool) -> Pa
     directory = inventory.bundles.directory
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"devpi-airgap-{bundle_id}.tar"
-    partial = path.with_name(path.name + ".part")
+    # Named for this run: a run killed outright leaves it, and the next bundle into this directory removes it.
+    partial = directory / f"{scratch_prefix(str(directory), '.devpi-airgap-partial-')}{path.name}.part"
     try:
         with open(partial, "wb") as raw:
             hashing = _HashingWriter(raw)

@@ -79,9 +79,12 @@ def test_a_scratch_prefix_removes_the_scratch_of_its_kind_whose_process_is_gone(
     ]
     for directory in [orphan, *kept]:
         (directory / "inside").mkdir(parents=True)
+    orphan_file, kept_file = tmp_path / f"{kind}{ended.pid}-partial", tmp_path / f"{kind}1-partial"  # files too
+    for file in (orphan_file, kept_file):
+        file.write_bytes(b"half")
     assert scratch_prefix(str(tmp_path), kind) == f"{kind}{os.getpid()}-"
-    assert not orphan.exists()
-    assert all(directory.is_dir() for directory in kept)
+    assert not orphan.exists() and not orphan_file.exists()
+    assert all(directory.is_dir() for directory in kept) and kept_file.is_file()
 
 
 def test_every_temporary_directory_of_the_tool_is_named_for_its_run():

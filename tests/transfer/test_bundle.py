@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -181,3 +182,22 @@ def test_a_bundle_says_which_requirements_pin_by_hash_and_refuses_a_lock_they_no
     assert f"lib 1.0: lib-1.0-py3-none-any.whl (sha256 {sha['lib']}) matches none of the 1 --hash values" in message
     assert "No bundle was written. Run `inv download --target win313` again" in message
     assert set((path / "bundles").iterdir()) == bundles
+
+
+@pytest.mark.skipif(os.name != "posix", reason="scratch is swept on POSIX only")
+def test_the_partial_bundle_of_a_run_killed_outright_is_removed_by_the_next_bundle(project):
+    """A bundle is written under a name of its run's, then renamed: a run killed outright leaves gigabytes."""
+    path, _ = project
+    assert task(path, "download").returncode == 0
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    bundles = path / "bundles"
+    bundles.mkdir()
+    left = bundles / f".devpi-airgap-partial-{ended.pid}-devpi-airgap-20260101T000000Z-0123abcd.tar.part"
+    running = bundles / f".devpi-airgap-partial-{os.getpid()}-devpi-airgap-20260101T000000Z-4567cdef.tar.part"
+    for partial in (left, running):
+        partial.write_bytes(b"half a bundle")
+    written = task(path, "bundle")
+    assert written.returncode == 0, written.stderr
+    assert not left.exists() and running.exists()  # another run's, still at work, is left to it
+    assert [p.name for p in bundles.iterdir() if p.name.startswith(".")] == [running.name]
