@@ -101,7 +101,7 @@ def deploy(c, inventory="inventory.yaml", server=None, bundle=None, check=False)
     do prints "no changes". Ends by resolving every target from
     the live index alone and printing the URL users need.
     """
-    with user_errors():
+    with user_errors(changes_nothing=check):
         inv, host, entry = _connect(c, inventory, server)
         runner = Runner(host, check=check, on_outcome=show.step_printer(check))
         if entry.is_replica:
@@ -151,7 +151,7 @@ def audit(c, inventory="inventory.yaml", server=None):
     (default: high), so a scheduled run can raise the alarm; a recall stays a
     person's decision.
     """
-    with user_errors():
+    with user_errors(changes_nothing=True):
         inv, host, entry = _connect(c, inventory, server)
         report = audit_live(host, entry, inv.policy.advisories)
         show.print_rescan(report)
@@ -165,7 +165,7 @@ def audit(c, inventory="inventory.yaml", server=None):
 @task(help=HELP)
 def status(c, inventory="inventory.yaml", server=None):
     """Show the unit's state, devpi's version, the index's projects and files, disk used, imported bundles."""
-    with user_errors():
+    with user_errors(changes_nothing=True):
         _, host, entry = _connect(c, inventory, server)
         show.print_status(read_status(host, entry))
 

@@ -57,7 +57,7 @@ def download(c, target="all", inventory="inventory.yaml", locked=False, verify=T
     against the index's sha256, builds sdist-only pure packages into wheels,
     writes locks/TARGET.lock.json, and ends by running `inv verify`.
     """
-    with user_errors():
+    with user_errors(changes_nothing=check):
         start = time.monotonic()
         inv = load_inventory(inventory)
         targets = inv.select_targets(target)

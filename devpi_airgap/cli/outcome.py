@@ -53,8 +53,11 @@ def _stopping_as_ctrl_c(received: list[int]) -> Iterator[None]:
 
 
 @contextmanager
-def user_errors():
-    """Turn our errors into one clear message and the error's exit code, instead of a traceback."""
+def user_errors(*, changes_nothing: bool = False):
+    """Turn our errors into one clear message and the error's exit code, instead of a traceback.
+
+    changes_nothing: the task only reads and reports (a --check, a status), so an interrupted run says so.
+    """
     received: list[int] = []
     try:
         with _stopping_as_ctrl_c(received):
@@ -69,7 +72,10 @@ def user_errors():
         raise Exit(code=int(ExitCode.FETCH)) from None
     except KeyboardInterrupt:
         how = f"stopped by {signal.Signals(received[0]).name}" if received else "interrupted"
-        err.print(f"{how}; files already complete are kept, a re-run continues from there")
+        if changes_nothing:
+            err.print(f"{how}; nothing was changed")
+        else:
+            err.print(f"{how}; files already complete are kept, a re-run continues from there")
         raise Exit(code=int(ExitCode.INTERRUPTED)) from None
 
 

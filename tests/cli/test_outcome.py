@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import signal
 
 import pytest
 from invoke.exceptions import Exit
@@ -27,3 +28,22 @@ def test_each_failure_is_one_message_and_its_code(capsys, raised, code, fragment
     assert stopped.value.code == code
     said = capsys.readouterr().err
     assert fragment in said and "Traceback" not in said and said.count("error:") <= 1
+
+
+@pytest.mark.parametrize(
+    "changes_nothing, said", [(True, "interrupted; nothing was changed"), (False, "files already complete are kept")]
+)
+def test_an_interrupted_task_that_only_reads_says_nothing_was_changed(capsys, changes_nothing, said):
+    with pytest.raises(Exit) as stopped, user_errors(changes_nothing=changes_nothing):
+        raise KeyboardInterrupt
+    assert stopped.value.code == ExitCode.INTERRUPTED and said in capsys.readouterr().err
+
+
+def test_the_stop_signals_are_handled_only_inside_a_task():
+    """Outside a task, and after it, SIGTERM keeps its default: the handler must not outlive the task."""
+    if not hasattr(signal, "SIGTERM"):
+        pytest.skip("no SIGTERM here")
+    before = signal.getsignal(signal.SIGTERM)
+    with user_errors():
+        assert signal.getsignal(signal.SIGTERM) is not before
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -382,6 +382,19 @@ def test_ctrl_c_stops_a_slow_download_at_once_and_leaves_no_partial_files(index,
     assert leftovers == []
 
 
+def test_ctrl_c_stops_download_check_at_once_and_it_says_nothing_was_changed(index, tmp_path):
+    project = make_project(tmp_path, index, "app\nlib<3\n")
+    with held_download(index, project, "--check", held="metadata") as process:  # held in a uv try
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            _, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("Ctrl-C did not stop the check within 30 s") from None
+    assert process.returncode == 130, stderr
+    assert "interrupted; nothing was changed" in stderr and "kept" not in stderr and "Traceback" not in stderr
+    assert not (project / "wheelhouse").exists() and not (project / "locks").exists()
+
+
 @pytest.mark.skipif(os.name != "posix", reason="Windows sends neither signal")
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_kill_or_a_closed_terminal_stops_a_download_as_ctrl_c_does(index, tmp_path, stop):
