@@ -13,6 +13,7 @@ from invoke import task
 
 from devpi_airgap.cli.online import (
     print_audit,
+    print_bundle_check,
     print_download,
     print_download_check,
     print_refresh,
@@ -21,6 +22,7 @@ from devpi_airgap.cli.online import (
 )
 from devpi_airgap.cli.outcome import usage_errors_exit_2, user_errors
 from devpi_airgap.core.console import bar_progress
+from devpi_airgap.core.errors import UsageError
 from devpi_airgap.core.inventory import load_inventory
 from devpi_airgap.core.memory import give_back_large_blocks, no_final_collection
 from devpi_airgap.core.pools import stoppable_pool
@@ -29,7 +31,7 @@ from devpi_airgap.online.download import download as download_targets
 from devpi_airgap.online.download import planned_changes
 from devpi_airgap.online.refresh import refresh as run_refresh
 from devpi_airgap.online.verify import EarlyDryRuns, check_verified, verify_target, verify_targets
-from devpi_airgap.transfer.bundle import write_advisory_bundle, write_bundle
+from devpi_airgap.transfer.bundle import planned_bundle, write_advisory_bundle, write_bundle
 from devpi_airgap.transfer.recall import write_recall
 
 usage_errors_exit_2()
@@ -139,9 +141,10 @@ def verify(c, target="all", inventory="inventory.yaml"):
         "inventory": INVENTORY_HELP,
         "full": "carry every file, not only those no earlier bundle carried",
         "advisories": "carry only a fresh advisory snapshot, for the offline side to re-check its live index",
+        "check": "show which files and package changes the next bundle would carry; write nothing",
     }
 )
-def bundle(c, inventory="inventory.yaml", full=False, advisories=False):
+def bundle(c, inventory="inventory.yaml", full=False, advisories=False, check=False):
     """Write one bundle file to carry across the gap: wheels, locks, evidence, manifest, checksum, signature.
 
     A delta by default: only files no earlier bundle shipped. Audits first and
@@ -149,8 +152,13 @@ def bundle(c, inventory="inventory.yaml", full=False, advisories=False):
     (evidence.json/.html, an SBOM per target, the advisory snapshot) goes inside,
     under the signature. Prints the bundle's path last, or says there is nothing new.
     """
-    with user_errors():
+    with user_errors(changes_nothing=check):
         inv = load_inventory(inventory)
+        if check and advisories:
+            raise UsageError("--check shows the next bundle of wheels; an advisory bundle (--advisories) has none")
+        if check:
+            print_bundle_check(planned_bundle(inv, full=full))
+            return
         if advisories:
             print(write_advisory_bundle(inv, rescan_snapshot(inv)))
             return

@@ -14,6 +14,7 @@ from devpi_airgap.core.licenses import DENIED, REVIEW
 from devpi_airgap.online.download import TargetChanges, TargetReport
 from devpi_airgap.online.report import EXTRA, MISSING, PRESENT, TOTAL_LABELS, Matrix, cell, totals
 from devpi_airgap.online.verify import VerifyReport
+from devpi_airgap.transfer.bundle import BundlePlan
 
 
 def print_download(reports: list[TargetReport], seconds: float) -> None:
@@ -63,6 +64,42 @@ def print_download_check(planned: list[TargetChanges]) -> None:
         out.print("no changes: every target's wheelhouse is complete and its lock current")
     else:
         out.print(f"{len(changing)} target(s) would change: {', '.join(changing)} (--check: nothing was changed)")
+
+
+def print_bundle_check(plan: BundlePlan) -> None:
+    targets = sorted(plan.changes)
+    rows = []
+    for name in targets:
+        carried = [f for f in plan.files if name in f["targets"]]
+        counts = [len(plan.changes[name][kind]) or "-" for kind in ("new", "updated", "removed")]
+        size = human_bytes(sum(f["size"] for f in carried)) if carried else "-"
+        rows.append([name, len(carried) or "-", size, *counts])
+    columns = ["target", "files to carry", "bytes", "new", "updated", "removed"]
+    out.print(table("bundle --check: since the last bundle", columns, rows, right_from=1))
+    for name in targets:
+        if name in plan.first:  # every package is new: their names would bury the changes of the other targets
+            out.print(
+                f"  {name}: in no bundle yet; {len(plan.changes[name]['new'])} packages, all new", highlight=False
+            )
+            continue
+        for kind, packages in plan.changes[name].items():
+            for package in packages:
+                out.print(f"  {name}: {kind} {package}", highlight=False)
+    if not plan.files:
+        out.print(
+            "nothing new: every file was in an earlier bundle (use --full for all) (--check: nothing was written)"
+        )
+        return
+    left_out = f"; {_files(plan.left_out)} left out, as an earlier bundle carried them" if plan.left_out else ""
+    out.print(
+        f"the next bundle would carry {_files(len(plan.files))}, {human_bytes(plan.size)}{left_out} "
+        "(--check: nothing was written)",
+        highlight=False,
+    )
+
+
+def _files(count: int) -> str:
+    return f"{count} file" if count == 1 else f"{count} files"
 
 
 def print_verify(reports: list[VerifyReport]) -> None:

@@ -19,6 +19,7 @@ import os
 import subprocess
 import tarfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +75,8 @@ def _load_shipped(inventory: Inventory) -> dict[str, str]:
     return _load_json(_shipped_path(inventory))
 
 
-def _collect(inventory: Inventory) -> tuple[dict[str, dict], dict[str, bytes]]:
+def _collect(inventory: Inventory, wheelhouse: Wheelhouse) -> tuple[dict[str, dict], dict[str, bytes]]:
     """Every locked file of every downloaded target, checked against its lock's sha256."""
-    wheelhouse = Wheelhouse(inventory.wheelhouse)
     files: dict[str, dict] = {}
     locks: dict[str, bytes] = {}
     for target in inventory.targets.values():
@@ -94,10 +94,56 @@ def _collect(inventory: Inventory) -> tuple[dict[str, dict], dict[str, bytes]]:
             size = (wheelhouse.pool / f.filename).stat().st_size
             entry = files.setdefault(f.filename, {"name": f.filename, "sha256": f.sha256, "size": size, "targets": []})
             entry["targets"].append(target.name)
-    wheelhouse.save()
     if not locks:
         raise AirgapError("no target has been downloaded yet; run `inv download` first")
     return files, locks
+
+
+def _chosen(files: dict[str, dict], shipped: dict[str, str], full: bool) -> list[dict]:
+    """The files the next bundle carries: those no earlier bundle did, or all of them (`full`)."""
+    return [f for f in files.values() if full or f["sha256"] not in shipped]
+
+
+def _locked(inventory: Inventory) -> dict[str, list[LockedFile]]:
+    return {
+        t.name: read_lock(inventory.lock_path(t))[1]
+        for t in inventory.targets.values()
+        if inventory.lock_path(t).exists()
+    }
+
+
+def _changes_since_last_bundle(inventory: Inventory, locked: dict[str, list[LockedFile]]) -> dict[str, dict]:
+    """Each target's packages new, updated and removed since the last bundle: what the evidence says changed."""
+    before = _load_json(inventory.wheelhouse / _BUNDLED)
+    return {name: lock_changes(before.get(name, {}), versions_by_name(files)) for name, files in locked.items()}
+
+
+@dataclass(frozen=True)
+class BundlePlan:
+    """What the next bundle would carry, as `inv bundle --check` shows it."""
+
+    files: list[dict]  # each as the manifest lists it: name, sha256, size, targets
+    left_out: int  # locked files that an earlier bundle carried, which a delta leaves out
+    changes: dict[str, dict[str, list[str]]]  # by target: new, updated, removed since the last bundle
+    first: set[str]  # the targets no bundle carried yet, whose every package is new
+
+    @property
+    def size(self) -> int:
+        return sum(f["size"] for f in self.files)
+
+
+def planned_bundle(inventory: Inventory, *, full: bool = False) -> BundlePlan:
+    """What write_bundle would carry now, with the checks it makes before writing; writes nothing, not even a cache.
+
+    The audit is left out: `inv audit` shows it, and saves its findings as it does.
+    """
+    files, _ = _collect(inventory, Wheelhouse(inventory.wheelhouse))
+    chosen = _chosen(files, _load_shipped(inventory), full)
+    locked = _locked(inventory)
+    for name, target_files in locked.items():
+        _hash_pinned_sets(inventory.targets[name], target_files)  # raises as a bundle would
+    first = set(locked) - set(_load_json(inventory.wheelhouse / _BUNDLED))
+    return BundlePlan(chosen, len(files) - len(chosen), _changes_since_last_bundle(inventory, locked), first)
 
 
 def write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool = False) -> Path | None:
@@ -116,12 +162,7 @@ def _documents(inventory: Inventory, audit: AuditReport, bundle_id: str, created
     # download among them) loads this module; only a bundle writes an SBOM.
     from devpi_airgap.transfer.sbom import target_sbom
 
-    locked: dict[str, list[LockedFile]] = {
-        t.name: read_lock(inventory.lock_path(t))[1]
-        for t in inventory.targets.values()
-        if inventory.lock_path(t).exists()
-    }
-    before = _load_json(inventory.wheelhouse / _BUNDLED)
+    locked = _locked(inventory)
     findings = {f.filename: f for t in audit.targets for f in t.licenses}
     documents = {
         f"sbom/{name}.cdx.json": target_sbom(inventory.targets[name], files, findings).encode()
@@ -135,7 +176,7 @@ def _documents(inventory: Inventory, audit: AuditReport, bundle_id: str, created
         created=created,
         signer=signer,
         report=audit,
-        target_changes={n: lock_changes(before.get(n, {}), versions_by_name(files)) for n, files in locked.items()},
+        target_changes=_changes_since_last_bundle(inventory, locked),
         sboms={name: f"sbom/{name}.cdx.json" for name in locked},
         hash_pinned={name: _hash_pinned_sets(inventory.targets[name], files) for name, files in locked.items()},
     )
@@ -180,9 +221,11 @@ def _load_json(path: Path) -> dict:
 
 
 def _write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool) -> Path | None:
-    files, locks = _collect(inventory)
+    wheelhouse = Wheelhouse(inventory.wheelhouse)
+    files, locks = _collect(inventory, wheelhouse)
+    wheelhouse.save()
     shipped = _load_shipped(inventory)
-    chosen = [f for f in files.values() if full or f["sha256"] not in shipped]
+    chosen = _chosen(files, shipped, full)
     if not chosen:
         return None
     created = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

@@ -201,3 +201,40 @@ def test_the_partial_bundle_of_a_run_killed_outright_is_removed_by_the_next_bund
     assert written.returncode == 0, written.stderr
     assert not left.exists() and running.exists()  # another run's, still at work, is left to it
     assert [p.name for p in bundles.iterdir() if p.name.startswith(".")] == [running.name]
+
+
+def said(result) -> str:
+    return " ".join(result.stdout.split())
+
+
+def test_bundle_check_shows_what_the_next_bundle_carries_and_writes_nothing(project):
+    path, index_root = project
+    assert task(path, "download").returncode == 0
+    wheelhouse = path / "wheelhouse"
+    before = {p: p.stat().st_mtime_ns for p in wheelhouse.rglob("*") if p.is_file()}
+    first = task(path, "bundle", "--check")
+    assert first.returncode == 0, first.stderr
+    assert "win313: in no bundle yet; 2 packages, all new" in said(first)
+    assert "the next bundle would carry 2 files" in said(first) and "left out" not in said(first)
+    assert "nothing was written" in said(first)
+    assert not (path / "bundles").exists()
+    assert {p: p.stat().st_mtime_ns for p in wheelhouse.rglob("*") if p.is_file()} == before  # not even a cache
+    written = Path(task(path, "bundle").stdout.strip().splitlines()[-1])
+    assert {f["name"] for f in manifest_of(written)["files"]} == {
+        "app-1.0-py3-none-any.whl",
+        "lib-1.0-py3-none-any.whl",
+    }
+
+    add_release(index_root, Dist("lib", "1.1"))
+    assert task(path, "download").returncode == 0
+    second = task(path, "bundle", "--check")
+    assert "win313: updated lib 1.0 -> 1.1" in said(second) and "new app" not in said(second)
+    assert "would carry 1 file," in said(second)
+    assert "1 file left out, as an earlier bundle carried them" in said(second)
+    assert "would carry 2 files" in said(task(path, "bundle", "--check", "--full"))
+    assert {f["name"] for f in manifest_of(Path(task(path, "bundle").stdout.strip().splitlines()[-1]))["files"]} == {
+        "lib-1.1-py3-none-any.whl"
+    }
+    assert "nothing new: every file was in an earlier bundle" in said(task(path, "bundle", "--check"))
+    refused = task(path, "bundle", "--check", "--advisories")
+    assert refused.returncode == 2 and "an advisory bundle (--advisories) has none" in refused.stderr
