@@ -515,13 +515,13 @@ def _make_handler(root: Path):
         def copyfile(self, source, outputfile):
             metadata = self.path.startswith("/files/") and self.path.endswith(".metadata")
             artefact = self.path.startswith("/files/") and not metadata
-            seconds = self.served.file_seconds if artefact else self.served.metadata_seconds if metadata else 0
-            if not seconds:
+            held = "file_seconds" if artefact else "metadata_seconds" if metadata else None
+            if held is None or not getattr(self.served, held):
                 return super().copyfile(source, outputfile)
             outputfile.write(source.read(100))
             outputfile.flush()
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
+            started = time.monotonic()
+            while time.monotonic() < started + getattr(self.served, held):  # set to 0, it lets go at once
                 time.sleep(0.1)
             outputfile.write(source.read())
 

@@ -44,7 +44,9 @@ def _stopping_as_ctrl_c(received: list[int]) -> Iterator[None]:
                 signal.signal(signal.SIGINT, previous)
         raise KeyboardInterrupt
 
-    previous = {signum: signal.signal(signum, stop) for signum in _STOP_SIGNALS}
+    # A signal ignored from the start stays ignored: `nohup inv refresh &` is meant to outlive its terminal.
+    default = [signum for signum in _STOP_SIGNALS if signal.getsignal(signum) == signal.SIG_DFL]
+    previous = {signum: signal.signal(signum, stop) for signum in default}
     try:
         yield
     finally:

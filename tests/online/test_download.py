@@ -333,7 +333,9 @@ def test_a_second_run_on_the_same_wheelhouse_is_refused_clearly(index, tmp_path)
 
 
 @contextmanager
-def held_download(index, project: Path, *args: str, held: str = "file") -> Iterator[subprocess.Popen[str]]:
+def held_download(
+    index, project: Path, *args: str, held: str = "file", ignore_sighup: bool = False
+) -> Iterator[subprocess.Popen[str]]:
     """`inv download` in a session of its own, yielded once it asks for a file (held="file"), or for a file's
     metadata, which only uv's resolver asks for (held="metadata"): each now takes 60 s from the index, so the
     run is held where it asked."""
@@ -341,8 +343,9 @@ def held_download(index, project: Path, *args: str, held: str = "file") -> Itera
     setattr(index, f"{held}_seconds", 60)
     command = [sys.executable, "-m", "invoke", "--search-root", str(REPO), "download", "--inventory",
                str(project / "inventory.yaml"), *args]  # fmt: skip
+    ignore = (lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if ignore_sighup else None  # as nohup does
     process = subprocess.Popen(command, env=clean_env(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)  # fmt: skip
+                               text=True, start_new_session=True, preexec_fn=ignore)  # fmt: skip
 
     def asked() -> list[str]:
         requests = index.file_requests(include_metadata=True)
@@ -412,6 +415,20 @@ def test_kill_or_a_closed_terminal_stops_a_download_as_ctrl_c_does(index, tmp_pa
     places = {Path(tempfile.gettempdir()), Path(tmpfs_with_room(resolve.RUN_CACHE_ROOM) or tempfile.gettempdir())}
     assert [p for where in places for p in where.glob(f"airgap-*{process.pid}-*")] == []  # removed by the run itself
     assert [p.name for p in (project / "wheelhouse").rglob("*") if p.name.endswith((".part", ".tmp"))] == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="Windows has no SIGHUP")
+def test_under_nohup_a_closed_terminal_does_not_stop_the_run(index, tmp_path):
+    """nohup sets SIGHUP to be ignored, so that the run outlives its terminal; the run must leave it so."""
+    project = make_project(tmp_path, index, "app\nlib<3\n")
+    with held_download(index, project, held="metadata", ignore_sighup=True) as process:
+        os.kill(process.pid, signal.SIGHUP)
+        time.sleep(2)
+        assert process.poll() is None, "SIGHUP stopped a run started with it ignored"
+        index.metadata_seconds = 0  # let it go on
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert (project / "locks" / "win313.lock.json").exists()
 
 
 def test_the_scratch_of_a_run_killed_outright_is_removed_by_the_next_run(index, tmp_path):
