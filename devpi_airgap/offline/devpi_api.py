@@ -24,8 +24,9 @@ Protocol (checked against devpi-server 6.20 / devpi-client 7.3 sources):
 from __future__ import annotations
 
 import base64
+import threading
 import zipfile
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from pathlib import Path
@@ -36,6 +37,7 @@ from packaging.utils import canonicalize_name
 
 from devpi_airgap.core.errors import RemoteError
 from devpi_airgap.core.files import sha256_file
+from devpi_airgap.core.pools import stoppable_pool
 
 JSON = "application/json"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
@@ -113,9 +115,41 @@ def seed_forms(paths: Iterable[Path], sha256: Callable[[Path], str]) -> dict[str
     return {path.name: {**_wheel_metadata(path), "sha256_digest": sha256(path)} for path in paths}
 
 
+class _UploadStopped(Exception):
+    """The run is stopping (Ctrl-C): an upload under way gives up at its next piece."""
+
+
+class _StoppableFile:
+    """A file httpx reads a piece at a time to send it; it stops sending once `stopping` is set.
+
+    Without it, a Ctrl-C waited for every upload under way: a 50 MB wheel takes minutes on a slow link.
+    The server keeps nothing of an upload cut short, so the next run sends the file again.
+    """
+
+    def __init__(self, file, stopping: threading.Event):
+        self.file = file
+        self.stopping = stopping
+
+    def read(self, size: int = -1) -> bytes:
+        if self.stopping.is_set():
+            raise _UploadStopped
+        return self.file.read(size)
+
+    # what httpx asks of a file to send its length (Content-Length) and rewind it
+    def fileno(self) -> int:
+        return self.file.fileno()
+
+    def tell(self) -> int:
+        return self.file.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.file.seek(offset, whence)
+
+
 class DevpiClient:
     def __init__(self, base_url: str, *, timeout: float = 60.0):
         self.base_url = base_url.rstrip("/")
+        self.stopping = threading.Event()  # set when the run stops: uploads under way give up
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=timeout,
@@ -210,7 +244,7 @@ class DevpiClient:
             return {f["filename"]: f["hashes"].get("sha256", "") for f in self._project_files(name, project) or []}
 
         result: dict[str, str] = {}
-        with ThreadPoolExecutor(max_workers=LIST_WORKERS) as pool:
+        with stoppable_pool(LIST_WORKERS) as pool:
             for files in pool.map(files_of, [p["name"] for p in projects]):
                 result.update(files)
         return result
@@ -250,7 +284,7 @@ class DevpiClient:
                 "POST",
                 f"/{user}/{index}/",
                 data=data,
-                files={"content": (path.name, f, "application/octet-stream")},
+                files={"content": (path.name, _StoppableFile(f, self.stopping), "application/octet-stream")},
             )
 
 
@@ -301,7 +335,7 @@ def upload_missing(
     """
     paths = [Path(p) for p in paths]
     # hash local files while the index is being listed; drop unneeded hashes after
-    with ThreadPoolExecutor(max_workers=2) as hasher:
+    with stoppable_pool(2) as hasher:
         local = {path: hasher.submit(sha256_file, path) for path in paths}
         remote = listing(client, user, index)
         for path in paths:
@@ -324,23 +358,29 @@ def upload_files(
     progress: Callable[[str, int], None] | None = None,
     workers: int = 4,
 ) -> UploadResult:
-    """Upload `result.todo`, adding each file to `uploaded` or, refused with 409, to `conflicts`."""
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(client.upload_file, user, index, path): path for path in result.todo}
-        for future in as_completed(futures):
-            path = futures[future]
-            nbytes = path.stat().st_size
-            try:
-                future.result()
-            except DevpiError as e:
-                if e.status != 409:
-                    # the server or the link is gone: do not send every remaining file into the same wall
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
-                result.conflicts.append((path.name, str(e)))
-            else:
-                result.uploaded.append(path.name)
-                result.bytes_uploaded += nbytes
-            if progress:
-                progress(path.name, nbytes)
+    """Upload `result.todo`, adding each file to `uploaded` or, refused with 409, to `conflicts`.
+
+    A failure that ends the upload (the server or the link gone, Ctrl-C) drops the uploads not started and
+    cuts short those under way: none is sent into the same wall, and a stop does not wait for them.
+    """
+    with stoppable_pool(workers) as pool:
+        try:
+            futures = {pool.submit(client.upload_file, user, index, path): path for path in result.todo}
+            for future in as_completed(futures):
+                path = futures[future]
+                nbytes = path.stat().st_size
+                try:
+                    future.result()
+                except DevpiError as e:
+                    if e.status != 409:
+                        raise
+                    result.conflicts.append((path.name, str(e)))
+                else:
+                    result.uploaded.append(path.name)
+                    result.bytes_uploaded += nbytes
+                if progress:
+                    progress(path.name, nbytes)
+        except BaseException:
+            client.stopping.set()
+            raise
     return result

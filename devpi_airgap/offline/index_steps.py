@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from devpi_airgap.core.errors import AirgapError, RemoteError
 from devpi_airgap.core.files import scratch_prefix, sha256_cached
 from devpi_airgap.core.inventory import Inventory, Server
 from devpi_airgap.core.platforms import target_platform
+from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.core.requirements import resolution_sets, uv_compile
 from devpi_airgap.offline.credentials import Credentials
 from devpi_airgap.offline.devpi_api import (
@@ -140,7 +140,7 @@ def check_targets(base_url: str, inventory: Inventory, server: Server) -> list[s
             return f"{target.name} ({resolution.label}): " + " ".join(result.stderr.split())[-600:]
         return None
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with stoppable_pool(4) as pool:
         return [problem for problem in pool.map(check, jobs) if problem]
 
 

@@ -11,7 +11,6 @@ import json
 import time
 import zipfile
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ from packaging.utils import canonicalize_name
 from devpi_airgap.core.advisories import Snapshot, affects, key
 from devpi_airgap.core.errors import FetchError
 from devpi_airgap.core.policy import AdvisoryPolicy
+from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.online.tls import tls_context
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def from_api(url: str, packages: Sequence[tuple[str, str | None]]) -> Snapshot:
             for start in range(0, len(unique), BATCH):
                 _query_batch(client, url, unique[start : start + BATCH], snapshot)
             ids = sorted({vid for hits in snapshot.hits.values() for vid in hits})
-            with ThreadPoolExecutor(WORKERS) as pool:
+            with stoppable_pool(WORKERS) as pool:
                 for record in pool.map(lambda vid: _get_json(client, "GET", f"{url}/v1/vulns/{vid}"), ids):
                     snapshot.vulns[record["id"]] = record
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:

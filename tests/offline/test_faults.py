@@ -11,6 +11,7 @@ with the local wheelhouse, and the files devpi keeps on disk are counted.
 from __future__ import annotations
 
 import hashlib
+import signal
 import subprocess
 import sys
 import threading
@@ -30,7 +31,7 @@ pytestmark = [pytest.mark.offline_host, pytest.mark.network]
 
 USER = "myuser"
 FILES = "/var/lib/devpi/server/+files"
-FAULT_INDEXES = ("killed", "cut", "dropped", "full")
+FAULT_INDEXES = ("killed", "cut", "dropped", "stopped", "full")
 INVENTORY = """
 targets:
   server: {platform: [manylinux_2_28_x86_64, manylinux2014_x86_64], python: "3.11", requirements: [server.txt]}
@@ -243,6 +244,17 @@ def test_operator_side_killed_mid_upload(deployed, project, host):
         deploy.proc.kill()
         deploy.wait()
     rerun_converges(project, host, "dropped")
+
+
+def test_operator_side_stopped_mid_upload_says_so_and_a_rerun_converges(deployed, project, host):
+    """`kill PID` or a closed terminal on the machine running fab: it stops as on Ctrl-C, and says so."""
+    with throttled(host):
+        deploy = start_deploy_and_wait_for_upload(project, host, "stopped")
+        deploy.proc.send_signal(signal.SIGTERM)
+        code, out, err = deploy.wait()
+    assert code == 130, out + err
+    assert "stopped by SIGTERM" in err and "Traceback" not in err, err
+    rerun_converges(project, host, "stopped")
 
 
 def test_disk_full_then_freed(deployed, project, host):
