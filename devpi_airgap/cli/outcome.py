@@ -24,11 +24,11 @@ def _stopping_as_ctrl_c(received: list[int]) -> Iterator[None]:
     """SIGTERM and SIGHUP stop the run as Ctrl-C does; `received` hears which came.
 
     Left to their default, either ends Python where it stands: no cleanup runs, so the scratch and
-    partial files stay until a later run sweeps them (a bundle's partial file is never swept), and
-    the caller hears no reason. A terminal's Ctrl-C reaches the whole job, uv and pip included; so
-    here the run's own process group hears SIGINT too, when the run leads it, as it does when started
-    from a shell or by a service manager. This process ignores that copy and raises at once: under
-    `nohup` or `&`, SIGINT is ignored from the start, and a SIGINT arriving later could cut a cleanup short.
+    partial files stay until a later run sweeps them, and the caller hears no reason. A terminal's
+    Ctrl-C reaches the whole job, uv and pip included; so here the run's own process group hears
+    SIGINT too, when the run leads it, as it does when started from a shell or by a service manager.
+    This process ignores that copy and raises at once: under `nohup` or `&`, SIGINT is ignored from
+    the start, and a SIGINT arriving later could cut a cleanup short.
     """
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield
