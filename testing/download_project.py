@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from testing.environment import clean_env
 from testing.fakeindex import Dist
+from testing.tasks import REPO
 
 DISTS = [
     Dist(
@@ -58,3 +67,35 @@ def make_project(tmp_path: Path, index_url: str, requirements: str, targets: str
     (tmp_path / "requirements.txt").write_text(requirements)
     (tmp_path / "inventory.yaml").write_text(f"index_url: {index_url}\n{targets}")
     return tmp_path
+
+
+@contextmanager
+def held_download(
+    index, project: Path, *args: str, held: str = "file", ignore_sighup: bool = False, task: str = "download"
+) -> Iterator[subprocess.Popen[str]]:
+    """`inv download` in a session of its own, yielded once it asks for a file (held="file"), or for a file's
+    metadata, which only uv's resolver asks for (held="metadata"): each now takes 60 s from the index, so the
+    run is held where it asked."""
+    index.clear()
+    setattr(index, f"{held}_seconds", 60)
+    command = [sys.executable, "-m", "invoke", "--search-root", str(REPO), task, "--inventory",
+               str(project / "inventory.yaml"), *args]  # fmt: skip
+    ignore = (lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if ignore_sighup else None  # as nohup does
+    process = subprocess.Popen(command, env=clean_env(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True, preexec_fn=ignore)  # fmt: skip
+
+    def asked() -> list[str]:
+        requests = index.file_requests(include_metadata=True)
+        return [p for p in requests if p.endswith(".metadata") == (held == "metadata")]
+
+    try:
+        deadline = time.monotonic() + 120
+        while not asked() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        assert asked(), f"the run never asked for a {held}"
+        yield process
+    finally:
+        setattr(index, f"{held}_seconds", 0)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()

@@ -59,6 +59,9 @@ def refresh(inventory: Inventory) -> tuple[dict, Path | None]:
         except OSError as exc:
             log(inventory, f"refresh failed (exit 5): {exc}")
             raise FetchError(f"I/O failure: {exc}; free space or fix permissions and re-run") from exc
+        except KeyboardInterrupt:  # Ctrl-C, or a scheduler stopping the run (SIGTERM): the log says so too
+            log(inventory, "refresh stopped (exit 130) before it was done; the next run continues from there")
+            raise
         summary = {"bundle": str(bundle) if bundle else None, "targets": report}
         (inventory.wheelhouse / REPORT).write_text(json.dumps(summary, indent=1))
         log(inventory, f"refresh done: {'bundle ' + bundle.name if bundle else 'nothing new'}")

@@ -11,11 +11,8 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,10 +22,10 @@ from devpi_airgap.core.inventory import load_inventory
 from devpi_airgap.core.lock import read_lock
 from devpi_airgap.online import resolve
 from devpi_airgap.online.download import download as download_targets
-from testing.download_project import DISTS, make_project
+from testing.download_project import DISTS, held_download, make_project
 from testing.environment import clean_env
 from testing.fakeindex import Dist, add_release, build_index, serve_index, sha256_file
-from testing.tasks import REPO, run_task
+from testing.tasks import run_task
 
 
 @pytest.fixture(scope="module")
@@ -330,38 +327,6 @@ def test_a_second_run_on_the_same_wheelhouse_is_refused_clearly(index, tmp_path)
         assert "another devpi-airgap run is working on" in " ".join(busy.stderr.split())
         assert not (project / "locks").exists() and "Traceback" not in busy.stderr
     assert download(project, "--target", "win313", check=False).returncode == 0
-
-
-@contextmanager
-def held_download(
-    index, project: Path, *args: str, held: str = "file", ignore_sighup: bool = False
-) -> Iterator[subprocess.Popen[str]]:
-    """`inv download` in a session of its own, yielded once it asks for a file (held="file"), or for a file's
-    metadata, which only uv's resolver asks for (held="metadata"): each now takes 60 s from the index, so the
-    run is held where it asked."""
-    index.clear()
-    setattr(index, f"{held}_seconds", 60)
-    command = [sys.executable, "-m", "invoke", "--search-root", str(REPO), "download", "--inventory",
-               str(project / "inventory.yaml"), *args]  # fmt: skip
-    ignore = (lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if ignore_sighup else None  # as nohup does
-    process = subprocess.Popen(command, env=clean_env(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True, preexec_fn=ignore)  # fmt: skip
-
-    def asked() -> list[str]:
-        requests = index.file_requests(include_metadata=True)
-        return [p for p in requests if p.endswith(".metadata") == (held == "metadata")]
-
-    try:
-        deadline = time.monotonic() + 120
-        while not asked() and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.2)
-        assert asked(), f"the run never asked for a {held}"
-        yield process
-    finally:
-        setattr(index, f"{held}_seconds", 0)
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
 
 
 @pytest.mark.parametrize("phase", ["resolving", "fetching"])
