@@ -15,8 +15,9 @@ from invoke.exceptions import Exit
 from devpi_airgap.core.console import err
 from devpi_airgap.core.errors import AirgapError, ExitCode
 
-# What `kill PID`, a closed terminal or a service manager stopping a scheduled run sends (Windows sends neither).
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+# What `kill PID`, a closed terminal or a service manager stopping a scheduled run sends; on Windows, Ctrl-Break
+# (SIGBREAK), which otherwise ends the process at once. Each platform has only some of them.
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGBREAK") if hasattr(signal, name))
 
 
 @contextmanager
