@@ -17,6 +17,7 @@ from devpi_airgap.cli.online import (
     print_download,
     print_download_check,
     print_refresh,
+    print_refresh_check,
     print_report,
     print_verify,
 )
@@ -29,6 +30,7 @@ from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.online.audit import audit_inventory, rescan_snapshot
 from devpi_airgap.online.download import download as download_targets
 from devpi_airgap.online.download import planned_changes
+from devpi_airgap.online.refresh import planned_refresh
 from devpi_airgap.online.refresh import refresh as run_refresh
 from devpi_airgap.online.verify import EarlyDryRuns, check_verified, verify_target, verify_targets
 from devpi_airgap.transfer.bundle import planned_bundle, write_advisory_bundle, write_bundle
@@ -186,8 +188,13 @@ def recall(c, spec, reason="", file=None, lift=False, inventory="inventory.yaml"
         print(write_recall(load_inventory(inventory), spec, reason, filename=file, lift=lift))
 
 
-@task(help={"inventory": INVENTORY_HELP})
-def refresh(c, inventory="inventory.yaml"):
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "check": "show what the refresh would download and how much its bundle would carry; change nothing",
+    }
+)
+def refresh(c, inventory="inventory.yaml", check=False):
     """The unattended run: re-resolve every target, fetch what is new, verify, write a delta bundle.
 
     Exit codes: 0 nothing new, or a bundle was written (its path printed
@@ -195,8 +202,11 @@ def refresh(c, inventory="inventory.yaml"):
     failure; 8 another refresh is running. A JSON report and a log are kept
     in the wheelhouse (refresh-report.json, refresh.log).
     """
-    with user_errors():
+    with user_errors(changes_nothing=check):
         inv = load_inventory(inventory)
+        if check:
+            print_refresh_check(planned_refresh(inv))
+            return
         report, path = run_refresh(inv)
         print_refresh(report)
         print(path if path else "nothing new")

@@ -12,6 +12,7 @@ from devpi_airgap.core.audit import AuditReport
 from devpi_airgap.core.console import err, human_bytes, out, table
 from devpi_airgap.core.licenses import DENIED, REVIEW
 from devpi_airgap.online.download import TargetChanges, TargetReport
+from devpi_airgap.online.refresh import RefreshPlan
 from devpi_airgap.online.report import EXTRA, MISSING, PRESENT, TOTAL_LABELS, Matrix, cell, totals
 from devpi_airgap.online.verify import VerifyReport
 from devpi_airgap.transfer.bundle import BundlePlan
@@ -111,6 +112,19 @@ def print_verify(reports: list[VerifyReport]) -> None:
     for r in failed:
         for problem in r.problems:
             err.print(f"[bold red]{r.name}[/]: {problem}", markup=True, highlight=False)
+
+
+def print_refresh_check(plan: RefreshPlan) -> None:
+    print_download_check(plan.targets)
+    built = f", and {plan.builds} wheel(s) to build from sdists" if plan.builds else ""
+    if not plan.bundle_files and not plan.builds:
+        out.print("its bundle: nothing new, every file was in an earlier bundle (--check: nothing was changed)")
+    else:
+        out.print(
+            f"its bundle would carry {_files(plan.bundle_files)}, {human_bytes(plan.bundle_bytes)}{built} "
+            "(--check: nothing was changed)",
+            highlight=False,
+        )
 
 
 def print_refresh(report: dict[str, dict[str, list]]) -> None:

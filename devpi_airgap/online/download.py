@@ -56,6 +56,8 @@ class TargetChanges:
     fetch_bytes: int = 0
     builds: list[str] = field(default_factory=list)  # "project version" of each sdist to build into a wheel
     link_files: int = 0  # files its directory lacks, in the pool or not
+    # what its lock would hold, as sha256 -> size; a wheel still to be built from an sdist is in `builds` instead
+    files: dict[str, int] = field(default_factory=dict)
 
     @property
     def changes(self) -> bool:
@@ -368,6 +370,7 @@ def _changes(
         wheel: str | None = ref.filename
         if ref.is_wheel:
             fetch = wheelhouse.sha256(wheelhouse.pool / ref.filename) != ref.sha256
+            changes.files[ref.sha256] = ref.size or 0
         else:  # the wheel an earlier run built from this very sdist serves, as in _built_wheel
             made = built.get(ref.sha256)
             wheel = (
@@ -376,6 +379,8 @@ def _changes(
             fetch = wheel is None and wheelhouse.sha256(wheelhouse.sdists / ref.filename) != ref.sha256
             if wheel is None:
                 changes.builds.append(f"{pin.name} {pin.version}")
+            elif made is not None:
+                changes.files[made.sha256] = made.size
         if fetch:
             changes.fetch_files += 1
             changes.fetch_bytes += ref.size or 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from devpi_airgap.core.errors import AirgapError, FetchError, VerificationError
@@ -17,9 +18,9 @@ from devpi_airgap.core.inventory import Inventory
 from devpi_airgap.core.lock import lock_changes, read_lock, versions_by_name
 from devpi_airgap.core.runlock import exclusive, wheelhouse_lock
 from devpi_airgap.online.audit import audit_inventory
-from devpi_airgap.online.download import download
+from devpi_airgap.online.download import TargetChanges, download, planned_changes
 from devpi_airgap.online.verify import verify_targets
-from devpi_airgap.transfer.bundle import write_bundle
+from devpi_airgap.transfer.bundle import shipped_sha256s, write_bundle
 
 REPORT = "refresh-report.json"
 LOG = "refresh.log"
@@ -66,3 +67,26 @@ def refresh(inventory: Inventory) -> tuple[dict, Path | None]:
         (inventory.wheelhouse / REPORT).write_text(json.dumps(summary, indent=1))
         log(inventory, f"refresh done: {'bundle ' + bundle.name if bundle else 'nothing new'}")
         return report, bundle
+
+
+@dataclass(frozen=True)
+class RefreshPlan:
+    """What `inv refresh` would do now: each target's download changes, and what its bundle would then carry."""
+
+    targets: list[TargetChanges]
+    bundle_files: int  # files no earlier bundle carried, known by their sha256
+    bundle_bytes: int
+    builds: int  # wheels still to be built from sdists: new to any bundle, their size unknown until built
+
+
+def planned_refresh(inventory: Inventory) -> RefreshPlan:
+    """`inv refresh --check`: the download's check for every target, and the delta bundle that would follow it.
+
+    Writes nothing and takes no lock, as `inv download --check`; verify and the audit are not run.
+    """
+    targets = planned_changes(inventory, list(inventory.targets.values()))
+    files = {sha256: size for t in targets for sha256, size in t.files.items()}
+    shipped = shipped_sha256s(inventory)
+    new = {sha256: size for sha256, size in files.items() if sha256 not in shipped}
+    builds = len({build for t in targets for build in t.builds})
+    return RefreshPlan(targets, len(new), sum(new.values()), builds)

@@ -75,6 +75,11 @@ def _load_shipped(inventory: Inventory) -> dict[str, str]:
     return _load_json(_shipped_path(inventory))
 
 
+def shipped_sha256s(inventory: Inventory) -> set[str]:
+    """The sha256 of every file an earlier bundle carried: the next delta leaves them out."""
+    return set(_load_shipped(inventory))
+
+
 def _collect(inventory: Inventory, wheelhouse: Wheelhouse) -> tuple[dict[str, dict], dict[str, bytes]]:
     """Every locked file of every downloaded target, checked against its lock's sha256."""
     files: dict[str, dict] = {}
