@@ -39,6 +39,14 @@ def _connection_class():
     return Connection
 
 
+# A fab stopped mid-step (Ctrl-C, a closed laptop) leaves its command running on the server: without a PTY, the
+# remote end hears nothing. A re-run started at once would then install into the same venv, or initialise the
+# same server directory, beside it. So every command of ours holds this lock while it runs: the next run's
+# commands wait for the one left running. `flock -o` keeps the lock from the command's own children, so a
+# process it leaves behind (a service started with systemctl is systemd's, not its) cannot hold it for good.
+SERVER_LOCK = "/run/devpi-airgap.lock"
+
+
 class Host:
     def __init__(self, c, *, known_hosts: Path | None = None):
         """`known_hosts`: a file the inventory names, checked before ssh_config's and the user's own."""
@@ -138,9 +146,10 @@ class Host:
         )
 
     def _as_root(self, command: str) -> str:
+        """The command as root, one at a time on the server (see SERVER_LOCK)."""
         if self._prefix is None:
             self.become_root()
-        return f"{self._prefix}sh -c {shlex.quote(command)}" if self._prefix else command
+        return f"{self._prefix}flock -o {SERVER_LOCK} sh -c {shlex.quote(command)}"
 
     def run(self, command: str, *, step: str, stdin: str | None = None, check: bool = True):
         """Run a shell command as root; stdin carries anything secret, never argv."""

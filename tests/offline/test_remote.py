@@ -10,6 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import subprocess
+import sys
+import threading
 import time
 
 import pytest
@@ -17,6 +20,7 @@ import pytest
 from devpi_airgap.core.errors import RemoteError
 from devpi_airgap.offline.remote import Host
 from testing.offline_host import OfflineHost, require_offline_host_support
+from testing.tasks import REPO
 
 pytestmark = pytest.mark.offline_host
 
@@ -86,3 +90,43 @@ def test_a_failed_file_stream_names_the_place_and_leaves_nothing(remote, tmp_pat
         assert remote.run(f"test -f {blocker} && test ! -e {blocker}/seed", step="test", check=False).ok
     finally:
         remote.run(f"rm -f {blocker}", step="test")
+
+
+def _another(remote) -> Host:
+    """A second Host on the same machine, as a second `fab` run would open."""
+    if not remote.is_remote:
+        from invoke import Context
+
+        return Host(Context())
+    from fabric import Connection
+
+    return Host(Connection(remote.c.original_host, config=remote.c.config))
+
+
+def test_commands_of_two_runs_never_overlap_on_the_server(remote):
+    """A second run's command waits for the first run's, even one its run left running (see SERVER_LOCK)."""
+    order = "/root/airgap-lock-order"
+    remote.run(f"rm -f {order}", step="test")
+    first = threading.Thread(target=remote.run, args=(f"sleep 2; echo first >> {order}",), kwargs={"step": "test"})
+    first.start()
+    time.sleep(0.5)  # the first command is asleep: without the lock, the second would write before it
+    _another(remote).run(f"echo second >> {order}", step="test")
+    first.join()
+    assert remote.run(f"cat {order}", step="test").stdout.split() == ["first", "second"]
+
+
+def test_a_command_left_running_by_a_killed_run_holds_off_the_next_run(tmp_path):
+    """fab killed outright mid-step: its command goes on on the server, and the next run waits for it."""
+    order = tmp_path / "order"
+    script = (
+        "from invoke import Context; from devpi_airgap.offline.remote import Host; "
+        f"Host(Context()).run('sleep 2; echo left >> {order}', step='test')"
+    )
+    killed = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    time.sleep(1)  # its command is running
+    killed.kill()
+    killed.wait()
+    from invoke import Context
+
+    Host(Context()).run(f"echo next >> {order}", step="test")
+    assert order.read_text().split() == ["left", "next"]
