@@ -54,12 +54,7 @@ def print_download_check(planned: list[TargetChanges]) -> None:
     columns = ["target", "resolved", "packages changing", "files to fetch", "sdists to build", "files to link"]
     out.print(table("download --check", columns, rows, right_from=2))
     for c in planned:
-        if not c.has_lock:  # every package is new: their names would bury the changes of the other targets
-            out.print(f"  {c.name}: no lock yet; {len(c.packages['new'])} packages to lock", highlight=False)
-            continue
-        for kind, packages in c.packages.items():
-            for package in packages:
-                out.print(f"  {c.name}: {kind} {package}", highlight=False)
+        _print_package_changes(c.name, c.packages, None if c.has_lock else "no lock yet; {} packages to lock")
     changing = [c.name for c in planned if c.changes]
     if not changing:
         out.print("no changes: every target's wheelhouse is complete and its lock current")
@@ -78,14 +73,8 @@ def print_bundle_check(plan: BundlePlan) -> None:
     columns = ["target", "files to carry", "bytes", "new", "updated", "removed"]
     out.print(table("bundle --check: since the last bundle", columns, rows, right_from=1))
     for name in targets:
-        if name in plan.first:  # every package is new: their names would bury the changes of the other targets
-            out.print(
-                f"  {name}: in no bundle yet; {len(plan.changes[name]['new'])} packages, all new", highlight=False
-            )
-            continue
-        for kind, packages in plan.changes[name].items():
-            for package in packages:
-                out.print(f"  {name}: {kind} {package}", highlight=False)
+        first = "in no bundle yet; {} packages, all new" if name in plan.first else None
+        _print_package_changes(name, plan.changes[name], first)
     if not plan.files:
         out.print(
             "nothing new: every file was in an earlier bundle (use --full for all) (--check: nothing was written)"
@@ -97,6 +86,17 @@ def print_bundle_check(plan: BundlePlan) -> None:
         "(--check: nothing was written)",
         highlight=False,
     )
+
+
+def _print_package_changes(name: str, changes: dict[str, list[str]], all_new: str | None) -> None:
+    """One line for each package new, updated or removed; or, where `all_new` says every package is new, that line
+    with their number instead: the names would bury the changes of the other targets."""
+    if all_new is not None:
+        out.print(f"  {name}: {all_new.format(len(changes['new']))}", highlight=False)
+        return
+    for kind, packages in changes.items():
+        for package in packages:
+            out.print(f"  {name}: {kind} {package}", highlight=False)
 
 
 def _files(count: int) -> str:

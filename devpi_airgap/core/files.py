@@ -37,15 +37,21 @@ def tmpfs_with_room(needed: int) -> str | None:
     return str(shm) if shutil.disk_usage(shm).free > needed else None
 
 
+_swept: set[tuple[Path, str]] = set()  # (parent, kind) swept in this run
+
+
 def scratch_prefix(where: str | None, kind: str) -> str:
     """`kind` with this process's id, to name a scratch directory or file in `where` (None: the usual temp dir) by.
 
     A run killed outright (SIGKILL, the OOM killer) leaves its scratch behind, and on
-    tmpfs that holds memory until the machine restarts. So first the scratch of this
-    kind whose process is gone is removed. Only on POSIX: Windows has no tmpfs, and
+    tmpfs that holds memory until the machine restarts. So the first time a run asks for
+    a kind of scratch in a place, that kind's scratch whose process is gone is removed. Only on POSIX: Windows has no tmpfs, and
     there os.kill(pid, 0) would end the process it asks about.
     """
-    _remove_orphans(Path(where or tempfile.gettempdir()), kind)
+    parent = Path(where or tempfile.gettempdir())
+    if (parent, kind) not in _swept:  # once a run: a run makes such scratch for every uv try, build and check
+        _swept.add((parent, kind))
+        _remove_orphans(parent, kind)
     return f"{kind}{os.getpid()}-"
 
 

@@ -117,9 +117,13 @@ def _locked(inventory: Inventory) -> dict[str, list[LockedFile]]:
     }
 
 
-def _changes_since_last_bundle(inventory: Inventory, locked: dict[str, list[LockedFile]]) -> dict[str, dict]:
-    """Each target's packages new, updated and removed since the last bundle: what the evidence says changed."""
-    before = _load_json(inventory.wheelhouse / _BUNDLED)
+def _last_bundled(inventory: Inventory) -> dict[str, dict[str, list[str]]]:
+    """Each target's projects and versions as the last bundle left them; a target no bundle carried is absent."""
+    return _load_json(inventory.wheelhouse / _BUNDLED)
+
+
+def _changes_since(before: dict[str, dict[str, list[str]]], locked: dict[str, list[LockedFile]]) -> dict[str, dict]:
+    """Each target's packages new, updated and removed since `before`: what the evidence says changed."""
     return {name: lock_changes(before.get(name, {}), versions_by_name(files)) for name, files in locked.items()}
 
 
@@ -147,8 +151,8 @@ def planned_bundle(inventory: Inventory, *, full: bool = False) -> BundlePlan:
     locked = _locked(inventory)
     for name, target_files in locked.items():
         _hash_pinned_sets(inventory.targets[name], target_files)  # raises as a bundle would
-    first = set(locked) - set(_load_json(inventory.wheelhouse / _BUNDLED))
-    return BundlePlan(chosen, len(files) - len(chosen), _changes_since_last_bundle(inventory, locked), first)
+    before = _last_bundled(inventory)
+    return BundlePlan(chosen, len(files) - len(chosen), _changes_since(before, locked), set(locked) - set(before))
 
 
 def write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool = False) -> Path | None:
@@ -181,7 +185,7 @@ def _documents(inventory: Inventory, audit: AuditReport, bundle_id: str, created
         created=created,
         signer=signer,
         report=audit,
-        target_changes=_changes_since_last_bundle(inventory, locked),
+        target_changes=_changes_since(_last_bundled(inventory), locked),
         sboms={name: f"sbom/{name}.cdx.json" for name in locked},
         hash_pinned={name: _hash_pinned_sets(inventory.targets[name], files) for name, files in locked.items()},
     )
