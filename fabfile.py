@@ -55,7 +55,7 @@ def _server(inventory, host: Host, name: str | None):
 
 def _connect(c, inventory, server):
     inv = load_inventory(inventory)
-    host = Host(c, known_hosts=inv.known_hosts)
+    host = Host(c, known_hosts=inv.known_hosts, on_wait=show.say_waiting)
     return inv, host, _server(inv, host, server)
 
 

@@ -29,6 +29,10 @@ def say_deploying(host_name: str, address: str, what: str, target: str, check: b
     err.print(f"{verb} {what} on {host_name} ({address}) from target {target!r}")
 
 
+def say_waiting(why: str) -> None:
+    err.print(f"[yellow]waiting:[/] {escape(why)}")
+
+
 def say_bundle_checked(where: str, name: str, manifest: dict) -> None:
     if where == "here":
         err.print(f"{name}: checksum, manifest and {manifest['signature']} ok here; {len(manifest['files'])} files")

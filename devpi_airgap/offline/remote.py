@@ -45,13 +45,18 @@ def _connection_class():
 # commands wait for the one left running. `flock -o` keeps the lock from the command's own children, so a
 # process it leaves behind (a service started with systemctl is systemd's, not its) cannot hold it for good.
 SERVER_LOCK = "/run/devpi-airgap.lock"
+_LOCK_HELD = 75  # flock's exit code, as asked with -E, when a command of another run holds SERVER_LOCK
 
 
 class Host:
-    def __init__(self, c, *, known_hosts: Path | None = None):
-        """`known_hosts`: a file the inventory names, checked before ssh_config's and the user's own."""
+    def __init__(self, c, *, known_hosts: Path | None = None, on_wait: Callable[[str], None] = lambda said: None):
+        """`known_hosts`: a file the inventory names, checked before ssh_config's and the user's own.
+
+        `on_wait` hears, before this run's first command waits behind another run's (see SERVER_LOCK), why it waits.
+        """
         self.c = c
         self.known_hosts = known_hosts
+        self.on_wait = on_wait
         self.is_remote = isinstance(c, _connection_class())
         self.name = c.original_host if self.is_remote else socket.gethostname()
         self.address = c.host if self.is_remote else socket.getfqdn()
@@ -131,19 +136,41 @@ class Host:
         """
         if self._prefix is not None:
             return
+        self._prefix = self._root_prefix()
+        self._look_at_lock()
+
+    def _root_prefix(self) -> str:
         uid = self._raw("id -u", None)
         if uid.ok and uid.stdout.strip() == "0":
-            self._prefix = ""
-            return
+            return ""
         if self._raw("sudo -n true", None).ok:
-            self._prefix = "sudo -n "
-            return
+            return "sudo -n "
         user = self._raw("id -un", None).stdout.strip() or "this user"
         raise RemoteError(
             f"privileges: {user} on {self.name} is not root and has no passwordless sudo; "
             f"grant it (e.g. '{user} ALL=(ALL) NOPASSWD: ALL' in /etc/sudoers.d/devpi-airgap) "
             "or connect as root"
         )
+
+    def _look_at_lock(self) -> None:
+        """Say why the first command will wait, if another run's command holds SERVER_LOCK; and fail before any
+        change on a server without flock, which every command needs.
+
+        Without this, a run started right after a stopped one sat silent at its first step until the stopped run's
+        command (a venv's install, a bundle's check) had ended on the server.
+        """
+        looked = self._raw(f"{self._prefix}flock -n -E {_LOCK_HELD} {SERVER_LOCK} true", None)
+        if looked.exited == _LOCK_HELD:
+            self.on_wait(
+                f"{self.name} is still running a command of another devpi-airgap run (one stopped mid-command, or "
+                f"one running beside this); this run goes on when it ends. There, `lslocks` shows it on {SERVER_LOCK}."
+            )
+        elif not looked.ok:
+            detail = (looked.stderr or looked.stdout).strip()
+            raise RemoteError(
+                f"preflight: flock failed on {self.name} (exit {looked.exited}: {detail}); devpi-airgap runs its "
+                "commands there one at a time through flock, from util-linux: install util-linux there and run again"
+            )
 
     def _as_root(self, command: str) -> str:
         """The command as root, one at a time on the server (see SERVER_LOCK)."""

@@ -32,7 +32,7 @@ def primary_host(host: Host, server: Server) -> Host:
     from fabric import Config, Connection
 
     config = host.c.config if host.is_remote else Config()
-    return Host(Connection(server.primary, config=config), known_hosts=host.known_hosts)
+    return Host(Connection(server.primary, config=config), known_hosts=host.known_hosts, on_wait=host.on_wait)
 
 
 def primary_url(primary: Host, inventory: Inventory, server: Server) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -92,15 +93,15 @@ def test_a_failed_file_stream_names_the_place_and_leaves_nothing(remote, tmp_pat
         remote.run(f"rm -f {blocker}", step="test")
 
 
-def _another(remote) -> Host:
+def _another(remote, **kwargs) -> Host:
     """A second Host on the same machine, as a second `fab` run would open."""
     if not remote.is_remote:
         from invoke import Context
 
-        return Host(Context())
+        return Host(Context(), **kwargs)
     from fabric import Connection
 
-    return Host(Connection(remote.c.original_host, config=remote.c.config))
+    return Host(Connection(remote.c.original_host, config=remote.c.config), **kwargs)
 
 
 def test_commands_of_two_runs_never_overlap_on_the_server(remote):
@@ -130,3 +131,41 @@ def test_a_command_left_running_by_a_killed_run_holds_off_the_next_run(tmp_path)
 
     Host(Context()).run(f"echo next >> {order}", step="test")
     assert order.read_text().split() == ["left", "next"]
+
+
+def test_a_run_that_must_wait_for_another_says_so_before_it_waits(remote):
+    """Started while a stopped run's command still runs, a run says why it waits instead of sitting silent."""
+    said: list[tuple[float, str]] = []
+    alone = _another(remote, on_wait=lambda why: said.append((time.monotonic(), why)))
+    alone.become_root()
+    assert said == []  # nothing holds the lock: nothing to say
+
+    first = threading.Thread(target=remote.run, args=("sleep 3",), kwargs={"step": "test"})
+    first.start()
+    time.sleep(0.5)
+    waiting = _another(remote, on_wait=lambda why: said.append((time.monotonic(), why)))
+    waiting.become_root()
+    heard = time.monotonic()
+    waiting.run("true", step="test")
+    ran = time.monotonic()
+    first.join()
+    assert len(said) == 1
+    when, why = said[0]
+    assert f"{waiting.name} is still running a command of another devpi-airgap run" in why
+    assert "/run/devpi-airgap.lock" in why
+    assert when <= heard and ran - heard > 1  # said at once; the command itself then waited for the first
+
+
+def test_a_server_without_flock_is_named_before_any_command(tmp_path, monkeypatch):
+    """Every command runs under flock: a server without it fails at once, naming what to install."""
+    from invoke import Context
+
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    for program in ("id", "sudo"):  # all that finding out how to be root needs
+        if found := shutil.which(program):
+            (bare / program).symlink_to(found)
+    monkeypatch.setenv("PATH", str(bare))
+    host = Host(Context())
+    with pytest.raises(RemoteError, match=r"preflight: flock failed on .*install util-linux there and run again"):
+        host.become_root()
