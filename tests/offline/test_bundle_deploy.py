@@ -54,7 +54,9 @@ def setup(tmp_path_factory):
     run_task("download", "--inventory", str(seed / "inventory.yaml"), env=env(seed), check=True)
     root = build_index(tmp_path_factory.mktemp("index"), [Dist("demo", "1.0")])
     add_files(root, sorted((seed / "wheelhouse" / "server").glob("*.whl")))
-    project = tmp_path_factory.mktemp("project")
+    # refresh, signing and deploy from a project under a name like C:\Users\김민수\My Documents
+    project = tmp_path_factory.mktemp("project") / "김 민수 (my project)"
+    project.mkdir()
     (project / "server.txt").write_text("packaging\ndemo\n")
     make_keys(project)
     with serve_index(root) as url, OfflineHost() as host:

@@ -51,7 +51,10 @@ def download(project: Path, *args: str, env: dict | None = None, check=True):
 
 @pytest.fixture(scope="module")
 def downloaded(index, tmp_path_factory):
-    project = make_project(tmp_path_factory.mktemp("project"), index, "app\nlib<3\nlib<2\n")
+    # A Windows user's project lives under a name like C:\Users\김민수\My Documents: the whole flow runs under one.
+    where = tmp_path_factory.mktemp("project") / "김 민수 (my project)"
+    where.mkdir()
+    project = make_project(where, index, "app\nlib<3\nlib<2\n")
     index.clear()
     result = download(project)
     return project, result, index.file_requests()
