@@ -1,7 +1,8 @@
-"""Files on this machine: their sha256, and writes that never leave half a file behind."""
+"""Files on this machine: their sha256, the text users save, and writes that never leave half a file behind."""
 
 from __future__ import annotations
 
+import codecs
 import errno
 import hashlib
 import os
@@ -21,6 +22,17 @@ def sha256_file(path: Path) -> str:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def users_text(raw: bytes) -> str:
+    """A text file as a user's editor or shell saved it: UTF-8 with or without a byte-order mark, or UTF-16 with one.
+
+    Windows PowerShell's `>` writes UTF-16 (so `pip freeze > constraints.txt` does), and Notepad may add a
+    UTF-8 byte-order mark; pip and uv read both. Raises UnicodeDecodeError for anything else.
+    """
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return raw.decode("utf-16")
+    return raw.decode("utf-8-sig")
 
 
 def tmpfs_with_room(needed: int) -> str | None:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic.fields import FieldInfo
 
 from devpi_airgap.core.errors import UsageError
+from devpi_airgap.core.files import users_text
 from devpi_airgap.core.licenses import normalise
 from devpi_airgap.core.policy import DEFAULT_OSV_URL, AdvisoryPolicy, LicenseException, LicensePolicy, Policy, Waiver
 
@@ -336,13 +337,17 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 def load_inventory(path: str | Path = "inventory.yaml") -> Inventory:
     path = Path(path).absolute()
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = users_text(path.read_bytes())
     except FileNotFoundError:
         raise InventoryError(
             f"{path}: inventory not found; run from the directory holding inventory.yaml or pass --inventory PATH"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise InventoryError(f"{path}: cannot read the inventory: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InventoryError(
+            f"{path}: not UTF-8 or UTF-16 text (byte {exc.start} cannot be read); save it as UTF-8 and run again"
+        ) from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:

@@ -6,7 +6,6 @@ resolves every target again from the live index to prove it serves them.
 
 from __future__ import annotations
 
-import codecs
 import re
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from devpi_airgap.core.errors import ResolutionError, UsageError
+from devpi_airgap.core.files import users_text
 from devpi_airgap.core.inventory import DEVPI_REQUIREMENTS, Target
 from devpi_airgap.core.isolation import isolated_env, uv_binary
 from devpi_airgap.core.platforms import TargetPlatform
@@ -50,20 +50,15 @@ class ResolutionSet:
 
 
 def requirements_text(path: Path) -> str:
-    """A requirements file's text as pip reads it: UTF-8, with or without a byte-order mark, or UTF-16 with one.
-
-    PowerShell's `>` writes UTF-16, and Notepad a UTF-8 byte-order mark; both are requirements files all the same.
-    """
+    """A requirements file's text as pip reads it (see files.users_text)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise UsageError(f"{path}: this requirements file does not exist; fix the path or add the file") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read this requirements file: {exc}") from None
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return raw.decode("utf-16")
     try:
-        return raw.decode("utf-8-sig")
+        return users_text(raw)
     except UnicodeDecodeError as exc:
         raise UsageError(
             f"{path}: not UTF-8 or UTF-16 text (byte {exc.start} cannot be read); save it as UTF-8 and run again"

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from devpi_airgap.core.errors import UsageError
+from devpi_airgap.core.files import users_text
 
 SECRETS_FILE_ENV = "DEVPI_AIRGAP_SECRETS"
 DEFAULT_SECRETS_FILE = Path("~/.config/devpi-airgap/secrets.yaml")
@@ -40,11 +41,17 @@ def secrets_file() -> Path:
 def _from_file(path: Path, server: str) -> dict:
     if not path.exists():
         return {}
+    # Windows keeps who may read a file in its ACL, and stat says 0666 of every writable file: there the file is
+    # as private as its folder, which for the default one in the user's profile means the user and the admins.
     mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if sys.platform != "win32" and mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise MissingSecret(f"{path} is readable by others (mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(users_text(path.read_bytes())) or {}
+    except UnicodeDecodeError as exc:
+        raise MissingSecret(
+            f"{path}: not UTF-8 or UTF-16 text (byte {exc.start} cannot be read); save it as UTF-8 and run again"
+        ) from None
     except yaml.YAMLError as exc:
         raise MissingSecret(f"{path}: malformed YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(data, dict):

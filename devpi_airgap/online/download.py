@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -176,7 +177,8 @@ def _inputs(inventory: Inventory, platform: TargetPlatform) -> str:
         [
             s.label,
             s.lines,
-            [c.read_text(encoding="utf-8") for c in s.constraints],
+            # by their bytes: uv and pip decode them (UTF-16 from PowerShell too); whatever changes them counts
+            [hashlib.sha256(c.read_bytes()).hexdigest() for c in s.constraints],
             [[n, sorted(h)] for n, h in s.hashes],
         ]
         for s in resolution_sets(platform.target)

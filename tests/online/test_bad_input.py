@@ -124,15 +124,28 @@ def test_a_missing_include_names_the_line(index, tmp_path, requirements, fragmen
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig"])
-def test_requirements_saved_by_windows_tools_read_as_any_other(index, tmp_path, encoding):
-    """PowerShell's `>` writes UTF-16 with a byte-order mark; Notepad may write UTF-8 with one."""
+def test_files_saved_by_windows_tools_read_as_any_other(index, tmp_path, encoding):
+    """PowerShell's `>` writes UTF-16 with a byte-order mark (`pip freeze > pins.txt` too); Notepad may write UTF-8
+    with one. The inventory, a requirements file and the constraints file it names are all read as they are."""
     project = make_project(tmp_path, index, "")
-    (project / "requirements.txt").write_bytes("natext\r\n".encode(encoding))
-    result = run_task(
-        "download", "--inventory", str(project / "inventory.yaml"), "--target", "win313", env=clean_env(project)
-    )
+    (project / "requirements.txt").write_bytes("natext\r\n-c pins.txt\r\n".encode(encoding))
+    (project / "pins.txt").write_bytes("natext==1.0\r\n".encode(encoding))
+    inventory = project / "inventory.yaml"
+    inventory.write_bytes(inventory.read_text().replace("\n", "\r\n").encode(encoding))
+    download = ["download", "--inventory", str(inventory), "--target", "win313"]
+    result = run_task(*download, env=clean_env(project))
     assert result.returncode == 0, result.stdout + result.stderr
     assert any(p.name.startswith("natext-1.0") for p in (project / "wheelhouse" / "win313").iterdir())
+    again = run_task(*download, env=clean_env(project))
+    assert again.returncode == 0 and "no changes" in again.stdout, again.stdout + again.stderr
+
+
+def test_an_inventory_in_another_encoding_gets_a_clear_error(index, tmp_path):
+    project = make_project(tmp_path, index, "natext\n")
+    inventory = project / "inventory.yaml"
+    inventory.write_bytes(inventory.read_bytes() + "# Zürich\n".encode("latin-1"))
+    result = run_task("download", "--inventory", str(inventory), env=clean_env(project))
+    assert_clean_failure(result, 2, "inventory.yaml: not UTF-8 or UTF-16 text", project)
 
 
 def test_requirements_in_another_encoding_get_a_clear_error(index, tmp_path):
