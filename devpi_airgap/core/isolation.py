@@ -28,6 +28,9 @@ def isolated_env(**extra: str) -> dict[str, str]:
         UV_NO_CONFIG="1",
         # Never let uv fetch an interpreter: resolution needs none of the target's version.
         UV_PYTHON_DOWNLOADS="never",
+        # Python children (pip, venv) write UTF-8, as uv does, and we read every child as UTF-8. Else a Windows
+        # pip writes its code page (cp949 on a Korean PC), and a path under C:\Users\김민수 cannot be read back.
+        PYTHONIOENCODING="utf-8",
     )
     env.setdefault("RES_OPTIONS", _LOOKUP_RETRY)
     env.update(extra)

@@ -284,7 +284,7 @@ def uv_compile(
     command += list(extra_args)
     env = isolated_env(**dict(platform.uv_env))
     if on_decision is None:
-        return subprocess.run(command, capture_output=True, text=True, env=env)
+        return subprocess.run(command, capture_output=True, encoding="utf-8", errors="replace", env=env)
     return _run_logging(command, dict(env, RUST_LOG=_RESOLVER_LOG), on_decision)
 
 
@@ -301,7 +301,13 @@ def _run_logging(
     kept: list[str] = []
     # uv writes its output to a file (-o), so stdout has nothing to say, and only stderr is read.
     with subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        encoding="utf-8",
+        errors="replace",
+        env=env,
     ) as process:
         assert process.stderr is not None
         for line in process.stderr:

@@ -154,7 +154,8 @@ def analyze_security(unit_text: str, unit_name: str = UNIT_NAME) -> str:
         r = subprocess.run(
             [exe, "security", "--offline=true", "--no-pager", str(path)],
             capture_output=True,
-            text=True,
+            encoding="utf-8",
+            errors="replace",
             timeout=60,
         )
     if not _OVERALL.search(r.stdout):

@@ -34,7 +34,7 @@ def build_pure_wheel(sdist: Path, pin: Pin, platform: TargetPlatform, index_url:
         if index_url:  # what the build itself needs (setuptools, say) comes from the same index
             (Path(tmp) / "uv.toml").write_text(index_toml(index_url), encoding="utf-8")
             command += ["--config-file", str(Path(tmp) / "uv.toml")]
-        result = subprocess.run(command, capture_output=True, text=True, env=isolated_env())
+        result = subprocess.run(command, capture_output=True, encoding="utf-8", errors="replace", env=isolated_env())
         wheels = list(Path(tmp).glob("*.whl"))
         if result.returncode != 0:
             raise_if_disk_full(result.stderr)

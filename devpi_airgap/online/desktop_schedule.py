@@ -46,7 +46,8 @@ def _launchd_domain() -> str:
 
 
 def _registered(command: list[str]) -> None:
-    result = subprocess.run(command, capture_output=True, text=True)
+    # schtasks answers in the console's code page, which is no UTF-8: what it says is shown, whatever it cannot
+    result = subprocess.run(command, capture_output=True, text=True, errors="replace")
     if result.returncode != 0:
         raise UsageError(
             f"{' '.join(command)} failed ({result.returncode}): {(result.stderr or result.stdout).strip()}"

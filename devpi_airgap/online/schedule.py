@@ -189,7 +189,12 @@ def unit_dir(env: Mapping[str, str] | None = None) -> Path:
 
 def _user_systemctl(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["systemctl", "--user", *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60
+        ["systemctl", "--user", *args],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        stdin=subprocess.DEVNULL,
+        timeout=60,
     )
 
 
@@ -288,7 +293,8 @@ def _check_calendar(on_calendar: str) -> None:
     r = subprocess.run(
         ["systemd-analyze", "calendar", on_calendar],
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         stdin=subprocess.DEVNULL,
         timeout=30,
     )

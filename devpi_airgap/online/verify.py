@@ -64,7 +64,8 @@ def _find_python(version: str) -> str | None:
             result = subprocess.run(
                 [uv_binary(), "python", "find", "--no-config", "--system", version],
                 capture_output=True,
-                text=True,
+                encoding="utf-8",
+                errors="replace",
                 env=isolated_env(),
             )
             _pythons[version] = result.stdout.strip() or None if result.returncode == 0 else None
@@ -84,7 +85,13 @@ def _scratch(directory: Path) -> str | None:
 
 def _venv(python: str, where: Path) -> tuple[str | None, str | None]:
     """A fresh venv without pip, which takes a fraction of a second: (its python, None) or (None, the complaint)."""
-    created = subprocess.run([python, "-m", "venv", "--without-pip", str(where)], capture_output=True, text=True)
+    created = subprocess.run(
+        [python, "-m", "venv", "--without-pip", str(where)],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        env=isolated_env(),
+    )
     if created.returncode != 0:
         return None, f"could not create a venv with {python}: {created.stderr.strip()}"
     # Windows puts a venv's interpreter elsewhere; a Windows PC verifies its own Windows targets natively.
@@ -127,7 +134,9 @@ class _DryRuns:
         self.started += 1
         command = [str(self.venv), str(_PIP_DRY_RUNS), str(Path(pip.__file__).parent.parent), str(logs)]
         pipe = subprocess.PIPE
-        return logs, subprocess.Popen(command, stdin=pipe, stdout=pipe, stderr=pipe, text=True, env=isolated_env())
+        return logs, subprocess.Popen(
+            command, stdin=pipe, stdout=pipe, stderr=pipe, encoding="utf-8", errors="replace", env=isolated_env()
+        )
 
     def run(self, directory: Path, sets: list[ResolutionSet]) -> list[str | None]:
         """Each set's complaint, or None."""
@@ -262,7 +271,9 @@ def _install(python: str, directory: Path, resolution: ResolutionSet) -> str | N
         # a cache beside the venv: uv unpacks each wheel there and hard-links it in, so both stay on the scratch
         command += ["--cache-dir", str(tmp / "uv-cache"), "--python", target]
         command += _sources(directory, resolution, tmp)
-        done = subprocess.run(command, capture_output=True, text=True, env=isolated_env(**_UV_UNPACKING))
+        done = subprocess.run(
+            command, capture_output=True, encoding="utf-8", errors="replace", env=isolated_env(**_UV_UNPACKING)
+        )
         return _complaint("uv pip install --no-index", done.returncode, done.stderr)
 
 

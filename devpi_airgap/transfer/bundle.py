@@ -340,7 +340,8 @@ def sign_bundle(path: Path, key: Path) -> None:
     result = subprocess.run(
         ["ssh-keygen", "-q", "-Y", "sign", "-f", str(key), "-n", NAMESPACE, str(path)],
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         stdin=subprocess.DEVNULL,
     )
     if result.returncode != 0:

@@ -85,7 +85,8 @@ def check_signature(bundle: Path, allowed_signers: str | None, identity: str | N
             ],
             stdin=data,
             capture_output=True,
-            text=True,
+            encoding="utf-8",
+            errors="replace",
         )
     if result.returncode != 0:
         raise BundleError(
