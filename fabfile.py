@@ -19,7 +19,7 @@ from fabric import task
 
 from devpi_airgap.cli import offline as show
 from devpi_airgap.cli.outcome import usage_errors_exit_2, user_errors
-from devpi_airgap.core.console import bar_progress
+from devpi_airgap.core.console import bar_progress, printable_anywhere
 from devpi_airgap.core.errors import UsageError
 from devpi_airgap.core.inventory import load_inventory
 from devpi_airgap.core.policy import PolicyError
@@ -38,6 +38,7 @@ from devpi_airgap.offline.status import read_status
 from devpi_airgap.offline.steps import Runner
 
 usage_errors_exit_2()
+printable_anywhere()  # output redirected on Windows is in a code page that lacks most characters
 
 HELP = {
     "inventory": "inventory file (default: inventory.yaml in the current directory)",

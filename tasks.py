@@ -22,7 +22,7 @@ from devpi_airgap.cli.online import (
     print_verify,
 )
 from devpi_airgap.cli.outcome import usage_errors_exit_2, user_errors
-from devpi_airgap.core.console import bar_progress
+from devpi_airgap.core.console import bar_progress, printable_anywhere
 from devpi_airgap.core.errors import UsageError
 from devpi_airgap.core.inventory import load_inventory
 from devpi_airgap.core.memory import give_back_large_blocks, no_final_collection
@@ -37,6 +37,7 @@ from devpi_airgap.transfer.bundle import planned_bundle, write_advisory_bundle, 
 from devpi_airgap.transfer.recall import write_recall
 
 usage_errors_exit_2()
+printable_anywhere()  # output redirected on Windows is in a code page that lacks most characters
 give_back_large_blocks()  # pages read and parsed leave the process: a lower peak at scale (core/memory.py)
 no_final_collection()
 

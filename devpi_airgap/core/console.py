@@ -10,6 +10,20 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 from rich.table import Table
 
+
+def printable_anywhere() -> None:
+    """Write what the output's encoding lacks as \\uXXXX, as Python already does on stderr, instead of failing.
+
+    Redirected to a file or a pipe on Windows (`inv report > report.txt`, a scheduler's log), our output is
+    written in the ANSI code page, cp1252 on a Western PC: a path under C:\\Users\\김민수 printed there ended
+    the run in a traceback after its work was done. The console itself takes any character.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 # Logs of scheduled runs are read later and grepped: never squeeze them into 80 columns.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from devpi_airgap.online.download import download as download_targets
 from testing.download_project import DISTS, held_download, make_project
 from testing.environment import clean_env
 from testing.fakeindex import Dist, add_release, build_index, serve_index, sha256_file
-from testing.tasks import run_task
+from testing.tasks import REPO, run_task
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +132,18 @@ def test_rerun_changes_nothing_and_downloads_nothing(downloaded, index):
     assert _written(project) == written
     # Each target was verified while the others downloaded; what it proved then still holds.
     assert result.stdout.count("unchanged since verified") == 3, result.stdout
+
+
+def test_output_in_a_windows_code_page_still_says_everything(downloaded):
+    """Redirected on Windows, output is in the ANSI code page (here cp1252), which has no Korean: the report's
+    path under the project's Korean name is written with \\u escapes instead of ending the run in a traceback."""
+    project, _, _ = downloaded
+    command = [sys.executable, "-m", "invoke", "--search-root", str(REPO), "report", "--inventory",
+               str(project / "inventory.yaml")]  # fmt: skip
+    env = clean_env(project, PYTHONIOENCODING="cp1252")
+    result = subprocess.run(command, env=env, capture_output=True, encoding="cp1252")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HTML report: " in result.stdout and "\\uae40 \\ubbfc\\uc218 (my project)" in result.stdout
 
 
 def test_compiled_project_never_resolves_to_its_sdist(index, tmp_path):
