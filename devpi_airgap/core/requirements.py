@@ -232,6 +232,15 @@ def resolution_sets(target: Target) -> list[ResolutionSet]:
                     ResolutionSet(f"{path.name}: {line.text}", (line.text,), tuple(constraints), hashes)
                     for line in named
                 ]
+    # Found out only on the closed network, an empty wheelhouse costs another trip across the gap. A server's
+    # target may want nothing besides devpi itself, which the set below brings.
+    if not any(s.lines for s in sets) and not target.serves_devpi:
+        files = ", ".join(str(path) for path in target.requirements)
+        raise UsageError(
+            f"target {target.name!r}: its requirements ({files}) name no package, so its wheelhouse would be "
+            "empty and nothing would install from it; add what the target needs, or take the target out of the "
+            "inventory"
+        )
     if target.serves_devpi:
         sets.append(ResolutionSet("devpi server", DEVPI_REQUIREMENTS))
     return sets

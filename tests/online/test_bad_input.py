@@ -62,6 +62,16 @@ def test_bad_requirements(index, tmp_path, requirements, fragment):
     assert_clean_failure(result, 3, fragment, project)
 
 
+@pytest.mark.parametrize("requirements", ["", "# nothing yet\n", "-c pins.txt\n"])
+def test_requirements_that_name_no_package_are_refused_before_anything_is_written(index, tmp_path, requirements):
+    """An empty wheelhouse would be found out only on the closed network, a trip across the gap too late."""
+    project = make_project(tmp_path, index, requirements)
+    (project / "pins.txt").write_text("natext==1.0\n")
+    result = run_task("download", "--inventory", str(project / "inventory.yaml"), env=clean_env(project))
+    assert_clean_failure(result, 2, "its requirements (", project)
+    assert "name no package, so its wheelhouse would be empty" in " ".join(result.stderr.split())
+
+
 def test_python_version_without_wheels(index, tmp_path):
     targets = 'targets:\n  future: {platform: win_amd64, python: "3.99", requirements: [requirements.txt]}\n'
     project = make_project(tmp_path, index, "natext\n", targets=targets)
