@@ -127,17 +127,18 @@ def deploy(c, inventory="inventory.yaml", server=None, bundle=None, check=False)
             raise conflicts_error(result.conflicts)
 
 
-@task(help=HELP)
-def upload(c, inventory="inventory.yaml", server=None):
+@task(help=dict(HELP, check="show what an upload would send, and send nothing (no secrets needed)"))
+def upload(c, inventory="inventory.yaml", server=None, check=False):
     """Upload every wheel the index does not hold yet (name and sha256), nothing else."""
-    with user_errors():
+    with user_errors(changes_nothing=check):
         inv, host, entry = _connect(c, inventory, server)
         if entry.is_replica:
             raise UsageError(
                 f"{entry.name} is a replica: upload to its primary {entry.primary}, and the replica follows"
             )
-        runner = Runner(host, on_outcome=show.step_printer(False))
-        result = upload_only(runner, inv, entry, load_credentials(entry.name), progress=bar_progress)
+        runner = Runner(host, check=check, on_outcome=show.step_printer(check))
+        credentials = None if check else load_credentials(entry.name)
+        result = upload_only(runner, inv, entry, credentials, progress=bar_progress)
         show.print_upload(result)
         if result.conflicts:
             raise conflicts_error(result.conflicts)

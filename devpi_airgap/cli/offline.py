@@ -87,7 +87,10 @@ def print_rescan(report: Rescan) -> None:
 def print_upload(result: DeployResult) -> None:
     for name, reason in result.conflicts:
         err.print(f"  [red]conflict[/] {name}: {reason}")
-    out.print("no changes" if not result.changed else "uploaded")
+    if not result.changed:
+        out.print("no changes")
+    else:
+        out.print("files to upload (nothing was changed)" if result.check else "uploaded")
 
 
 def print_status(status: ServerStatus) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from devpi_airgap.core.console import human_bytes
 from devpi_airgap.core.files import sha256_file
 from devpi_airgap.offline.devpi_api import DevpiClient
 from devpi_airgap.offline.systemd_unit import parse_exposure
@@ -320,6 +321,21 @@ def test_status_upload_and_client_config(deployed, project, host):
     assert "active / enabled" in status.stdout and "6.20" in status.stdout and "projects" in status.stdout
     upload = fab(project, host, "upload")
     assert upload.returncode == 0 and "no changes" in upload.stdout, upload.stderr
+    # --check names what an upload would send, needs no password, and sends nothing
+    extra = project / "wheelhouse" / "server" / "zzcheck-1.0-py3-none-any.whl"
+    shutil.copy(next((project / "wheelhouse" / "server").glob("*.whl")), extra)
+    try:
+        before = index_files(host)
+        checked = fab(project, host, "upload", "--check", env=clean_env(project))
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        said = " ".join(checked.stderr.split())
+        assert f"would change upload: 1 files, {human_bytes(extra.stat().st_size)} to upload" in said
+        assert "files to upload (nothing was changed)" in checked.stdout
+        assert index_files(host) == before
+    finally:
+        extra.unlink()
+    nothing = fab(project, host, "upload", "--check", env=clean_env(project))
+    assert nothing.returncode == 0 and "no changes" in nothing.stdout, nothing.stderr
     config = fab(project, host, "client-config")
     url = f"http://{host.address}:3141/myuser/myindex/+simple/"
     assert f"index-url = {url}" in config.stdout and f"trusted-host = {host.address}" in config.stdout
