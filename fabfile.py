@@ -24,6 +24,7 @@ from devpi_airgap.core.errors import UsageError
 from devpi_airgap.core.inventory import load_inventory
 from devpi_airgap.core.policy import PolicyError
 from devpi_airgap.offline.backup import backup as make_backup
+from devpi_airgap.offline.backup import planned_restore
 from devpi_airgap.offline.backup import restore as restore_data
 from devpi_airgap.offline.bundle_import import deploy_bundle
 from devpi_airgap.offline.client_config import client_config as render_client_config
@@ -188,12 +189,24 @@ def backup(c, inventory="inventory.yaml", server=None, to="backups", keep=7):
         print(make_backup(host, entry, Path(to), int(keep)))
 
 
-@task(name="restore", help=dict(HELP, **{"from": "a backup file made by fab backup"}))
-def restore_backup(c, inventory="inventory.yaml", server=None, from_=None):
-    """Replace the server's data with a backup; the previous data is kept aside and put back on failure."""
-    with user_errors():
+@task(
+    name="restore",
+    help=dict(
+        HELP,
+        **{"from": "a backup file made by fab backup"},
+        check="show what the restore would put back and what it would drop, and change nothing",
+    ),
+)
+def restore_backup(c, inventory="inventory.yaml", server=None, from_=None, check=False):
+    """Replace the server's data with a backup; the previous data is kept aside and put back on failure.
+
+    Files recalled on the server since the backup was made stay off the index.
+    """
+    with user_errors(changes_nothing=check):
         if not from_:
             raise UsageError("restore needs --from BACKUP.tar (a file made by fab backup)")
         _, host, entry = _connect(c, inventory, server)
-        aside = restore_data(host, entry, Path(from_))
-        print(f"restored {from_}; the data it replaced is kept on the server in {aside}")
+        if check:
+            show.print_restore_check(planned_restore(host, entry, Path(from_)))
+            return
+        show.print_restored(from_, restore_data(host, entry, Path(from_)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.markup import escape
 
 from devpi_airgap.core.console import err, out, table
+from devpi_airgap.offline.backup import Restored, RestorePlan
 from devpi_airgap.offline.deploy import DeployResult
 from devpi_airgap.offline.rescan import Rescan
 from devpi_airgap.offline.status import ServerStatus
@@ -91,6 +92,35 @@ def print_upload(result: DeployResult) -> None:
         out.print("no changes")
     else:
         out.print("files to upload (nothing was changed)" if result.check else "uploaded")
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+
+
+def print_restore_check(plan: RestorePlan) -> None:
+    out.print(f"{plan.backup} holds {len(plan.in_backup)} files of {plan.index}")
+    if plan.left_out:
+        out.print(f"left out, as recalled on this server since: {_names(plan.left_out)}")
+    if plan.now is None:
+        out.print(f"devpi is not running there: a restore would put {len(plan.restored)} files in place")
+    elif not plan.dropped and not plan.returned:
+        out.print(f"the index holds the same {len(plan.now)} files: a restore would change none of them")
+    else:
+        if plan.dropped:
+            out.print(
+                f"a restore would drop {len(plan.dropped)} files the index holds now (a deploy after it uploads "
+                f"those still in the wheelhouse again): {_names(plan.dropped)}"
+            )
+        if plan.returned:
+            out.print(f"a restore would bring back {len(plan.returned)} files removed since: {_names(plan.returned)}")
+    out.print("(--check: nothing was changed)")
+
+
+def print_restored(source: str, restored: Restored) -> None:
+    if restored.left_out:
+        err.print(f"left out, as recalled on this server since the backup: {_names(restored.left_out)}")
+    out.print(f"restored {source}; the data it replaced is kept on the server in {restored.aside}")
 
 
 def print_status(status: ServerStatus) -> None:

@@ -3,19 +3,27 @@
 devpi-export and devpi-import need the server's storage to themselves, so the
 service stops for the export and restarts after it, whatever happened. A
 restore sets the current data aside first and puts it back if the import or
-the restarted service fails, so a failed restore loses nothing.
+the restarted service fails, so a failed restore loses nothing. A file
+recalled on the server since the backup was made stays off the index: the
+restore leaves it out of what it imports.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
+import tarfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from devpi_airgap.core.errors import RemoteError
 from devpi_airgap.core.inventory import Server
+from devpi_airgap.offline.devpi_api import DevpiClient
 from devpi_airgap.offline.health import service_active, wait_healthy
 from devpi_airgap.offline.layout import BACKUPS, RESTORES, SERVERDIR, SERVICE_USER, UNIT_NAME, VENV
+from devpi_airgap.offline.programs import without_recalled
+from devpi_airgap.offline.recall import active_recalls, recall_log
 from devpi_airgap.offline.remote import Host
 
 BACKUPS_KEPT = 7
@@ -62,10 +70,86 @@ def backup(host: Host, server: Server, destination: Path, keep: int = BACKUPS_KE
     return local
 
 
-def restore(host: Host, server: Server, source: Path) -> str:
-    """Replace the server's data with a backup made by `backup`; returns where the old data was set aside."""
+@dataclass(frozen=True)
+class RestorePlan:
+    """What `restore` would do, read without changing anything (`fab restore --check`)."""
+
+    backup: str
+    index: str  # user/index
+    in_backup: dict[str, str]  # filename -> sha256 of the index's files in the backup
+    now: dict[str, str] | None  # the same on the live index; None while devpi is not running
+    recalled: frozenset[str]  # recalled on this server: a restore leaves them out
+
+    @property
+    def left_out(self) -> list[str]:
+        return sorted(set(self.in_backup) & self.recalled)
+
+    @property
+    def restored(self) -> dict[str, str]:
+        return {name: sha for name, sha in self.in_backup.items() if name not in self.recalled}
+
+    @property
+    def dropped(self) -> list[str]:
+        """On the index now, and not with these bytes in what a restore puts in place."""
+        restored = self.restored
+        return sorted(name for name, sha in (self.now or {}).items() if restored.get(name) != sha)
+
+    @property
+    def returned(self) -> list[str]:
+        """In what a restore puts in place, and gone from the index now."""
+        return [] if self.now is None else sorted(set(self.restored) - set(self.now))
+
+
+@dataclass(frozen=True)
+class Restored:
+    aside: str  # where the data the restore replaced is kept on the server
+    left_out: list[str]  # recalled files the backup held, kept off the index
+
+
+def backup_files(source: Path, index: str) -> dict[str, str]:
+    """filename -> sha256 of `index`'s files in a backup made by `backup`, read here from its devpi-export.
+
+    Read before anything on the server changes: a file that is no such backup, or a damaged one, stops here.
+    """
     if not source.is_file() or not source.name.startswith("devpi-") or source.suffix != ".tar":
         raise RemoteError(f"restore: {source} is not a backup file made by `fab backup` (devpi-STAMP.tar)")
+    member = f"{source.stem}/dataindex.json"
+    try:
+        with tarfile.open(source) as tar:
+            handle = tar.extractfile(member)
+            if handle is None:
+                raise KeyError(member)
+            data = json.load(handle)
+        files = data["indexes"].get(index, {}).get("files", [])
+        return {
+            f["relpath"].rsplit("/", 1)[-1]: f["entrymapping"]["hashes"]["sha256"]
+            for f in files
+            if f.get("type") == "releasefile"
+        }
+    except (OSError, tarfile.TarError, KeyError, TypeError, ValueError) as exc:
+        raise RemoteError(
+            f"restore: {source} holds no readable devpi-export ({type(exc).__name__}: {exc}); it is not a backup "
+            "made by `fab backup`, or it is damaged. Nothing was changed; restore from another backup."
+        ) from None
+
+
+def planned_restore(host: Host, server: Server, source: Path) -> RestorePlan:
+    """What `restore` would put in place and what it would drop, against the live index where devpi runs."""
+    index = f"{server.user}/{server.index}"
+    in_backup = backup_files(source, index)
+    host.become_root()
+    recalled = frozenset(active_recalls(recall_log(host)))
+    now = None
+    if service_active(host):
+        with host.http(server.port) as base_url, DevpiClient(base_url) as client:
+            now = client.index_files(server.user, server.index)
+    return RestorePlan(source.name, index, in_backup, now, recalled)
+
+
+def restore(host: Host, server: Server, source: Path) -> Restored:
+    """Replace the server's data with a backup made by `backup`, leaving out what was recalled since."""
+    stage = f"{server.user}/{server.index}"
+    backup_files(source, stage)
     host.become_root()
     name = source.stem
     work = f"{RESTORES}/{name}"
@@ -76,6 +160,12 @@ def restore(host: Host, server: Server, source: Path) -> str:
         f"chown -R {SERVICE_USER}:{SERVICE_USER} {work}",
         step="restore",
     )
+    left_out: list[str] = []
+    recalled = sorted(active_recalls(recall_log(host)))
+    if recalled:
+        left_out = host.run_program(
+            without_recalled, f"{work}/dataindex.json", stage, json.dumps(recalled), step="restore", user=SERVICE_USER
+        ).stdout.split()
     aside = f"{SERVERDIR}.before-restore-{_stamp()}"
     host.run(f"systemctl stop {UNIT_NAME}; mv {SERVERDIR} {aside}", step="restore")
     try:
@@ -95,4 +185,4 @@ def restore(host: Host, server: Server, source: Path) -> str:
         )
         raise RemoteError(f"{exc}\nThe data from before the restore is back in place.") from None
     host.run(f"rm -rf {shlex.quote(work)} {RESTORES}/{shlex.quote(source.name)}", step="restore", check=False)
-    return aside
+    return Restored(aside, left_out)

@@ -27,6 +27,7 @@ from testing.deploy_host import fab, index_files
 from testing.environment import ROOT_PASSWORD, USER_PASSWORD, clean_env, pip_install
 from testing.offline_host import OfflineHost
 from testing.tasks import run_task
+from testing.wheels import make_wheel
 
 pytestmark = [pytest.mark.offline_host, pytest.mark.network]
 
@@ -344,18 +345,48 @@ def test_status_upload_and_client_config(deployed, project, host):
 
 def test_backup_then_restore_after_data_loss(deployed, project, host):
     before = index_files(host)
+    # A version on the index when the backups are made, and recalled after: no restore may bring it back.
+    bad = make_wheel(project / "wheelhouse" / ".pool", "airgap_recalled", "2.0", payload="bad build")
+    with DevpiClient(f"http://{host.address}:3141") as client:
+        client.login("myuser", USER_PASSWORD)
+        client.upload_file("myuser", "myindex", bad)
     made = [fab(project, host, "backup", "--to", str(project / "backups"), "--keep", "2") for _ in range(3)]
     assert all(r.returncode == 0 for r in made), made[-1].stderr
     latest = Path(made[-1].stdout.strip().splitlines()[-1])
     kept = sorted((project / "backups" / "devpi-host").glob("devpi-*.tar"))
     assert latest in kept and len(kept) == 2
     assert host.run("ls /var/lib/devpi-airgap/backups/*.tar | wc -l").stdout.strip() == "2"
-    assert index_files(host) == before  # the service came back after each export
+    assert index_files(host) == {**before, bad.name: sha256_file(bad)}  # the service came back after each export
+    inv = ("--inventory", str(project / "inventory.yaml"))
+    recall = run_task("recall", "airgap_recalled==2.0", "--reason", "bad build", *inv, env=clean_env(project))
+    assert recall.returncode == 0, recall.stderr
+    bad.unlink()  # in the pool only for `inv recall`, which recalls what this wheelhouse held
+    recalled = fab(project, host, "deploy", "--bundle", recall.stdout.strip().splitlines()[-1])
+    assert recalled.returncode == 0 and index_files(host) == before, recalled.stdout + recalled.stderr
+
+    damaged = project / "backups" / "devpi-20990101T000000Z.tar"
+    damaged.write_bytes(latest.read_bytes()[:5000])  # cut short in the copy
+    refused = fab(project, host, "restore", "--from", str(damaged))
+    assert refused.returncode == 6 and "holds no readable devpi-export" in " ".join(refused.stderr.split())
+    assert host.run("systemctl is-active devpi.service").stdout.strip() == "active" and index_files(host) == before
+    damaged.unlink()
+
+    checked = fab(project, host, "restore", "--check", "--from", str(latest), env=clean_env(project))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    said = " ".join(checked.stdout.split())
+    assert f"{latest.name} holds {len(before) + 1} files of myuser/myindex" in said
+    assert f"left out, as recalled on this server since: {bad.name}" in said
+    assert f"the index holds the same {len(before)} files: a restore would change none of them" in said
+    assert index_files(host) == before
+
     host.run("systemctl stop devpi.service && rm -rf /var/lib/devpi/server/*", check=True)
+    checked = fab(project, host, "restore", "--check", "--from", str(latest), env=clean_env(project))
+    assert f"devpi is not running there: a restore would put {len(before)} files in place" in checked.stdout
     restored = fab(project, host, "restore", "--from", str(latest))
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert host.run("systemctl is-active devpi.service").stdout.strip() == "active"
-    assert index_files(host) == before
+    assert index_files(host) == before  # the recalled file stays off
+    assert f"left out, as recalled on this server since the backup: {bad.name}" in " ".join(restored.stderr.split())
     again = fab(project, host, "deploy")
     assert again.returncode == 0 and "no changes" in again.stdout, again.stdout + again.stderr
 
