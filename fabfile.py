@@ -205,8 +205,8 @@ def restore_backup(c, inventory="inventory.yaml", server=None, from_=None, check
     with user_errors(changes_nothing=check):
         if not from_:
             raise UsageError("restore needs --from BACKUP.tar (a file made by fab backup)")
-        _, host, entry = _connect(c, inventory, server)
+        inv, host, entry = _connect(c, inventory, server)
         if check:
             show.print_restore_check(planned_restore(host, entry, Path(from_)))
             return
-        show.print_restored(from_, restore_data(host, entry, Path(from_)))
+        show.print_restored(from_, restore_data(host, entry, Path(from_)), [r.name for r in inv.replicas_of(entry)])

@@ -117,9 +117,14 @@ def print_restore_check(plan: RestorePlan) -> None:
     out.print("(--check: nothing was changed)")
 
 
-def print_restored(source: str, restored: Restored) -> None:
+def print_restored(source: str, restored: Restored, replicas: list[str]) -> None:
     if restored.left_out:
         err.print(f"left out, as recalled on this server since the backup: {_names(restored.left_out)}")
+    if replicas:
+        err.print(
+            f"{', '.join(replicas)} still serve the data from before the restore: deploy them again "
+            f"(`fab -H {restored.host},{','.join(replicas)} deploy`), which sets their data aside and follows anew"
+        )
     out.print(f"restored {source}; the data it replaced is kept on the server in {restored.aside}")
 
 

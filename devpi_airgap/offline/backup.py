@@ -102,6 +102,7 @@ class RestorePlan:
 
 @dataclass(frozen=True)
 class Restored:
+    host: str
     aside: str  # where the data the restore replaced is kept on the server
     left_out: list[str]  # recalled files the backup held, kept off the index
 
@@ -185,4 +186,4 @@ def restore(host: Host, server: Server, source: Path) -> Restored:
         )
         raise RemoteError(f"{exc}\nThe data from before the restore is back in place.") from None
     host.run(f"rm -rf {shlex.quote(work)} {RESTORES}/{shlex.quote(source.name)}", step="restore", check=False)
-    return Restored(aside, left_out)
+    return Restored(host.name, aside, left_out)

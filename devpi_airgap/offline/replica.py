@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 
 from devpi_airgap.core.errors import RemoteError
 from devpi_airgap.core.inventory import Inventory, Server
@@ -17,7 +18,7 @@ from devpi_airgap.offline.deploy import DeployResult, finish, prepare_host
 from devpi_airgap.offline.health import journal, service_active, wait_healthy
 from devpi_airgap.offline.host_steps import ServiceUnit, unit_for
 from devpi_airgap.offline.index_steps import check_targets, devpi_api, target_files
-from devpi_airgap.offline.layout import SECRETFILE, SERVER_HOME, SERVERDIR, SERVICE_USER, UNIT_PATH, VENV
+from devpi_airgap.offline.layout import SECRETFILE, SERVER_HOME, SERVERDIR, SERVICE_USER, UNIT_NAME, UNIT_PATH, VENV
 from devpi_airgap.offline.nginx import NginxFront
 from devpi_airgap.offline.programs import reach
 from devpi_airgap.offline.programs import wait_replicated as wait_replicated_program
@@ -99,20 +100,34 @@ def check_reach(host: Host, url: str, server: Server) -> None:
         )
 
 
+def _nodeinfo(host: Host, step: str) -> dict | None:
+    found = host.run(f"cat {SERVERDIR}/.nodeinfo", step=step, check=False)
+    return json.loads(found.stdout or "{}") if found.ok else None
+
+
 class ReplicaInit(Step):
-    """`devpi-init --role replica` once; a serverdir holding anything but a replica is refused, not reused."""
+    """`devpi-init --role replica` once, and anew when the primary no longer has the data the replica followed.
+
+    A serverdir holding anything but a replica is refused, not reused. A primary restored from a backup
+    (or set up anew) has another uuid: devpi then answers its replica's every request with 400, while the
+    replica's /+status still reads "in sync", so it would serve the old state for good. Its data is set
+    aside, never removed: it may hold files the restored primary lacks.
+    """
 
     name = "devpi-init"
 
-    def __init__(self, url: str, server_name: str):
+    def __init__(self, url: str, server_name: str, primary: Host | None):
         self.url = url
         self.server_name = server_name
+        self.primary = primary
 
-    def read(self, host: Host) -> dict | None:
-        nodeinfo = host.run(f"cat {SERVERDIR}/.nodeinfo", step=self.name, check=False)
-        return json.loads(nodeinfo.stdout or "{}") if nodeinfo.ok else None
+    def read(self, host: Host) -> tuple[dict | None, str | None]:
+        """The replica's nodeinfo (None: no devpi yet) and the primary's uuid now."""
+        primary = _nodeinfo(self.primary, self.name) if self.primary else None
+        return _nodeinfo(host, self.name), (primary or {}).get("uuid")
 
-    def diff(self, nodeinfo: dict | None) -> list[str]:
+    def diff(self, state: tuple[dict | None, str | None]) -> list[str]:
+        nodeinfo, primary_uuid = state
         if nodeinfo is None:
             return [f"{SERVERDIR} initialised as a replica of {self.url}"]
         role = nodeinfo.get("role")
@@ -122,16 +137,27 @@ class ReplicaInit(Step):
                 f"not a replica; a replica starts empty: move {SERVERDIR} aside (after `fab backup` if "
                 "it matters) and re-run deploy"
             )
+        followed = nodeinfo.get("primary-uuid")
+        if followed and primary_uuid and followed != primary_uuid:
+            return [
+                f"{SERVERDIR} followed data its primary no longer has (restored or set up anew since): set aside "
+                f"and initialised anew as a replica of {self.url}"
+            ]
         return []
 
-    def apply(self, host: Host, nodeinfo: dict | None) -> list[str]:
+    def apply(self, host: Host, state: tuple[dict | None, str | None]) -> list[str]:
+        changes = self.diff(state)
+        if state[0] is not None:
+            aside = f"{SERVERDIR}.stale-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+            host.run(f"systemctl stop {UNIT_NAME}; mv {SERVERDIR} {aside}", step=self.name)
+            changes = [f"{SERVERDIR} set aside as {aside}", *self.diff((None, None))]
         host.run(
             f"set -e; install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 {SERVER_HOME} {SERVERDIR}; "
             f"runuser -u {SERVICE_USER} -- {VENV}/bin/devpi-init --serverdir {SERVERDIR} --role replica "
             f"--primary-url {shlex.quote(self.url)}",
             step=self.name,
         )
-        return self.diff(None)
+        return changes
 
 
 def wait_replicated(host: Host, server: Server) -> None:
@@ -155,7 +181,7 @@ def deploy_replica(runner: Runner, inventory: Inventory, server: Server) -> Depl
     check_reach(host, url, server)
     secret = SharedSecret(primary)
     runner.run(secret)
-    runner.run(ReplicaInit(url, server.name))
+    runner.run(ReplicaInit(url, server.name, primary))
     runner.run(ServiceUnit(unit_for(server, primary_url=url), lambda: venv.fresh or secret.copied))
     serving = not runner.check or service_active(host)
     if not runner.check:

@@ -239,3 +239,35 @@ def test_a_recall_takes_a_version_off_both_hosts_blocks_its_return_and_a_lift_le
         )
     finally:
         (target / bad.name).unlink(missing_ok=True)
+
+
+def test_a_replica_whose_primary_was_restored_is_set_up_anew_and_follows_again(deployed, hosts, tmp_path):
+    """A restore gives the primary another uuid: devpi answers the replica's every request with 400 from then on,
+    while the replica's own status still reads "in sync". A deploy finds that out, and starts the replica anew."""
+    root, primary, replica = hosts
+    made = fab(root, "devpi-host", "backup", "--to", str(root / "backups"))
+    assert made.returncode == 0, made.stdout + made.stderr
+    restored = fab(root, "devpi-host", "restore", "--from", made.stdout.strip().splitlines()[-1])
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "devpi-replica still serve the data from before the restore: deploy them again" in " ".join(
+        restored.stderr.split()
+    )
+
+    redeployed = fab(root, "devpi-host,devpi-replica", "deploy")
+    assert redeployed.returncode == 0, redeployed.stdout + redeployed.stderr
+    said = " ".join(redeployed.stderr.split())
+    assert "changed devpi-init: /var/lib/devpi/server set aside as /var/lib/devpi/server.stale-" in said
+    assert replica.run("ls -d /var/lib/devpi/server.stale-*").returncode == 0  # kept, never removed
+
+    # replication works again: a file uploaded to the primary now reaches the replica
+    fresh = make_wheel(tmp_path, "airgap_after_restore", "1.0")
+    with DevpiClient(f"http://{primary.address}:3141") as client:
+        client.login("myuser", USER_PASSWORD)
+        client.upload_file("myuser", "myindex", fresh)
+    deadline = time.monotonic() + 120
+    page = f"http://{replica.address}:3141/myuser/myindex/+simple/airgap-after-restore/"
+    while fresh.name not in httpx.get(page).text:
+        assert time.monotonic() < deadline, "the replica does not follow its restored primary"
+        time.sleep(1)
+    again = fab(root, "devpi-host,devpi-replica", "deploy")
+    assert again.returncode == 0 and again.stdout.count("no changes") == 2, again.stdout + again.stderr

@@ -178,11 +178,15 @@ def test_nginx_front_diff_names_each_missing_piece(tmp_path):
 
 
 def test_replica_init_and_shared_secret():
-    init = ReplicaInit("http://10.0.0.5:3141", "mirror")
-    assert init.diff({"role": "replica"}) == []
-    assert init.diff(None) == ["/var/lib/devpi/server initialised as a replica of http://10.0.0.5:3141"]
+    init = ReplicaInit("http://10.0.0.5:3141", "mirror", primary=None)
+    assert init.diff(({"role": "replica", "primary-uuid": "a1"}, "a1")) == []
+    assert init.diff(({"role": "replica"}, "a1")) == []  # not replicated yet: nothing to compare
+    assert init.diff((None, "a1")) == ["/var/lib/devpi/server initialised as a replica of http://10.0.0.5:3141"]
     with pytest.raises(RemoteError, match="holds a standalone devpi, not a replica"):
-        init.diff({})
+        init.diff(({}, "a1"))
+    # the primary was restored from a backup since: another uuid, and the replica starts anew
+    (stale,) = init.diff(({"role": "replica", "primary-uuid": "a1"}, "b2"))
+    assert "followed data its primary no longer has" in stale and "initialised anew" in stale
     secret = SharedSecret(primary=None)
     assert secret.diff(("abc", "abc")) == [] and secret.diff(("abc", ""))
 
