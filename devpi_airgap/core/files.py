@@ -35,6 +35,11 @@ def users_text(raw: bytes) -> str:
     return raw.decode("utf-8-sig")
 
 
+def not_users_text(path: Path, exc: UnicodeDecodeError) -> str:
+    """What to tell a user whose file users_text could not read; the caller raises it as its own error."""
+    return f"{path}: not UTF-8 or UTF-16 text (byte {exc.start} cannot be read); save it as UTF-8 and run again"
+
+
 def tmpfs_with_room(needed: int) -> str | None:
     """/dev/shm, if this machine has it writable with more than `needed` bytes free; else None (the usual temp dir).
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic.fields import FieldInfo
 
 from devpi_airgap.core.errors import UsageError
-from devpi_airgap.core.files import users_text
+from devpi_airgap.core.files import not_users_text, users_text
 from devpi_airgap.core.licenses import normalise
 from devpi_airgap.core.policy import DEFAULT_OSV_URL, AdvisoryPolicy, LicenseException, LicensePolicy, Policy, Waiver
 
@@ -345,9 +345,7 @@ def load_inventory(path: str | Path = "inventory.yaml") -> Inventory:
     except OSError as exc:
         raise InventoryError(f"{path}: cannot read the inventory: {exc}") from None
     except UnicodeDecodeError as exc:
-        raise InventoryError(
-            f"{path}: not UTF-8 or UTF-16 text (byte {exc.start} cannot be read); save it as UTF-8 and run again"
-        ) from None
+        raise InventoryError(not_users_text(path, exc)) from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:

@@ -17,7 +17,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from devpi_airgap.core.errors import ResolutionError, UsageError
-from devpi_airgap.core.files import users_text
+from devpi_airgap.core.files import not_users_text, users_text
 from devpi_airgap.core.inventory import DEVPI_REQUIREMENTS, Target
 from devpi_airgap.core.isolation import isolated_env, uv_binary
 from devpi_airgap.core.platforms import TargetPlatform
@@ -60,9 +60,7 @@ def requirements_text(path: Path) -> str:
     try:
         return users_text(raw)
     except UnicodeDecodeError as exc:
-        raise UsageError(
-            f"{path}: not UTF-8 or UTF-16 text (byte {exc.start} cannot be read); save it as UTF-8 and run again"
-        ) from None
+        raise UsageError(not_users_text(path, exc)) from None
 
 
 def _logical_lines(text: str) -> Iterator[tuple[int, str]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from devpi_airgap.core.errors import UsageError
-from devpi_airgap.core.files import users_text
+from devpi_airgap.core.files import not_users_text, users_text
 
 SECRETS_FILE_ENV = "DEVPI_AIRGAP_SECRETS"
 DEFAULT_SECRETS_FILE = Path("~/.config/devpi-airgap/secrets.yaml")
@@ -49,9 +49,7 @@ def _from_file(path: Path, server: str) -> dict:
     try:
         data = yaml.safe_load(users_text(path.read_bytes())) or {}
     except UnicodeDecodeError as exc:
-        raise MissingSecret(
-            f"{path}: not UTF-8 or UTF-16 text (byte {exc.start} cannot be read); save it as UTF-8 and run again"
-        ) from None
+        raise MissingSecret(not_users_text(path, exc)) from None
     except yaml.YAMLError as exc:
         raise MissingSecret(f"{path}: malformed YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(data, dict):

@@ -146,18 +146,18 @@ class ReplicaInit(Step):
         return []
 
     def apply(self, host: Host, state: tuple[dict | None, str | None]) -> list[str]:
-        changes = self.diff(state)
-        if state[0] is not None:
+        changes = []
+        if state[0] is not None:  # a replica of the primary's data from before: kept aside, not reused
             aside = f"{SERVERDIR}.stale-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
             host.run(f"systemctl stop {UNIT_NAME}; mv {SERVERDIR} {aside}", step=self.name)
-            changes = [f"{SERVERDIR} set aside as {aside}", *self.diff((None, None))]
+            changes.append(f"{SERVERDIR} set aside as {aside}")
         host.run(
             f"set -e; install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 {SERVER_HOME} {SERVERDIR}; "
             f"runuser -u {SERVICE_USER} -- {VENV}/bin/devpi-init --serverdir {SERVERDIR} --role replica "
             f"--primary-url {shlex.quote(self.url)}",
             step=self.name,
         )
-        return changes
+        return [*changes, *self.diff((None, None))]
 
 
 def wait_replicated(host: Host, server: Server) -> None:

@@ -20,15 +20,17 @@ def main() -> None:
     kept, left_out = [], []
     for entry in index.get("files", []):
         name = entry.get("relpath", "").rsplit("/", 1)[-1]
-        (left_out if entry.get("type") == "releasefile" and name in recalled else kept).append(entry)
+        if entry.get("type") == "releasefile" and name in recalled:
+            left_out.append(name)
+        else:
+            kept.append(entry)
     if not left_out:
         return
     index["files"] = kept
     with open(path + ".tmp", "w") as f:
         json.dump(data, f)
     os.replace(path + ".tmp", path)
-    for entry in left_out:
-        print(entry["relpath"].rsplit("/", 1)[-1])
+    print("\n".join(left_out))
 
 
 if __name__ == "__main__":
