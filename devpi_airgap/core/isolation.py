@@ -12,8 +12,8 @@ import shutil
 import threading
 from functools import lru_cache
 
-# Knobs that change where files are cached or how long to wait, never what is chosen.
-_UV_KEEP = {"UV_CACHE_DIR", "UV_HTTP_TIMEOUT", "UV_CONCURRENT_DOWNLOADS", "UV_CONCURRENT_BUILDS"}
+# Knobs that change where files are cached, how long to wait or which CAs are trusted, never what is chosen.
+_UV_KEEP = {"UV_CACHE_DIR", "UV_HTTP_TIMEOUT", "UV_CONCURRENT_DOWNLOADS", "UV_CONCURRENT_BUILDS", "UV_SYSTEM_CERTS"}
 
 
 def isolated_env(**extra: str) -> dict[str, str]:
@@ -33,6 +33,8 @@ def isolated_env(**extra: str) -> dict[str, str]:
         PYTHONIOENCODING="utf-8",
     )
     env.setdefault("RES_OPTIONS", _LOOKUP_RETRY)
+    # uv trusts this machine's certificate store, as our own downloads do (online/tls.py), unless the user says no
+    env.setdefault("UV_SYSTEM_CERTS", "true")
     env.update(extra)
     return env
 

@@ -42,9 +42,12 @@ class TransferError(Exception):
     """The connection or the server failed; another attempt may do better."""
 
 
-# An organisation that inspects TLS signs every site with its own CA, which certifi's bundle and uv's own roots
-# lack (pip may trust it through the system's store; uv and this tool trust SSL_CERT_FILE).
-UNTRUSTED_CA = "if your organisation inspects TLS, set SSL_CERT_FILE to a PEM file with its CA certificate"
+# An organisation that inspects TLS signs every site with its own CA, which Mozilla's roots lack. uv and this
+# tool trust it from this machine's certificate store (online/tls.py), or from SSL_CERT_FILE.
+UNTRUSTED_CA = (
+    "if your organisation inspects TLS, its CA certificate belongs in this machine's certificate store "
+    "(where pip finds it too), or set SSL_CERT_FILE to a PEM file with it"
+)
 
 
 def _failed(exc: BaseException) -> TransferError:

@@ -28,6 +28,13 @@ def test_a_dropped_lookup_is_asked_again_after_a_second_unless_the_user_says_oth
     assert isolated_env()["RES_OPTIONS"] == "timeout:3"
 
 
+def test_uv_trusts_the_systems_store_as_our_downloads_do_unless_the_user_says_no(monkeypatch):
+    monkeypatch.delenv("UV_SYSTEM_CERTS", raising=False)
+    assert isolated_env()["UV_SYSTEM_CERTS"] == "true"
+    monkeypatch.setenv("UV_SYSTEM_CERTS", "0")  # which CAs to trust, never what is chosen: the user's is kept
+    assert isolated_env()["UV_SYSTEM_CERTS"] == "0"
+
+
 def test_a_python_child_writes_utf8_whatever_the_users_environment_says(monkeypatch):
     """On Windows a child writes its code page (cp949 on a Korean PC) unless told; here latin-1 stands in for it."""
     monkeypatch.setenv("PYTHONIOENCODING", "latin-1")
