@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from devpi_airgap.core.errors import RemoteError
+from devpi_airgap.core.errors import RemoteError, UsageError
 from devpi_airgap.core.inventory import Server
 from devpi_airgap.offline.devpi_api import DevpiClient
 from devpi_airgap.offline.health import service_active, wait_healthy
@@ -41,7 +41,7 @@ def _prune_local(directory: Path, keep: int) -> None:
 def backup(host: Host, server: Server, destination: Path, keep: int = BACKUPS_KEPT) -> Path:
     """Export the server's data, bring it here, keep the newest `keep` on both sides; returns the local file."""
     if keep < 1:
-        raise RemoteError("backup: --keep must be at least 1")
+        raise UsageError("backup: --keep must be at least 1")
     host.become_root()
     stamp = _stamp()
     export = f"{BACKUPS}/devpi-{stamp}"
@@ -110,10 +110,18 @@ class Restored:
 def backup_files(source: Path, index: str) -> dict[str, str]:
     """filename -> sha256 of `index`'s files in a backup made by `backup`, read here from its devpi-export.
 
-    Read before anything on the server changes: a file that is no such backup, or a damaged one, stops here.
+    Read before anything on the server changes: a file that is no such backup, or a damaged one, stops here
+    with a usage error (exit 2), as a wrong --from is the user's input, not a step on the server.
     """
-    if not source.is_file() or not source.name.startswith("devpi-") or source.suffix != ".tar":
-        raise RemoteError(f"restore: {source} is not a backup file made by `fab backup` (devpi-STAMP.tar)")
+    if not source.is_file():
+        raise UsageError(
+            f"restore: {source} does not exist (or is no file); give --from a backup made by `fab backup`, "
+            "which keeps them in its --to directory (backups/ by default) as devpi-STAMP.tar. Nothing was changed."
+        )
+    if not source.name.startswith("devpi-") or source.suffix != ".tar":
+        raise UsageError(
+            f"restore: {source} is not a backup file made by `fab backup` (devpi-STAMP.tar). Nothing was changed."
+        )
     member = f"{source.stem}/dataindex.json"
     try:
         with tarfile.open(source) as tar:
@@ -128,7 +136,7 @@ def backup_files(source: Path, index: str) -> dict[str, str]:
             if f.get("type") == "releasefile"
         }
     except (OSError, tarfile.TarError, KeyError, TypeError, ValueError) as exc:
-        raise RemoteError(
+        raise UsageError(
             f"restore: {source} holds no readable devpi-export ({type(exc).__name__}: {exc}); it is not a backup "
             "made by `fab backup`, or it is damaged. Nothing was changed; restore from another backup."
         ) from None
