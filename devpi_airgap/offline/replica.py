@@ -90,7 +90,7 @@ class SharedSecret(Step):
 
 
 def check_reach(host: Host, url: str, server: Server) -> None:
-    result = host.run_program(reach, f"{url}/+api", step="reach primary", check=False)
+    result = host.run_program(reach, url, step="reach primary", check=False)
     if not result.ok:
         reason = (result.stderr.strip().splitlines() or ["no answer"])[-1]
         raise RemoteError(

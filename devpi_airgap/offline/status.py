@@ -8,6 +8,7 @@ from devpi_airgap.core.inventory import Server
 from devpi_airgap.offline.bundle_import import imported_bundles
 from devpi_airgap.offline.devpi_api import DevpiClient
 from devpi_airgap.offline.layout import SERVERDIR, UNIT_NAME, VENV
+from devpi_airgap.offline.programs import reach
 from devpi_airgap.offline.programs.wait_replicated import sync_state
 from devpi_airgap.offline.recall import active_recalls, recall_log
 from devpi_airgap.offline.remote import Host
@@ -41,8 +42,30 @@ def read_status(host: Host, server: Server) -> ServerStatus:
         projects = {name.split("-")[0].lower() for name in files}
         status.rows.append((f"{server.user}/{server.index}", f"{len(projects)} projects, {len(files)} files"))
         if server.is_replica:
-            serial, primary = devpi.get("serial"), devpi.get("primary-serial")
-            status.rows.append((f"replica of {server.primary}", f"{sync_state(devpi)}: serial {serial} of {primary}"))
+            status.rows.append((f"replica of {server.primary}", _replica_state(host, server, devpi)))
     status.imported = imported_bundles(host)
     status.recalled = active_recalls(recall_log(host))
     return status
+
+
+def _replica_state(host: Host, server: Server, devpi: dict) -> str:
+    """How far the replica follows its primary, and whether the primary still has the data it follows.
+
+    A primary restored from a backup has another uuid, and answers the replica's every request with 400;
+    the replica's own status goes on reading "in sync" (see replica.ReplicaInit). So the primary is asked
+    for its uuid, from the replica, at the address the replica uses.
+    """
+    serial, primary_serial = devpi.get("serial"), devpi.get("primary-serial")
+    state = f"{sync_state(devpi)}: serial {serial} of {primary_serial}"
+    followed, url = devpi.get("primary-uuid"), devpi.get("primary-url")
+    if not followed or not url:
+        return state
+    asked = host.run_program(reach, url, step="status", check=False)
+    if not asked.ok:
+        return f"{state}, as last heard: its primary does not answer at {url}"
+    if asked.stdout.strip() != followed:
+        return (
+            f"stale: it follows data {server.primary} no longer has (restored or set up anew since), and takes "
+            f"no change from it; `fab -H {server.primary},{server.name} deploy` sets it up anew"
+        )
+    return state

@@ -252,6 +252,11 @@ def test_a_replica_whose_primary_was_restored_is_set_up_anew_and_follows_again(d
     assert "devpi-replica still serve the data from before the restore: deploy them again" in " ".join(
         restored.stderr.split()
     )
+    # its own /+status still reads "in sync"; asked from the replica, the primary's uuid says otherwise
+    stale = fab(root, "devpi-replica", "status")
+    assert stale.returncode == 0, stale.stdout + stale.stderr
+    said = " ".join(stale.stdout.split())
+    assert "stale: it follows data devpi-host no longer has" in said and "in sync" not in said
 
     redeployed = fab(root, "devpi-host,devpi-replica", "deploy")
     assert redeployed.returncode == 0, redeployed.stdout + redeployed.stderr
@@ -271,3 +276,22 @@ def test_a_replica_whose_primary_was_restored_is_set_up_anew_and_follows_again(d
         time.sleep(1)
     again = fab(root, "devpi-host,devpi-replica", "deploy")
     assert again.returncode == 0 and again.stdout.count("no changes") == 2, again.stdout + again.stderr
+    following = " ".join(fab(root, "devpi-replica", "status").stdout.split())
+    assert "in sync: serial" in following and "stale" not in following
+    primary.run("systemctl stop devpi.service")
+    try:
+        unheard = " ".join(fab(root, "devpi-replica", "status").stdout.split())
+        assert "in sync: serial" in unheard and "as last heard: its primary does not answer at http://" in unheard
+    finally:
+        primary.run("systemctl start devpi.service")
+        deadline = time.monotonic() + 120  # the later tests want the primary serving again
+        while not _answers(f"http://{primary.address}:3141/+api"):
+            assert time.monotonic() < deadline, "the primary did not come back"
+            time.sleep(0.5)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -1,11 +1,17 @@
-"""reach.py URL: exit 0 when this server can reach URL (a replica asking for its primary's /+api)."""
+"""reach.py URL: print the uuid of the devpi at URL, read from its /+status; fail when this server cannot reach it.
 
+A replica asks this of its primary: before it is set up, to know that it can reach it, and in `fab status`,
+to know whether the primary still holds the data the replica follows (the uuid changes with a restore).
+"""
+
+import json
 import sys
 import urllib.request
 
 
 def main() -> None:
-    urllib.request.urlopen(sys.argv[1], timeout=10).read()
+    request = urllib.request.Request(sys.argv[1] + "/+status", headers={"Accept": "application/json"})
+    print(json.load(urllib.request.urlopen(request, timeout=10))["result"]["uuid"])
 
 
 if __name__ == "__main__":
