@@ -142,8 +142,20 @@ def backup_files(source: Path, index: str) -> dict[str, str]:
         ) from None
 
 
+def _not_a_replica(server: Server) -> None:
+    """A replica holds its primary's data: imported into, it would be a server of its own that follows nothing."""
+    if server.is_replica:
+        raise UsageError(
+            f"restore: {server.name} is a replica of {server.primary}, and follows its data. Restore "
+            f"{server.primary} (`fab -H {server.primary} restore --from ...`), then deploy both "
+            f"(`fab -H {server.primary},{server.name} deploy`), which sets {server.name} up anew from it. "
+            "Nothing was changed."
+        )
+
+
 def planned_restore(host: Host, server: Server, source: Path) -> RestorePlan:
     """What `restore` would put in place and what it would drop, against the live index where devpi runs."""
+    _not_a_replica(server)
     index = f"{server.user}/{server.index}"
     in_backup = backup_files(source, index)
     host.become_root()
@@ -157,6 +169,7 @@ def planned_restore(host: Host, server: Server, source: Path) -> RestorePlan:
 
 def restore(host: Host, server: Server, source: Path) -> Restored:
     """Replace the server's data with a backup made by `backup`, leaving out what was recalled since."""
+    _not_a_replica(server)
     stage = f"{server.user}/{server.index}"
     backup_files(source, stage)
     host.become_root()

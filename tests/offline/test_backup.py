@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from devpi_airgap.core.errors import ExitCode, UsageError
-from devpi_airgap.offline.backup import backup, backup_files
+from devpi_airgap.core.inventory import Server
+from devpi_airgap.offline.backup import backup, backup_files, planned_restore, restore
 
 
 def _backup_tar(path, dataindex: bytes):
@@ -58,10 +59,22 @@ def test_what_is_no_backup_is_the_users_input_and_changes_nothing(tmp_path, name
     assert str(source) in message and said in message and "Nothing was changed" in message
 
 
-def test_keeping_no_backup_is_refused_before_the_server_is_asked_anything():
-    class NoServer:
-        def __getattr__(self, name):
-            raise AssertionError(f"the server was asked for {name}")
+class NoServer:
+    def __getattr__(self, name):
+        raise AssertionError(f"the server was asked for {name}")
 
+
+def test_keeping_no_backup_is_refused_before_the_server_is_asked_anything():
     with pytest.raises(UsageError, match="--keep must be at least 1"):
         backup(NoServer(), NoServer(), Path("backups"), keep=0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("restoring", [restore, planned_restore], ids=["restore", "restore --check"])
+def test_a_replica_is_never_restored_into_its_primary_is(tmp_path, restoring):
+    """Imported into, a replica would be a devpi of its own that follows nothing; the remedy is its primary's."""
+    replica = Server("devpi-replica", "server", role="replica", primary="devpi-host")
+    with pytest.raises(UsageError) as raised:
+        restoring(NoServer(), replica, tmp_path / "devpi-20260101T000000Z.tar")  # type: ignore[arg-type]
+    message = " ".join(str(raised.value).split())
+    assert "devpi-replica is a replica of devpi-host" in message
+    assert "`fab -H devpi-host restore --from ...`" in message and "`fab -H devpi-host,devpi-replica deploy`" in message
