@@ -16,7 +16,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from devpi_airgap.core.errors import ResolutionError, UsageError
+from devpi_airgap.core.errors import UsageError
 from devpi_airgap.core.files import not_users_text, users_text
 from devpi_airgap.core.inventory import DEVPI_REQUIREMENTS, Target
 from devpi_airgap.core.isolation import isolated_env, uv_binary
@@ -63,11 +63,16 @@ def requirements_text(path: Path) -> str:
         raise UsageError(not_users_text(path, exc)) from None
 
 
+# pip's own rule: a `#` at the start of a line or after whitespace (a tab too) starts a comment; in a URL's
+# `#sha256=...` fragment it does not.
+_COMMENT = re.compile(r"(^|\s+)#.*$")
+
+
 def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
     """(number of its first line, text) of each line, comments removed and `\\` continuations joined, as pip does."""
     joined, first = "", 0
     for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.split(" #", 1)[0] if not raw.lstrip().startswith("#") else ""
+        line = _COMMENT.sub("", raw)
         if not joined:
             first = number
         if line.rstrip().endswith("\\"):
@@ -88,7 +93,7 @@ def _without_hashes(origin: str, text: str) -> tuple[str, frozenset[str]]:
     for value in _HASH.findall(text):
         algorithm, _, digest = value.partition(":")
         if algorithm != "sha256" or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
-            raise ResolutionError(
+            raise UsageError(
                 f"{origin}: --hash={value} is not a sha256 (sha256:64 hex digits), the one hash an index publishes "
                 "for every file; generate the hashes again with sha256"
             )
@@ -114,7 +119,7 @@ def read_requirements(
     --require-hashes."""
     path = path.resolve()
     if path in _seen:
-        raise ResolutionError(f"{path}: includes itself through -r")
+        raise UsageError(f"{path}: includes itself through -r")
     lines: list[RequirementLine] = []
     constraints: list[Path] = []
     require_hashes = False
@@ -122,7 +127,7 @@ def read_requirements(
         if not text:
             continue
         origin = f"{path}:{number}"
-        option, _, argument = text.partition(" ")
+        option, argument = (text.split(None, 1) + [""])[:2]  # a tab parts them as a space does, for pip
         option, _, inline = option.partition("=")
         argument = (inline or argument).strip()
         if option in ("-r", "--requirement"):
@@ -147,22 +152,22 @@ def read_requirements(
         elif option == "--require-hashes":
             require_hashes = True
         elif option in _SOURCE_OPTIONS:
-            raise ResolutionError(
+            raise UsageError(
                 f"{origin}: {option!s} is not allowed in a requirements file: downloads come only from "
                 "the inventory's index_url; set index_url there instead"
             )
         elif text.startswith("-"):
-            raise ResolutionError(f"{origin}: option {option!r} is not supported in requirements files")
+            raise UsageError(f"{origin}: option {option!r} is not supported in requirements files")
         else:
             text, hashes = _without_hashes(origin, text)
             try:
                 req = Requirement(text)
             except InvalidRequirement as exc:
                 if _LOCATION.search(text):  # pip takes these, but nothing carries them across: said as such
-                    raise ResolutionError(_not_from_the_index(origin, text)) from None
-                raise ResolutionError(f"{origin}: invalid requirement {text!r}: {exc}") from None
+                    raise UsageError(_not_from_the_index(origin, text)) from None
+                raise UsageError(f"{origin}: invalid requirement {text!r}: {exc}") from None
             if req.url:
-                raise ResolutionError(_not_from_the_index(origin, text))
+                raise UsageError(_not_from_the_index(origin, text))
             lines.append(RequirementLine(text, origin, canonicalize_name(req.name), hashes))
     return lines, constraints, require_hashes
 
@@ -179,7 +184,7 @@ def _hash_pins(
         return ()
     bare = [line.origin for line in lines if not line.hashes]
     if bare:
-        raise ResolutionError(
+        raise UsageError(
             f"{path.name} pins with --hash or says --require-hashes, so every requirement in it needs hashes, "
             f"as pip's hash-checking mode demands; without: {', '.join(bare)}. Generate the file again with hashes "
             "for every line "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devpi_airgap.core.errors import ResolutionError
+from devpi_airgap.core.errors import UsageError
 from devpi_airgap.core.inventory import load_inventory
 from devpi_airgap.core.requirements import read_requirements, resolution_sets
 
@@ -36,6 +36,18 @@ def test_continued_lines_and_their_hashes_are_read_as_pip_reads_them(tmp_path):
     ]
 
 
+def test_tabs_part_a_line_as_spaces_do_as_pip_reads_them(tmp_path):
+    """Editors on Windows indent with tabs: pip reads `lib\t# why` as lib with a comment, and `-r\tmore.txt`."""
+    (tmp_path / "more.txt").write_text("natext==1.0\t\t# pinned for the data team\n")
+    path = tmp_path / "requirements.txt"
+    path.write_text("lib\t# the lib\n-r\tmore.txt\n\t# a comment alone\napp @ https://x.invalid/app.whl#sha256=0\n")
+    with pytest.raises(UsageError, match="points at a URL"):  # a URL's #fragment is no comment, as for pip
+        read_requirements(path)
+    path.write_text("lib\t# the lib\n-r\tmore.txt\n\t# a comment alone\n")
+    lines, _, _ = read_requirements(path)
+    assert [line.text for line in lines] == ["lib", "natext==1.0"]
+
+
 def test_a_hash_pinned_file_gives_its_set_the_allowed_sha256_of_every_project(tmp_path):
     [resolution] = resolution_sets(inventory_with(tmp_path, HASHED))
     assert resolution.lines == ("lib==2.0", 'winonly==1.0 ; sys_platform == "win32"')
@@ -46,19 +58,19 @@ def test_a_hash_pinned_file_gives_its_set_the_allowed_sha256_of_every_project(tm
 
 def test_one_line_without_hashes_in_a_hash_pinned_file_is_named(tmp_path):
     target = inventory_with(tmp_path, HASHED + "extra==1.0\n")
-    with pytest.raises(ResolutionError, match=r"every requirement in it needs hashes.*requirements\.txt:7"):
+    with pytest.raises(UsageError, match=r"every requirement in it needs hashes.*requirements\.txt:7"):
         resolution_sets(target)
 
 
 def test_a_hash_that_is_not_sha256_says_what_is_wanted(tmp_path):
     path = tmp_path / "requirements.txt"
     path.write_text(f"lib==2.0 --hash=md5:{A[:32]}\n")
-    with pytest.raises(ResolutionError, match="not a sha256"):
+    with pytest.raises(UsageError, match="not a sha256"):
         read_requirements(path)
 
 
 def test_require_hashes_asks_for_hashes_on_every_line_even_without_any(tmp_path):
-    with pytest.raises(ResolutionError, match=r"says --require-hashes.*requirements\.txt:2"):
+    with pytest.raises(UsageError, match=r"says --require-hashes.*requirements\.txt:2"):
         resolution_sets(inventory_with(tmp_path, "--require-hashes\nlib==2.0\n"))
     [resolution] = resolution_sets(inventory_with(tmp_path, "--require-hashes\n" + HASHED))
     assert dict(resolution.hashes)["lib"] == {A, B.lower()}
@@ -76,5 +88,5 @@ def test_require_hashes_asks_for_hashes_on_every_line_even_without_any(tmp_path)
 def test_a_url_or_a_path_is_named_as_one_with_what_to_do_instead(tmp_path, line):
     path = tmp_path / "requirements.txt"
     path.write_text(f"lib==2.0\n{line}\n")
-    with pytest.raises(ResolutionError, match=r"requirements\.txt:2: .* points at a URL or a path; name a package"):
+    with pytest.raises(UsageError, match=r"requirements\.txt:2: .* points at a URL or a path; name a package"):
         read_requirements(path)

@@ -25,10 +25,15 @@ BAD_INVENTORIES = [
     (TARGETS + "servers:\n  devpi-host: {target: nosuch}\n", "servers.devpi-host.target: got 'nosuch'"),
 ]
 
+# A file that is not a valid requirements file is bad input (exit 2); valid requirements that cannot be
+# resolved for the target are a resolution failure (exit 3), as the README's table of exit codes says.
 BAD_REQUIREMENTS = [
-    ("app==\n", "invalid requirement 'app=='"),
-    ("no-such-package\n", "no-such-package"),
-    ("natext==9.9\n", "natext"),
+    ("app==\n", 2, "invalid requirement 'app=='"),
+    ("-e .\n", 2, "option '-e' is not supported"),
+    ("app @ https://example.invalid/app-1.0.tar.gz\n", 2, "points at a URL or a path"),
+    ("--index-url https://example.invalid/simple\n", 2, "is not allowed in a requirements file"),
+    ("no-such-package\n", 3, "no-such-package"),
+    ("natext==9.9\n", 3, "natext"),
 ]
 
 
@@ -53,13 +58,13 @@ def test_bad_inventory(index, tmp_path, text, fragment):
     assert_clean_failure(result, 2, fragment, project)
 
 
-@pytest.mark.parametrize("requirements, fragment", BAD_REQUIREMENTS)
-def test_bad_requirements(index, tmp_path, requirements, fragment):
+@pytest.mark.parametrize("requirements, code, fragment", BAD_REQUIREMENTS)
+def test_bad_requirements(index, tmp_path, requirements, code, fragment):
     project = make_project(tmp_path, index, requirements)
     result = run_task(
         "download", "--inventory", str(project / "inventory.yaml"), "--target", "win313", env=clean_env(project)
     )
-    assert_clean_failure(result, 3, fragment, project)
+    assert_clean_failure(result, code, fragment, project)
 
 
 @pytest.mark.parametrize("requirements", ["", "# nothing yet\n", "-c pins.txt\n"])
