@@ -88,7 +88,7 @@ class TargetFile(_Strict):
     python: Annotated[
         str,
         BeforeValidator(_no_float_version),
-        Field(pattern=r"^3\.\d{1,2}$", description='a quoted major.minor version such as "3.13"'),
+        Field(pattern=r"^3\.\d{1,2}$", description='a quoted Python 3 major.minor version such as "3.13"'),
     ]
     # uv resolves markers as CPython, so a PyPy target would get CPython markers silently.
     implementation: Annotated[Literal["cp"], Field(description="one of cp")] = "cp"
@@ -352,6 +352,11 @@ def load_inventory(path: str | Path = "inventory.yaml") -> Inventory:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        if "escape" in problem:  # "C:\Users\..." in double quotes: YAML reads \U as the start of an escape
+            problem += (
+                "; in double quotes YAML reads a backslash as an escape: write a Windows path with forward "
+                "slashes (C:/Users/me/requirements.txt), in single quotes, or without quotes"
+            )
         raise InventoryError(f"{path}: malformed YAML{where}: {problem}") from None
     return parse_inventory(data, path)
 

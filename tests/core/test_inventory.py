@@ -55,6 +55,11 @@ def test_good_inventory_with_defaults(write, tmp_path):
         (GOOD + "extra: 1\n", ["extra", "no such key"]),
         (GOOD.replace('python: "3.13"', "python: 3.10"), ["targets.win313.python", "quoted version"]),
         (GOOD.replace('python: "3.13"', 'python: "three"'), ["targets.win313.python", "'three'", '"3.13"']),
+        (GOOD.replace('python: "3.13"', 'python: "2.7"'), ["targets.win313.python", "'2.7'", "Python 3"]),
+        (
+            GOOD.replace("requirements: [req.txt]", 'requirements: ["C:\\Users\\me\\req.txt"]'),
+            ["malformed YAML", "a backslash as an escape", "C:/Users/me/requirements.txt"],
+        ),
         (GOOD.replace("platform: win_amd64", "platform: Windows 11"), ["targets.win313.platform[0]", "'Windows 11'"]),
         (
             GOOD.replace("requirements: [req.txt]", "requirements: [nope.txt]"),
