@@ -99,9 +99,10 @@ def usage_errors_exit_2() -> None:
 
     Invoke ends every parser error with exit 1, hard-coded in Program.run. It
     imports tasks.py and fabfile.py before it parses the task line, so calling
-    this from there turns a misspelled task, an unknown option or an option
-    missing its value into a UsageError's exit. Errors in Invoke's own core
-    options (before any task name) are parsed earlier and still exit 1.
+    this from there turns a misspelled task, an unknown option, an option
+    missing its value or given one of the wrong kind into a UsageError's exit.
+    Errors in Invoke's own core options (before any task name) are parsed
+    earlier and still exit 1.
     """
     from invoke.exceptions import ParseError
     from invoke.program import Program
@@ -115,6 +116,9 @@ def usage_errors_exit_2() -> None:
             parse_tasks(self)
         except ParseError as exc:
             message = f"error: {exc} `--list` shows the tasks and `--help TASK` a task's options."
+            raise Exit(message=message, code=int(ExitCode.USAGE)) from None
+        except ValueError as exc:  # a typed option (`--keep x` where a number belongs): Invoke lets int() raise
+            message = f"error: an option got a value it cannot take ({exc}). `--help TASK` shows a task's options."
             raise Exit(message=message, code=int(ExitCode.USAGE)) from None
 
     parse_tasks_exiting_2._exits_2 = True  # type: ignore[attr-defined]

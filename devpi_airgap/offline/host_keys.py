@@ -96,13 +96,19 @@ def refusal(exc: Exception, name: str, address: str, files: list[Path]) -> HostK
 
 def offered_key(host: str, port: int, timeout: float) -> paramiko.PKey:
     """The host key the server offers, read in a bare key exchange that authenticates nothing."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        transport = paramiko.Transport(sock)
-        try:
-            transport.start_client(timeout=timeout)
-            return transport.get_remote_server_key()
-        finally:
-            transport.close()
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            transport = paramiko.Transport(sock)
+            try:
+                transport.start_client(timeout=timeout)
+                return transport.get_remote_server_key()
+            finally:
+                transport.close()
+    except (OSError, paramiko.SSHException, EOFError) as exc:  # as Host says it of every other task's connection
+        raise RemoteError(
+            f"trust-host-key: cannot reach {hostkey_name(host, port)}: {exc}; check the HostName and Port that "
+            "ssh_config gives for it, and that sshd runs there and the network path is open. Nothing was written."
+        ) from None
 
 
 def trust(host: str, port: int, given: str, file: Path, *, timeout: float = 15) -> tuple[str, bool]:

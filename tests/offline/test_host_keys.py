@@ -7,13 +7,16 @@ logged for it, and the deploy's passwords never leave this machine.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from devpi_airgap.core.errors import ExitCode, RemoteError
 from devpi_airgap.core.files import sha256_file
 from devpi_airgap.core.lock import LockedFile, write_lock
+from devpi_airgap.offline.host_keys import trust
 from testing.environment import ROOT_PASSWORD, secrets_env
 from testing.offline_host import OfflineHost, require_offline_host_support
 from testing.tasks import run_task
@@ -123,3 +126,16 @@ def test_trust_host_key_accepts_only_the_fingerprint_read_on_the_server(host, pr
     again = fab(host, project, known, "trust-host-key", "--fingerprint", real_fingerprint(host))
     assert again.returncode == 0 and "already in" in again.stdout and len(known.read_text().splitlines()) == 1
     assert fab(host, project, known, "status").returncode == 0
+
+
+def test_trust_host_key_names_a_server_it_cannot_reach_and_writes_nothing(tmp_path):
+    """Said as every other task's connection says it (exit 6), not as a bare I/O error."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    known_hosts = tmp_path / "known_hosts"
+    with pytest.raises(RemoteError) as raised:
+        trust("127.0.0.1", port, "SHA256:whatever", known_hosts, timeout=5)
+    message = str(raised.value)
+    assert f"cannot reach [127.0.0.1]:{port}" in message and "check the HostName and Port" in message
+    assert raised.value.exit_code == ExitCode.REMOTE and not known_hosts.exists()

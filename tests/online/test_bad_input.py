@@ -220,6 +220,7 @@ def test_an_unreachable_index_is_named_not_the_requirement(tmp_path):
         ("invoke", ["download", "--target"], "needed value and was not given one"),
         ("invoke", ["download", "--bogus"], "No idea what '--bogus' is"),
         ("fabric", ["deploy", "--nope"], "No idea what '--nope' is"),
+        ("fabric", ["backup", "--keep", "x"], "an option got a value it cannot take (invalid literal for int()"),
     ],
 )
 def test_a_mistyped_command_line_exits_2_with_one_message(tmp_path, program, argv, fragment):
