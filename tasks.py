@@ -245,26 +245,28 @@ def report(c, inventory="inventory.yaml", html=None):
         "deploy_host": "after a good refresh, fab deploy each new bundle to this -H host",
         "remove": "stop, disable and delete the timer and service",
         "inventory": INVENTORY_HELP,
+        "check": "say what the schedule (or --remove) would change, and change nothing",
     }
 )
-def schedule(c, on_calendar="daily", deploy_host=None, remove=False, inventory="inventory.yaml"):
+def schedule(c, on_calendar="daily", deploy_host=None, remove=False, inventory="inventory.yaml", check=False):
     """Run `inv refresh` unattended from a systemd user timer; prints a crontab line where systemd cannot.
 
     Writes ~/.config/systemd/user/devpi-airgap-refresh.{service,timer}. A
-    re-run with the same options says "no changes". See devpi_airgap/online/schedule.py.
+    re-run with the same options says "no changes"; --check says what a run
+    would change, and changes nothing. See devpi_airgap/online/schedule.py.
     """
     from pathlib import Path
 
     from devpi_airgap.online import schedule as timer
 
-    with user_errors():
+    with user_errors(changes_nothing=check):
         if remove:
-            outcome = timer.remove()
+            outcome = timer.remove(check=check)
         else:
             inv = load_inventory(inventory)
             if deploy_host:
                 inv.server(deploy_host)  # fail now, not at the first unattended deploy
             outcome = timer.install(
-                Path(__file__).resolve().parent, Path(inventory).resolve(), on_calendar, deploy_host
+                Path(__file__).resolve().parent, Path(inventory).resolve(), on_calendar, deploy_host, check=check
             )
         print("\n".join(outcome.lines))

@@ -54,40 +54,52 @@ def _registered(command: list[str]) -> None:
         )
 
 
-def install(repo: Path, inventory: Path, on_calendar: str, deploy_host: str | None) -> list[str]:
-    """Register the task or agent when its definition changed; returns what was done, for the task layer."""
+def install(
+    repo: Path, inventory: Path, on_calendar: str, deploy_host: str | None, *, check: bool = False
+) -> tuple[list[str], bool]:
+    """Register the task or agent when its definition changed; (what was done, for the task layer, whether anything
+    was). With check, what would be done, and nothing is."""
     argv = run_argv(repo, inventory, deploy_host)
     if sys.platform == "win32":
         path = _task_file()
         text = render_task(argv, str(repo), on_calendar).encode("utf-16")  # schtasks reads the encoding it declares
         if path.is_file() and path.read_bytes() == text:
-            return [f"no changes: the {TASK_NAME} task in {path} is up to date"]
+            return [f"no changes: the {TASK_NAME} task in {path} is up to date"], False
+        if check:
+            return [f"would write {path} and register the Task Scheduler task {TASK_NAME}"], True
         atomic_write(path, text)
         _registered(["schtasks", "/Create", "/TN", TASK_NAME, "/XML", str(path), "/F"])
-        return [f"wrote {path} and registered the Task Scheduler task {TASK_NAME}"]
+        return [f"wrote {path} and registered the Task Scheduler task {TASK_NAME}"], True
     path = _agent_file()
     log = str(Path.home() / "Library" / "Logs" / "devpi-airgap-refresh.log")
     plist = render_agent(argv, str(repo), log, on_calendar)
     if path.is_file() and path.read_bytes() == plist:
-        return [f"no changes: {path} is up to date"]
+        return [f"no changes: {path} is up to date"], False
+    if check:
+        return [f"would write {path} and load it with launchctl"], True
     domain = _launchd_domain()
     subprocess.run(["launchctl", "bootout", domain, str(path)], capture_output=True)  # not loaded yet is fine
     atomic_write(path, plist)
     _registered(["launchctl", "bootstrap", domain, str(path)])
-    return [f"wrote {path} and loaded it with launchctl"]
+    return [f"wrote {path} and loaded it with launchctl"], True
 
 
-def remove() -> list[str]:
+def remove(*, check: bool = False) -> tuple[list[str], bool]:
+    """Unregister and delete the task or agent; (what was done, whether anything was). With check, only say it."""
     if sys.platform == "win32":
         path = _task_file()
         if not path.is_file():
-            return [f"no changes: no {TASK_NAME} task was registered from here"]
+            return [f"no changes: no {TASK_NAME} task was registered from here"], False
+        if check:
+            return [f"would remove the Task Scheduler task {TASK_NAME}"], True
         _registered(["schtasks", "/Delete", "/TN", TASK_NAME, "/F"])
         path.unlink()
-        return [f"removed the Task Scheduler task {TASK_NAME}"]
+        return [f"removed the Task Scheduler task {TASK_NAME}"], True
     path = _agent_file()
     if not path.is_file():
-        return [f"no changes: no {path}"]
+        return [f"no changes: no {path}"], False
+    if check:
+        return [f"would unload and remove {path}"], True
     subprocess.run(["launchctl", "bootout", _launchd_domain(), str(path)], capture_output=True)
     path.unlink()
-    return [f"unloaded and removed {path}"]
+    return [f"unloaded and removed {path}"], True

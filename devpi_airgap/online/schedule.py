@@ -314,17 +314,20 @@ def install(
     systemd: bool | None = None,
     directory: Path | None = None,
     systemctl: Systemctl | None = None,
+    check: bool = False,
 ) -> Outcome:
     """Write (or update) the units and arm the timer; print a crontab line where systemd cannot.
 
     On Windows and macOS a Task Scheduler task or a launchd agent instead (desktop_schedule).
+    With check, say what it would do and do nothing (`changed` then means: would change).
 
     systemd: None detects with systemd_user_available(); True or False forces
     the choice (tests). directory and systemctl default to the user's unit
     directory and `systemctl --user`.
     """
     if sys.platform in ("win32", "darwin"):
-        return Outcome(lines=desktop_schedule.install(Path(repo), Path(inventory), on_calendar, deploy_host))
+        lines, changed = desktop_schedule.install(Path(repo), Path(inventory), on_calendar, deploy_host, check=check)
+        return Outcome(lines=lines, changed=changed)
     systemctl = systemctl or _user_systemctl
     units = render_units(repo, inventory, on_calendar, deploy_host)
     if systemd is None:
@@ -339,6 +342,8 @@ def install(
         if not (directory / name).is_file() or (directory / name).read_text() != text
     ]
     result = Outcome()
+    if check:
+        return _install_check(systemctl, directory, changed)
     if changed:
         for name in changed:
             atomic_write(directory / name, units[name])
@@ -371,17 +376,41 @@ def install(
     return result
 
 
+def _install_check(systemctl: Systemctl, directory: Path, changed: list[str]) -> Outcome:
+    """What install would do to these units and the timer, done by nothing."""
+    if changed:
+        return Outcome(
+            [f"would write {', '.join(str(directory / n) for n in changed)}, then enable and (re)start {TIMER}"],
+            changed=True,
+        )
+    enabled = systemctl(["is-enabled", TIMER]).returncode == 0
+    active = systemctl(["is-active", TIMER]).returncode == 0
+    if enabled and active:
+        return Outcome([f"no changes: {TIMER} is up to date and enabled"])
+    state = "stopped" if enabled else "disabled"
+    return Outcome([f"units unchanged; would enable and start {TIMER}, which is {state}"], changed=True)
+
+
 def remove(
-    *, systemd: bool | None = None, directory: Path | None = None, systemctl: Systemctl | None = None
+    *,
+    systemd: bool | None = None,
+    directory: Path | None = None,
+    systemctl: Systemctl | None = None,
+    check: bool = False,
 ) -> Outcome:
-    """Stop and disable the timer, stop a running refresh, delete both units, reload."""
+    """Stop and disable the timer, stop a running refresh, delete both units, reload; with check, only say so."""
     if sys.platform in ("win32", "darwin"):
-        return Outcome(lines=desktop_schedule.remove())
+        lines, changed = desktop_schedule.remove(check=check)
+        return Outcome(lines=lines, changed=changed)
     systemctl = systemctl or _user_systemctl
     if systemd is None:
         systemd = systemd_user_available(systemctl)
     directory = directory or unit_dir()
     present = [directory / name for name in (SERVICE, TIMER) if (directory / name).exists()]
+    if check:
+        if not present:
+            return Outcome([f"no changes: no {NAME} units in {directory}"])
+        return Outcome([f"would stop and disable {TIMER} and remove {', '.join(map(str, present))}"], changed=True)
     result = Outcome()
     if systemd and present:
         # Not checked: the timer may already be stopped or disabled, which is fine.

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from devpi_airgap.online import schedule
+from devpi_airgap.online import desktop_schedule, schedule
 from devpi_airgap.online.schedule import SERVICE, TIMER, cron_schedule, crontab_line, install, remove, render_units
+from devpi_airgap.online.task_scheduler import TASK_NAME, render_task
 from testing.offline_host import OfflineHost, require_offline_host_support
 from testing.tasks import REPO, require_or_fail, run_task
 
@@ -154,6 +155,29 @@ def test_install_is_idempotent_and_rewrites_only_on_change(tmp_path, inventory):
     assert third.changed and "\nOnCalendar=hourly\n" in (units / TIMER).read_text()
     assert _mtimes(units)[SERVICE] == before[SERVICE], "the unchanged service was rewritten"
     assert "daemon-reload" in ctl.verbs()
+
+
+def test_check_says_what_install_and_remove_would_change_and_changes_nothing(tmp_path, inventory):
+    units = tmp_path / "units"
+    ctl = FakeSystemctl()
+    first = install(REPO, inventory, systemd=True, directory=units, systemctl=ctl, check=True)
+    assert first.changed and first.lines[0].startswith(f"would write {units / SERVICE}, {units / TIMER}")
+    assert not units.exists() and ctl.verbs() == []
+    install(REPO, inventory, systemd=True, directory=units, systemctl=ctl)
+    before = _mtimes(units)
+    ctl.calls.clear()
+    same = install(REPO, inventory, systemd=True, directory=units, systemctl=ctl, check=True)
+    assert not same.changed and same.lines == [f"no changes: {TIMER} is up to date and enabled"]
+    hourly = install(REPO, inventory, "hourly", systemd=True, directory=units, systemctl=ctl, check=True)
+    assert hourly.changed and hourly.lines == [f"would write {units / TIMER}, then enable and (re)start {TIMER}"]
+    disabled = install(REPO, inventory, systemd=True, directory=units, systemctl=FakeSystemctl({"is-enabled": 1}),
+                       check=True)  # fmt: skip
+    assert disabled.changed and f"would enable and start {TIMER}, which is disabled" in disabled.lines[0]
+    gone = remove(systemd=True, directory=units, systemctl=ctl, check=True)
+    assert gone.changed and gone.lines[0].startswith(f"would stop and disable {TIMER} and remove")
+    assert _mtimes(units) == before and all(verb.startswith("is-") for verb in ctl.verbs())
+    remove(systemd=True, directory=units, systemctl=ctl)
+    assert remove(systemd=True, directory=units, systemctl=ctl, check=True).lines[0].startswith("no changes")
 
 
 def test_install_rearms_a_disabled_timer_without_rewriting(tmp_path, inventory):
@@ -378,3 +402,25 @@ def test_the_desktop_wrapper_deploys_only_after_a_good_refresh(tmp_path, monkeyp
     missing = tmp_path / "inventory.yaml"  # refresh fails on it with exit 2
     assert schedule.run_scheduled(REPO, missing, "devpi-host") == 2
     assert deployed == []
+
+
+def test_check_on_windows_compares_the_task_it_would_register_and_registers_nothing(tmp_path, monkeypatch):
+    """The comparison --check makes on a Windows PC; schtasks itself never runs here (nor in --check there)."""
+    task_file = tmp_path / "devpi-airgap" / "task.xml"
+    monkeypatch.setattr(desktop_schedule.sys, "platform", "win32")
+    monkeypatch.setattr(desktop_schedule, "_task_file", lambda: task_file)
+    monkeypatch.setattr(desktop_schedule, "_registered", lambda command: pytest.fail(f"ran {command}"))
+    repo, inventory = Path("C:/work/devpi-airgap"), Path("C:/work/devpi-airgap/inventory.yaml")
+    lines, changed = desktop_schedule.install(repo, inventory, "daily", None, check=True)
+    assert changed and lines == [f"would write {task_file} and register the Task Scheduler task {TASK_NAME}"]
+    assert not task_file.exists()
+    argv = desktop_schedule.run_argv(repo, inventory, None)
+    task_file.parent.mkdir()
+    task_file.write_bytes(render_task(argv, str(repo), "daily").encode("utf-16"))  # as a real install left it
+    assert desktop_schedule.install(repo, inventory, "daily", None, check=True) == (
+        [f"no changes: the {TASK_NAME} task in {task_file} is up to date"],
+        False,
+    )
+    assert desktop_schedule.install(repo, inventory, "hourly", None, check=True)[1]
+    assert desktop_schedule.remove(check=True) == ([f"would remove the Task Scheduler task {TASK_NAME}"], True)
+    assert task_file.exists()
