@@ -10,6 +10,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from functools import cache
 from pathlib import Path
 
@@ -114,6 +115,30 @@ def change_stamp(path: Path) -> list[int]:
     return [st.st_size, st.st_ino, st.st_ctime_ns]
 
 
+# How long a rename waits on Windows for whoever holds the file: pip retries for 1 s, every 0.25 s.
+_HELD_FOR = 2.0
+_HELD_POLL = 0.1
+
+
+def replace(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
+    """os.replace, which on Windows waits a moment for a file another program holds open.
+
+    A virus scanner (Windows Defender among them) opens each new file to scan it, and
+    while it does, renaming over or from that file fails with PermissionError (WinError
+    5 or 32): a download finished and checked would fail the run. pip retries its own
+    renames for the same reason. Elsewhere a rename does not wait for readers.
+    """
+    deadline = time.monotonic() + _HELD_FOR
+    while True:
+        try:
+            os.replace(source, dest)
+            return
+        except PermissionError:
+            if sys.platform != "win32" or time.monotonic() >= deadline:
+                raise
+            time.sleep(_HELD_POLL)
+
+
 def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o644) -> None:
     """Replace `path` whole: a reader sees the old file or the new one, never a mix.
 
@@ -127,7 +152,7 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o644) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import queue
 import shutil
 import threading
@@ -14,6 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from devpi_airgap.core.errors import FetchError
+from devpi_airgap.core.files import replace
 from devpi_airgap.online.http_get import Session, TransferError
 from devpi_airgap.online.resolve import FileRef
 
@@ -74,7 +74,7 @@ def _download(
                 f"{ref.filename}: sha256 {digest.hexdigest()} does not match the index's {ref.sha256} "
                 f"({ref.url}); the download was corrupted or the file was replaced. Nothing was kept; re-run to retry."
             )
-        os.replace(partial, dest)
+        replace(partial, dest)
     except BaseException:
         on_bytes(-written)
         partial.unlink(missing_ok=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import subprocess
 import tarfile
 import time
@@ -27,7 +26,7 @@ from devpi_airgap import __version__
 from devpi_airgap.core.advisories import Snapshot
 from devpi_airgap.core.audit import AuditReport
 from devpi_airgap.core.errors import AirgapError, ResolutionError
-from devpi_airgap.core.files import atomic_write, scratch_prefix
+from devpi_airgap.core.files import atomic_write, replace, scratch_prefix
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.lock import LockedFile, lock_changes, read_lock, versions_by_name
 from devpi_airgap.core.requirements import hash_problems, resolution_sets
@@ -275,7 +274,7 @@ def _write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool) -> Pa
                     info.uname = info.gname = ""
                     with open(pool / f["name"], "rb") as src:
                         tar.addfile(info, src)
-        os.replace(partial, path)
+        replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

@@ -11,7 +11,15 @@ import sys
 
 import pytest
 
-from devpi_airgap.core.files import atomic_write, scratch_prefix, sha256_file, tmpfs_with_room, write_if_changed
+from devpi_airgap.core import files
+from devpi_airgap.core.files import (
+    atomic_write,
+    replace,
+    scratch_prefix,
+    sha256_file,
+    tmpfs_with_room,
+    write_if_changed,
+)
 
 
 def test_sha256_file_reads_in_chunks_and_matches_hashlib(tmp_path):
@@ -102,3 +110,45 @@ def test_every_temporary_directory_of_the_tool_is_named_for_its_run():
             if not named:
                 unnamed.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert unnamed == []
+
+
+class HeldOpen:
+    """os.replace failing as on Windows while a virus scanner holds the file open, `times` times, then working."""
+
+    def __init__(self, times: int):
+        self.times, self.calls = times, 0
+        self.real = os.replace
+
+    def __call__(self, source, dest):
+        self.calls += 1
+        if self.calls <= self.times:
+            raise PermissionError(13, "The process cannot access the file because it is being used by another process")
+        self.real(source, dest)
+
+
+def test_on_windows_a_rename_waits_for_a_file_held_open_a_moment(tmp_path, monkeypatch):
+    held = HeldOpen(times=3)
+    monkeypatch.setattr(os, "replace", held)
+    monkeypatch.setattr(sys, "platform", "win32")
+    atomic_write(tmp_path / "lock.json", "{}\n")  # as every write of a lock, record or cache goes
+    assert (tmp_path / "lock.json").read_text() == "{}\n" and held.calls == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["lock.json"]
+
+
+def test_a_file_held_for_good_fails_after_the_wait_and_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "replace", HeldOpen(times=10**6))
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(files, "_HELD_FOR", 0.3)
+    with pytest.raises(PermissionError):
+        atomic_write(tmp_path / "lock.json", "{}\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_elsewhere_a_refused_rename_fails_at_once(tmp_path, monkeypatch):
+    """On POSIX a reader never blocks a rename: a PermissionError there is a real one, not worth waiting for."""
+    held = HeldOpen(times=1)
+    monkeypatch.setattr(os, "replace", held)
+    monkeypatch.setattr(sys, "platform", "linux")
+    with pytest.raises(PermissionError):
+        replace(tmp_path / "a", tmp_path / "b")
+    assert held.calls == 1
