@@ -20,6 +20,7 @@ from devpi_airgap.core.errors import UsageError
 from devpi_airgap.core.files import not_users_text, users_text
 from devpi_airgap.core.inventory import DEVPI_REQUIREMENTS, Target
 from devpi_airgap.core.isolation import isolated_env, uv_binary
+from devpi_airgap.core.lock import LockedFile
 from devpi_airgap.core.platforms import TargetPlatform
 
 # Options that would let a requirements file add sources behind the inventory's back.
@@ -211,6 +212,29 @@ def hash_problems(resolution: ResolutionSet, taken: Iterable[tuple[str, str, str
             problems.append(
                 f"{name} {version}: {filename} (sha256 {sha256}) matches none of the "
                 f"{len(hashes)} --hash values {resolution.label} gives it"
+            )
+    return problems
+
+
+def served_wheel_problems(resolution: ResolutionSet, locked: Iterable[LockedFile]) -> list[str]:
+    """What a set that pins with --hash must also allow: each wheel built here from an sdist the set takes.
+
+    The sdist's hash (hash_problems) says the source is the one approved. But the closed network's index
+    serves the wheel, not the sdist, and pip's hash-checking mode installs only a file whose sha256 the
+    line allows: without the wheel's, `pip install -r` there fails ("THESE PACKAGES DO NOT MATCH THE
+    HASHES") where the download and its proof passed. A wheel built here keeps its sha256 from run to run:
+    the lock names it, and the next run takes it again rather than building anew.
+    """
+    allowed = dict(resolution.hashes)
+    problems = []
+    for f in sorted(locked, key=lambda f: f.filename):
+        hashes = allowed.get(f.name)
+        if f.built_from and resolution.label in f.sets and hashes is not None and f.sha256 not in hashes:
+            problems.append(
+                f"{f.name} {f.version}: the closed network's index serves {f.filename}, built here from "
+                f"{f.built_from['filename']} (whose hash {resolution.label} allows); pip's hash-checking mode "
+                f"refuses that wheel unless the line allows it too: add --hash=sha256:{f.sha256} to the "
+                f"{f.name} line of {resolution.label}"
             )
     return problems
 

@@ -33,7 +33,7 @@ from devpi_airgap.core.isolation import isolated_env, uv_binary
 from devpi_airgap.core.lock import LockedFile, read_lock
 from devpi_airgap.core.platforms import TargetPlatform, target_platform
 from devpi_airgap.core.pools import stoppable_pool
-from devpi_airgap.core.requirements import ResolutionSet, resolution_sets, uv_compile
+from devpi_airgap.core.requirements import ResolutionSet, resolution_sets, served_wheel_problems, uv_compile
 from devpi_airgap.core.wheelhouse import POOL, Wheelhouse
 
 _STAMPS = ".verified"
@@ -372,6 +372,11 @@ def verify_target(
         return report
     sets = resolution_sets(target)
     report.sets = len(sets)
+    # before the record of an earlier proof is trusted: that record does not count the --hash values
+    for resolution in sets:
+        report.problems += [f"{resolution.label}: {p}" for p in served_wheel_problems(resolution, locked)]
+    if report.problems:
+        return report
     stamp_file = inventory.wheelhouse / _STAMPS / f"{target.name}.sha256"
     stamp = _stamp(inventory, target, sets, directory, {f.filename for f in locked})
     if reuse and stamp_file.exists() and stamp_file.read_text() == stamp:

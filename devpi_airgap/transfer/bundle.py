@@ -29,7 +29,7 @@ from devpi_airgap.core.errors import AirgapError, ResolutionError
 from devpi_airgap.core.files import atomic_write, replace, scratch_prefix
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.lock import LockedFile, lock_changes, read_lock, versions_by_name
-from devpi_airgap.core.requirements import hash_problems, resolution_sets
+from devpi_airgap.core.requirements import hash_problems, resolution_sets, served_wheel_problems
 from devpi_airgap.core.runlock import wheelhouse_lock
 from devpi_airgap.core.wheelhouse import Wheelhouse
 from devpi_airgap.transfer.bundle_check import CHUNK, MANIFEST, NAMESPACE, BundleError
@@ -204,7 +204,7 @@ def _hash_pinned_sets(target: Target, locked: list[LockedFile]) -> list[str]:
     problems = []
     for resolution in pinned:
         taken = [(f.name, f.version, *_source(f)) for f in locked if resolution.label in f.sets]
-        problems += hash_problems(resolution, taken)
+        problems += hash_problems(resolution, taken) + served_wheel_problems(resolution, locked)
     if problems:
         raise ResolutionError(
             f"target {target.name!r}: its lock takes files that the --hash values of its requirements, as they "

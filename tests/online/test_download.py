@@ -278,6 +278,7 @@ def hashed_index(tmp_path_factory):
         Dist("tool", "1.0", requires=['winonly; sys_platform == "win32"']),
         Dist("winonly", "1.0"),
         Dist("lib", "2.0"),
+        Dist("srconly", "1.0", sdist=True, wheel=False),
     ]
     root = build_index(tmp_path_factory.mktemp("hashed-index"), dists)
     with serve_index(root) as url:
@@ -318,6 +319,38 @@ def test_a_file_whose_sha256_no_hash_allows_is_refused_by_name(hashed_index, tmp
     message = " ".join(result.stderr.split())
     assert f"lib 2.0: lib-2.0-py3-none-any.whl (sha256 {real}) matches none of the 1 --hash values" in message
     assert not (project / "wheelhouse" / "win313").exists()
+
+
+def test_a_hash_pinned_sdist_needs_the_hash_of_the_wheel_built_from_it_too(hashed_index, tmp_path):
+    """The closed network's index serves the wheel built here, and pip's hash-checking mode takes only a file
+    whose sha256 the line allows: allowing the sdist's alone passed here and failed there."""
+    root, url = hashed_index
+    requirements = hash_pinned(root, ("srconly==1.0", "srconly-1.0.tar.gz"))
+    project = make_project(tmp_path, url, requirements)
+    directory = project / "wheelhouse" / "lin311"
+
+    def pip_in_hash_mode() -> subprocess.CompletedProcess:  # as a user runs it there, from the wheels alone
+        command = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--find-links", str(directory)]
+        env = {**clean_env(project), "PIP_CONFIG_FILE": os.devnull}
+        return subprocess.run([*command, "-r", str(project / "requirements.txt")], capture_output=True, text=True,
+                              env=env)  # fmt: skip
+
+    refused = download(project, "--target", "lin311", check=False)
+    assert refused.returncode == 4, refused.stdout + refused.stderr
+    [wheel] = [f for f in read_lock(project / "locks" / "lin311.lock.json")[1] if f.built_from]
+    said = " ".join((refused.stdout + refused.stderr).split())
+    assert f"serves {wheel.filename}, built here from srconly-1.0.tar.gz" in said
+    assert f"add --hash=sha256:{wheel.sha256} to the srconly line of requirements.txt" in said
+    assert "DO NOT MATCH THE HASHES" in pip_in_hash_mode().stdout + pip_in_hash_mode().stderr  # what it spared
+
+    (project / "requirements.txt").write_text(
+        requirements.replace("\n    # via", f" \\\n    --hash=sha256:{wheel.sha256}\n    # via", 1)
+    )
+    again = download(project, "--target", "lin311", check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [f.sha256 for f in read_lock(project / "locks" / "lin311.lock.json")[1]] == [wheel.sha256]  # not rebuilt
+    installed = pip_in_hash_mode()
+    assert installed.returncode == 0 and "Would install srconly-1.0" in installed.stdout, installed.stderr
 
 
 def test_rerun_picks_up_a_new_release_within_range(downloaded, index):
