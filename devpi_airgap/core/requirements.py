@@ -179,22 +179,34 @@ def _hash_pins(
     """The allowed sha256 values by project of a file that pins with --hash; () for a file that does not.
 
     As in pip's hash-checking mode, one requirement with hashes (or a --require-hashes line) puts the whole
-    file in it: every line needs them.
+    file in it: every line needs them, and needs to name one version with == (or ===), else pip refuses the
+    file on the closed network ("all requirements must have their versions pinned with ==").
     """
     if not require_hashes and not any(line.hashes for line in lines):
         return ()
+    regenerate = "Generate the file again (`pip-compile --generate-hashes`, `uv pip compile --generate-hashes`)"
     bare = [line.origin for line in lines if not line.hashes]
     if bare:
         raise UsageError(
             f"{path.name} pins with --hash or says --require-hashes, so every requirement in it needs hashes, "
-            f"as pip's hash-checking mode demands; without: {', '.join(bare)}. Generate the file again with hashes "
-            "for every line "
-            "(`pip-compile --generate-hashes`, `uv pip compile --generate-hashes`)"
+            f"as pip's hash-checking mode demands; without: {', '.join(bare)}. {regenerate}"
+        )
+    unpinned = [f"{line.origin} ({line.text})" for line in lines if not _one_version(line.text)]
+    if unpinned:
+        raise UsageError(
+            f"{path.name} pins with --hash or says --require-hashes, so every requirement in it must name one "
+            f"version with ==, as pip's hash-checking mode demands; not so: {', '.join(unpinned)}. {regenerate}"
         )
     allowed: dict[str, set[str]] = {}
     for line in lines:
         allowed.setdefault(line.name, set()).update(line.hashes)
     return tuple(sorted((name, frozenset(hashes)) for name, hashes in allowed.items()))
+
+
+def _one_version(text: str) -> bool:
+    """pip's own test of a pinned requirement (InstallRequirement.is_pinned): one specifier, == or ===."""
+    specifiers = list(Requirement(text).specifier)
+    return len(specifiers) == 1 and specifiers[0].operator in ("==", "===")
 
 
 def hash_problems(resolution: ResolutionSet, taken: Iterable[tuple[str, str, str, str]]) -> list[str]:

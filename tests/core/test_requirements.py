@@ -63,6 +63,14 @@ def test_one_line_without_hashes_in_a_hash_pinned_file_is_named(tmp_path):
         resolution_sets(target)
 
 
+def test_a_hash_pinned_line_that_allows_more_than_one_version_is_named(tmp_path):
+    """pip's hash-checking mode refuses such a file outright; found here, not on the closed network."""
+    text = HASHED.replace("lib==2.0", "lib>=2.0", 1) + f"other==1.* --hash=sha256:{A}\nexact===1.0 --hash=sha256:{A}\n"
+    with pytest.raises(UsageError, match=r"must name one version with ==.*requirements\.txt:2 \(lib>=2\.0\)") as e:
+        resolution_sets(inventory_with(tmp_path, text))
+    assert "other" not in str(e.value) and "exact" not in str(e.value)  # as pip's is_pinned counts them
+
+
 def test_a_hash_that_is_not_sha256_says_what_is_wanted(tmp_path):
     path = tmp_path / "requirements.txt"
     path.write_text(f"lib==2.0 --hash=md5:{A[:32]}\n")
