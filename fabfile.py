@@ -177,8 +177,8 @@ def status(c, inventory="inventory.yaml", server=None):
 def client_config(c, inventory="inventory.yaml", server=None):
     """Print what users paste: pip.conf, a uv index with default = true, and a pip command line."""
     with user_errors():
-        _, host, entry = _connect(c, inventory, server)
-        print(render_client_config(host, entry), end="")
+        inv, host, entry = _connect(c, inventory, server)
+        print(render_client_config(host, entry, inv), end="")
 
 
 @task(help=dict(HELP, to="directory here for backups (default: backups/)", keep="how many to keep (default 7)"))

@@ -94,6 +94,14 @@ class TargetPlatform:
     def python_full_version(self) -> str:
         return f"{self.target.python}.0"
 
+    @property
+    def environment_marker(self) -> str:
+        """The target as one PEP 508 marker (OS, CPU, Python), as uv's `environments` setting takes it."""
+        env = dict(self.marker_env)
+        return " and ".join(
+            f"{name} == '{env[name]}'" for name in ("sys_platform", "platform_machine", "python_version")
+        )
+
     @cached_property
     def tag_ranks(self) -> dict[tags.Tag, int]:
         """Each wheel tag this target installs, and its rank (0 is the most specific).

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from devpi_airgap.core.inventory import Server
+from devpi_airgap.core.inventory import Inventory, Server
+from devpi_airgap.core.platforms import target_platform
+from devpi_airgap.core.requirements import read_requirements
 from devpi_airgap.offline.remote import Host
 
 
@@ -23,20 +25,40 @@ def trusted_host(host: Host, server: Server) -> str | None:
     return server.front.server_name if server.front else host.address
 
 
-def client_config(host: Host, server: Server) -> str:
-    """What a user pastes: a pip.conf, a uv index, and a one-off pip command."""
+def user_environments(inventory: Inventory) -> list[tuple[str, str]]:
+    """(marker, target name) of each target that carries users' packages, not devpi's alone.
+
+    `uv add` and `uv lock` resolve a project for every platform at once unless its `environments` say
+    which: a dependency only Linux needs (ipython's pexpect) is then wanted from an index that holds
+    Windows wheels only, and the lock fails. Listed, the project resolves for what the index carries.
+    """
+    found = []
+    for target in inventory.targets.values():
+        if any(read_requirements(path)[0] for path in target.requirements):
+            found.append((target_platform(target).environment_marker, target.name))
+    return found
+
+
+def client_config(host: Host, server: Server, inventory: Inventory) -> str:
+    """What a user pastes: a pip.conf, a uv index and the platforms to resolve for, and a one-off pip command."""
     url = user_url(host, server)
     trusted = trusted_host(host, server)
+    environments = "".join(f'    "{marker}",  # {name}\n' for marker, name in user_environments(inventory))
     return f"""\
 # pip.conf (Linux: ~/.config/pip/pip.conf, Windows: %APPDATA%\\pip\\pip.ini)
 [global]
 index-url = {url}
 {f"trusted-host = {trusted}" + chr(10) if trusted else ""}
-# pyproject.toml, for uv (or the same [[index]] table in uv.toml)
+# pyproject.toml, for uv (in uv.toml: [[index]] and environments, without tool.uv)
 [[tool.uv.index]]
 name = "airgap"
 url = "{url}"
 default = true
+
+# uv resolves for every platform unless told which; the index holds wheels for these (keep yours)
+[tool.uv]
+environments = [
+{environments}]
 
 # one-off
 pip install --index-url {url}{f" --trusted-host {trusted}" if trusted else ""} PACKAGE
