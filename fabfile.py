@@ -175,7 +175,7 @@ def status(c, inventory="inventory.yaml", server=None):
 
 @task(name="client-config", help=HELP)
 def client_config(c, inventory="inventory.yaml", server=None):
-    """Print what users paste: pip.conf, a uv index with default = true, and a pip command line."""
+    """Print what users paste: pip.conf, a uv index with the platforms it holds wheels for, and a pip command line."""
     with user_errors():
         inv, host, entry = _connect(c, inventory, server)
         print(render_client_config(host, entry, inv), end="")
