@@ -55,8 +55,10 @@ name = "airgap"
 url = "{url}"
 default = true
 
-# uv resolves for every platform unless told which; the index holds wheels for these (keep yours)
+# uv resolves for every platform unless told which; the index holds wheels for these (keep yours).
+# It would also fetch a missing Python from the internet, which is not there: install Python as you do here.
 [tool.uv]
+python-downloads = "never"
 environments = [
 {environments}]
 

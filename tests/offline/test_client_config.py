@@ -31,7 +31,7 @@ def _inventory(tmp_path: Path):
 def test_uv_is_told_the_platforms_of_the_targets_users_install_on(tmp_path):
     inventory = _inventory(tmp_path)
     config = client_config(SimpleNamespace(address="10.0.0.5"), inventory.server("devpi-host"), inventory)
-    assert "[tool.uv]\nenvironments = [\n" in config
+    assert '[tool.uv]\npython-downloads = "never"\nenvironments = [\n' in config
     assert (
         "    \"sys_platform == 'win32' and platform_machine == 'AMD64' and python_version == '3.13'\",  # win313\n"
         in config

@@ -341,7 +341,8 @@ def test_status_upload_and_client_config(deployed, project, host):
     url = f"http://{host.address}:3141/myuser/myindex/+simple/"
     assert f"index-url = {url}" in config.stdout and f"trusted-host = {host.address}" in config.stdout
     assert "[[tool.uv.index]]" in config.stdout and "default = true" in config.stdout
-    assert "[tool.uv]\nenvironments = [\n" in config.stdout  # uv add locks for the targets' platforms alone
+    # uv add locks for the targets' platforms alone, and never reaches out for a Python
+    assert '[tool.uv]\npython-downloads = "never"\nenvironments = [\n' in config.stdout
 
 
 def test_backup_then_restore_after_data_loss(deployed, project, host):
