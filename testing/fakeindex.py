@@ -455,6 +455,8 @@ class ServedIndex(str):
     page_cache_control: str | None = "no-cache"
     # Files say they never change, as PyPI's do; through the proxy here they say nothing, not even a date.
     files_say_nothing: bool = False
+    # When set, every request must carry this Authorization header, as a company's mirror demands; else 401.
+    required_authorization: str | None = None
 
     def paths(self) -> list[str]:
         return [p for _, p in self.requests]
@@ -486,13 +488,25 @@ def _make_handler(root: Path):
                 served.requests.append((self.command, path))
                 served.counts[path] += 1
 
+        def _refused(self) -> bool:
+            wanted = self.served.required_authorization
+            if wanted is None or self.headers.get("Authorization") == wanted:
+                return False
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="index"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
+
         def do_GET(self):
             self._note()
-            super().do_GET()
+            if not self._refused():
+                super().do_GET()
 
         def do_HEAD(self):
             self._note()
-            super().do_HEAD()
+            if not self._refused():
+                super().do_HEAD()
 
         def send_header(self, keyword, value):
             # A page that says nothing of caching says nothing at all, as this proxy's: no date to go by either.

@@ -30,6 +30,7 @@ from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 from urllib.request import getproxies_environment, proxy_bypass_environment  # type: ignore[attr-defined]
 
 from devpi_airgap import __version__
+from devpi_airgap.online.netrc_logins import login_for, where_credentials_go
 from devpi_airgap.online.tls import tls_context
 
 CONNECT_TIMEOUT = 15
@@ -58,7 +59,11 @@ def _failed(exc: BaseException) -> TransferError:
 
 class HTTPStatusError(TransferError):
     def __init__(self, url: str, status: int, reason: str):
-        super().__init__(f"HTTP {status} {reason} for {_without_credentials(urlsplit(url))}")
+        parts = urlsplit(url)
+        said = f"HTTP {status} {reason} for {_without_credentials(parts)}"
+        if status in (401, 403):
+            said += f"; if the index wants credentials, {where_credentials_go(parts.hostname)}"
+        super().__init__(said)
         self.status = status
 
 
@@ -91,8 +96,11 @@ def _without_credentials(parts: SplitResult) -> str:
 
 
 def _basic(parts: SplitResult) -> str:
-    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
-    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+    return _basic_login(unquote(parts.username or ""), unquote(parts.password or ""))
+
+
+def _basic_login(login: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
 
 
 def _proxy_for(parts: SplitResult) -> SplitResult | None:
@@ -191,6 +199,8 @@ class Session:
             sent = {"User-Agent": f"devpi-airgap/{__version__}", **headers}
             if parts.username and parts.netloc == origin.netloc:  # credentials never follow a redirect elsewhere
                 sent["Authorization"] = _basic(parts)
+            elif not parts.username and (login := login_for(parts.hostname)) is not None:
+                sent["Authorization"] = _basic_login(*login)  # the netrc file's, for this very host
             key, response = self._send(parts, sent)
             if response.status in _REDIRECTS and response.getheader("Location"):
                 response.read()  # the connection is free again once the answer is read

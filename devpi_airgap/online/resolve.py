@@ -37,6 +37,7 @@ from devpi_airgap.core.inventory import Target
 from devpi_airgap.core.platforms import TargetPlatform
 from devpi_airgap.core.requirements import ResolutionSet, uv_compile
 from devpi_airgap.online.http_get import UNTRUSTED_CA, Answer, Session, TransferError
+from devpi_airgap.online.netrc_logins import where_credentials_go
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -133,6 +134,8 @@ def index_problem(index_url: str | None, resolution: ResolutionSet) -> str | Non
     if page.status == 404:  # a real index saying it has no such project: the requirement's problem
         return None
     kind = page.content_type.split(";")[0] or "?"
+    if page.status in (401, 403):
+        return f"the index {base} answered {url} with HTTP {page.status}: it wants credentials; {where_credentials_go(urlsplit(base).hostname)}"
     if page.status != 200:
         return f"the index {base} answered {url} with HTTP {page.status} ({kind})"
     text = page.body.decode("utf-8", "replace")

@@ -6,6 +6,7 @@ markers, compiled packages with per-platform wheels, and sdist-only packages.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -667,3 +668,23 @@ def test_check_of_a_current_lock_lists_the_files_gone_from_the_pool(own_index, t
     assert (
         own_index.file_requests() == [] and not (project / "wheelhouse" / ".pool" / "lib-2.0-py3-none-any.whl").exists()
     )
+
+
+def test_an_index_that_wants_credentials_takes_them_from_netrc_for_uv_and_for_us(tmp_path):
+    """A company's mirror behind a login: the credentials live in the user's netrc, not in inventory.yaml."""
+    root = build_index(tmp_path / "index", [Dist("lib", "1.0")])
+    with serve_index(root) as url:
+        url.required_authorization = "Basic " + base64.b64encode(b"builder:t0ken").decode()
+        (tmp_path / "project").mkdir()
+        project = make_project(tmp_path / "project", url, "lib\n", ONE_TARGET)
+        refused = download(project, check=False)
+        assert refused.returncode == 5, refused.stdout + refused.stderr
+        message = " ".join(refused.stderr.split())
+        assert "HTTP 401: it wants credentials" in message and "machine 127.0.0.1 login USER password TOKEN" in message
+        netrc = tmp_path / "netrc"
+        netrc.write_text("machine 127.0.0.1\n  login builder\n  password t0ken\n")
+        netrc.chmod(0o600)
+        trusted = download(project, env={**clean_env(project), "NETRC": str(netrc)}, check=False)
+        assert trusted.returncode == 0, trusted.stdout + trusted.stderr
+        assert files(project, "win313") == {"lib-1.0-py3-none-any.whl"}
+    assert "t0ken" not in (project / "inventory.yaml").read_text() + trusted.stdout + trusted.stderr

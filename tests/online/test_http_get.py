@@ -6,6 +6,7 @@ import base64
 
 import pytest
 
+from devpi_airgap.core.errors import UsageError
 from devpi_airgap.online.http_get import HTTPStatusError, Session, TransferError
 from testing.loopback import send, serving
 
@@ -134,3 +135,41 @@ def test_only_an_http_proxy_is_taken():
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("HTTPS_PROXY", "socks5://proxy.invalid:1080")
             get("https://files.invalid/one.whl")
+
+
+def test_a_netrc_login_goes_to_its_own_host_only(tmp_path, monkeypatch):
+    """As pip, uv and curl read it: by host name, never sent to another host a redirect leads to."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login user password s@cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    with serving(the_file) as (files_host, files_seen):
+        elsewhere = files_host.replace("127.0.0.1", "localhost")  # the same server, by another name
+
+        def moved(handler, seen):
+            send(handler, 302, Location=f"http://{elsewhere}/file.whl")
+
+        with serving(moved) as (index_host, index_seen):
+            assert get(f"http://{index_host}/first") == BODY
+    assert [h.get("Authorization") for _, _, h in index_seen.requests] == [
+        "Basic " + base64.b64encode(b"user:s@cret").decode()
+    ]
+    assert [h.get("Authorization") for _, _, h in files_seen.requests] == [None]
+
+
+def test_an_index_that_wants_credentials_says_where_they_go(tmp_path, monkeypatch):
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    with serving(lambda handler, seen: send(handler, 401)) as (host, _):
+        with pytest.raises(HTTPStatusError) as raised:
+            get(f"http://{host}/simple/lib/")
+    assert "HTTP 401" in str(raised.value) and "machine 127.0.0.1 login USER password TOKEN" in str(raised.value)
+
+
+def test_a_netrc_file_that_cannot_be_read_is_named(tmp_path, monkeypatch):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login user password s3cret port 8080\n")  # no such netrc token
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    with serving(the_file) as (host, _):
+        with pytest.raises(UsageError, match=f"{netrc}: cannot read this netrc file"):
+            get(f"http://{host}/one.whl")
