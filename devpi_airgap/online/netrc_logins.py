@@ -30,7 +30,10 @@ def netrc_file() -> Path | None:
     """NETRC where set; else ~/.netrc, or ~/_netrc as Windows tools name it; None when there is none."""
     if os.environ.get("NETRC"):
         return Path(os.environ["NETRC"])
-    home = Path.home()
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError):  # no HOME, and a user id without a passwd entry (a container's, say)
+        return None
     return next((path for path in (home / ".netrc", home / "_netrc") if path.is_file()), None)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 
@@ -173,3 +174,16 @@ def test_a_netrc_file_that_cannot_be_read_is_named(tmp_path, monkeypatch):
     with serving(the_file) as (host, _):
         with pytest.raises(UsageError, match=f"{netrc}: cannot read this netrc file"):
             get(f"http://{host}/one.whl")
+
+
+def test_a_process_without_a_home_reads_no_netrc_and_still_downloads(monkeypatch):
+    """A container's user id with no passwd entry and no HOME: Path.home() raises there, on every request."""
+    monkeypatch.delenv("NETRC", raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    with serving(the_file) as (host, seen):
+        assert get(f"http://{host}/one.whl") == BODY
+    assert [h.get("Authorization") for _, _, h in seen.requests] == [None]
