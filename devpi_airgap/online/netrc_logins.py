@@ -14,7 +14,7 @@ from pathlib import Path
 
 from devpi_airgap.core.errors import UsageError
 
-_read: dict[tuple[str, int], netrc.netrc | None] = {}
+_read: dict[tuple[str, int], netrc.netrc] = {}
 _reading = threading.Lock()
 
 
@@ -45,10 +45,13 @@ def login_for(host: str | None) -> tuple[str, str] | None:
     the index's 401 later.
     """
     path = netrc_file()
-    if host is None or path is None or not path.is_file():
+    if host is None or path is None:
+        return None
+    try:  # one look at the file for each request: a file edited during a run is read again
+        key = (str(path), path.stat().st_mtime_ns)
+    except OSError:  # NETRC names a file that is not there
         return None
     with _reading:
-        key = (str(path), path.stat().st_mtime_ns)
         if key not in _read:
             try:
                 _read[key] = netrc.netrc(str(path))
@@ -58,5 +61,5 @@ def login_for(host: str | None) -> tuple[str, str] | None:
                     "USER password TOKEN`) and run again"
                 ) from None
         found = _read[key]
-    entry = found.authenticators(host) if found else None
+    entry = found.authenticators(host)
     return (entry[0], entry[2] or "") if entry else None

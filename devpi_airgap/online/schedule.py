@@ -341,10 +341,12 @@ def install(
         for name, text in units.items()
         if not (directory / name).is_file() or (directory / name).read_text() != text
     ]
+    written = ", ".join(str(directory / n) for n in changed)
     result = Outcome()
-    if check:
-        return _install_check(systemctl, directory, changed)
     if changed:
+        result.changed = True
+        if check:
+            return Outcome([f"would write {written}, then enable and (re)start {TIMER}"], changed=True)
         for name in changed:
             atomic_write(directory / name, units[name])
         _must(systemctl, ["daemon-reload"])
@@ -352,21 +354,23 @@ def install(
         # restart, not start: an already active timer keeps its old next
         # elapse until restarted.
         _must(systemctl, ["restart", TIMER])
-        result.changed = True
-        result.lines.append(f"wrote {', '.join(str(directory / n) for n in changed)}; timer enabled")
+        result.lines.append(f"wrote {written}; timer enabled")
     else:
         # Same files. Still re-arm a timer someone disabled or stopped by
         # hand, without touching the files.
         enabled = systemctl(["is-enabled", TIMER]).returncode == 0
         active = systemctl(["is-active", TIMER]).returncode == 0
+        state = "stopped" if enabled else "disabled"
         if enabled and active:
             result.lines.append(f"no changes: {TIMER} is up to date and enabled")
+        elif check:
+            return Outcome([f"units unchanged; would enable and start {TIMER}, which is {state}"], changed=True)
         else:
             _must(systemctl, ["enable", "--now", TIMER])
             result.changed = True
-            result.lines.append(
-                f"units unchanged; {TIMER} was {'stopped' if enabled else 'disabled'}, enabled and started it again"
-            )
+            result.lines.append(f"units unchanged; {TIMER} was {state}, enabled and started it again")
+    if check:
+        return result
     r = systemctl(["list-timers", "--no-pager", TIMER])
     if r.returncode == 0 and r.stdout.strip():
         result.lines.append(r.stdout.rstrip())
@@ -374,21 +378,6 @@ def install(
     if hint:
         result.lines.append(hint)
     return result
-
-
-def _install_check(systemctl: Systemctl, directory: Path, changed: list[str]) -> Outcome:
-    """What install would do to these units and the timer, done by nothing."""
-    if changed:
-        return Outcome(
-            [f"would write {', '.join(str(directory / n) for n in changed)}, then enable and (re)start {TIMER}"],
-            changed=True,
-        )
-    enabled = systemctl(["is-enabled", TIMER]).returncode == 0
-    active = systemctl(["is-active", TIMER]).returncode == 0
-    if enabled and active:
-        return Outcome([f"no changes: {TIMER} is up to date and enabled"])
-    state = "stopped" if enabled else "disabled"
-    return Outcome([f"units unchanged; would enable and start {TIMER}, which is {state}"], changed=True)
 
 
 def remove(
