@@ -22,12 +22,14 @@ from typing import Annotated, Any, Literal, NoReturn
 
 import yaml
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
 from devpi_airgap.core.errors import UsageError
 from devpi_airgap.core.files import not_users_text, users_text
 from devpi_airgap.core.licenses import normalise
+from devpi_airgap.core.pip_versions import BUNDLED_PIP
 from devpi_airgap.core.policy import DEFAULT_OSV_URL, AdvisoryPolicy, LicenseException, LicensePolicy, Policy, Waiver
 
 DEFAULT_WHEELHOUSE = "wheelhouse"
@@ -58,6 +60,12 @@ def _one_or_many(value: Any) -> Any:
 def _no_float_version(value: Any) -> Any:
     if isinstance(value, float):
         raise ValueError('a quoted version such as "3.13" (YAML reads 3.10 as the number 3.1)')
+    return value
+
+
+def _quoted_pip_version(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError('a quoted pip version such as "23.0" (YAML reads 20.10 as the number 20.1)')
     return value
 
 
@@ -97,6 +105,15 @@ class TargetFile(_Strict):
         BeforeValidator(_one_or_many),
         Field(min_length=1, description="a requirements file path, or a non-empty list of them"),
     ]
+    oldest_pip: Annotated[
+        str | None,
+        BeforeValidator(_quoted_pip_version),
+        Field(
+            pattern=r"^\d+(\.\d+){0,2}$",
+            description='the oldest pip the clients install with, a quoted version such as "23.0" '
+            "(default: the pip the target's Python first came with)",
+        ),
+    ] = None
 
 
 class FrontFile(_Strict):
@@ -223,6 +240,7 @@ class Target:
     implementation: str
     requirements: tuple[Path, ...]
     serves_devpi: bool = False
+    oldest_pip: str | None = None  # None: the pip that the target's Python first came with
 
     @property
     def python_tuple(self) -> tuple[int, int]:
@@ -467,7 +485,15 @@ def parse_inventory(data, path: Path) -> Inventory:
             implementation=raw.implementation,
             requirements=tuple(requirements),
             serves_devpi=name in devpi_targets,
+            oldest_pip=raw.oldest_pip,
         )
+        if raw.oldest_pip and Version(raw.oldest_pip) < Version(BUNDLED_PIP.get(raw.python, "0")):
+            check.fail(
+                f"{key}.oldest_pip",
+                raw.oldest_pip,
+                f"{BUNDLED_PIP[raw.python]} or newer: Python {raw.python} came with pip {BUNDLED_PIP[raw.python]}, "
+                "so its clients have that pip or a newer one",
+            )
     for server in servers.values():
         if server.target not in targets:
             check.fail(

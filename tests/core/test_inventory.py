@@ -132,6 +132,18 @@ def test_good_inventory_with_defaults(write, tmp_path):
             ["servers.devpi-host.nginx.listen", "no such key"],
         ),
         (GOOD + "index_url: ftp://x\n", ["index_url", "'ftp://x'", "URL"]),
+        (
+            GOOD.replace("requirements: [req.txt]", "requirements: [req.txt]\n    oldest_pip: 23.10"),
+            ["targets.win313.oldest_pip", "23.1", 'a quoted pip version such as "23.0"'],
+        ),
+        (
+            GOOD.replace("requirements: [req.txt]", 'requirements: [req.txt]\n    oldest_pip: "latest"'),
+            ["targets.win313.oldest_pip", "'latest'", "the oldest pip the clients install with"],
+        ),
+        (
+            GOOD.replace("requirements: [req.txt]", 'requirements: [req.txt]\n    oldest_pip: "20.3"'),
+            ["targets.win313.oldest_pip", "'20.3'", "24.2 or newer: Python 3.13 came with pip 24.2"],
+        ),
     ],
 )
 def test_errors_name_file_key_value_and_expectation(write, text, fragments):

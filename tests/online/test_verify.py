@@ -23,7 +23,7 @@ from devpi_airgap.online import verify
 from devpi_airgap.online.verify import _native, verify_target
 from testing.download_project import DISTS, make_project
 from testing.environment import clean_env
-from testing.fakeindex import build_index, serve_index
+from testing.fakeindex import Dist, build_index, serve_index
 from testing.tasks import run_task
 from testing.wheels import make_wheel
 
@@ -266,3 +266,24 @@ def test_dry_runs_that_fail_to_start_leave_no_scratch_behind(tmp_path, monkeypat
     with pytest.raises(OSError, match="Too many open files"):
         verify._DryRuns(sys.executable)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_wheel_the_clients_pip_cannot_see_fails_until_the_inventory_names_a_pip_that_can(tmp_path):
+    dists = [Dist("newtag", "1.0", tags=["cp39-cp39-manylinux_2_28_x86_64"])]
+    targets = (
+        'targets:\n  lin39: {platform: manylinux_2_28_x86_64, python: "3.9", requirements: [requirements.txt]%s}\n'
+    )
+    with serve_index(build_index(tmp_path / "index", dists)) as url:
+        project = make_project(tmp_path, url, "newtag\n", targets % "")
+        download = ("download", "--inventory", str(project / "inventory.yaml"))
+        refused = run_task(*download, env=clean_env(project))
+        message = " ".join(refused.stderr.split())
+        assert refused.returncode == 4, refused.stdout + refused.stderr
+        assert "the clients' pip (pip 20.2.3, the one Python 3.9 came with) cannot see 1 wheel(s)" in message
+        assert (
+            "newtag-1.0-cp39-cp39-manylinux_2_28_x86_64.whl (its manylinux_2_28_x86_64 tag needs pip 20.3)" in message
+        )
+        assert 'say so with oldest_pip: "20.3" under targets.lin39' in message
+        assert "legacy manylinux platforms only" in message
+        (project / "inventory.yaml").write_text(f"index_url: {url}\n" + targets % ', oldest_pip: "20.3"')
+        assert run_task(*download, env=clean_env(project)).returncode == 0

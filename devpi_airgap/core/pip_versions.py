@@ -1,0 +1,84 @@
+"""Which pip can install a wheel: pip learned the newer platform tags release by release.
+
+A wheel whose only tags for a target are ones the client's pip does not know is
+invisible to that pip: on the closed network `pip install` then says "No matching
+distribution found", though the wheel is on the index and uv's proof passed. Clients
+keep the pip their Python came with unless someone upgrades it, and on a closed
+network nobody may have. So a target's clients are taken to have the pip that its
+Python's first release bundled, unless the inventory names a newer one (oldest_pip).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from packaging.tags import Tag
+from packaging.utils import parse_wheel_filename
+from packaging.version import Version
+
+# The pip each Python's first release bundled (its Lib/ensurepip), the oldest a fresh install has.
+BUNDLED_PIP = {
+    "3.6": "9.0.1",
+    "3.7": "10.0.1",
+    "3.8": "19.2.3",
+    "3.9": "20.2.3",
+    "3.10": "21.2.3",
+    "3.11": "22.3",
+    "3.12": "23.2.1",
+    "3.13": "24.2",
+    "3.14": "25.2",
+}
+
+# The first pip whose tag code yields each family, read from pip's releases (pip/_vendor/packaging/tags.py);
+# tests/core/test_pip_versions.py runs the releases on each side of every line.
+_FIRST_PIP = (
+    (re.compile(r"^manylinux2010_"), "19.0"),
+    (re.compile(r"^manylinux2014_"), "19.3"),
+    (re.compile(r"^manylinux_\d+_\d+_"), "20.3"),  # PEP 600
+    (re.compile(r"^musllinux_"), "21.2"),  # PEP 656
+    # macOS 11 numbers its releases by the major version, and brought arm64 and universal2 binaries
+    (re.compile(r"^macosx_(1[1-9]|[2-9]\d)_\d+_|^macosx_\d+_\d+_universal2$"), "20.3"),
+)
+
+
+def first_pip_knowing(platform_tag: str) -> Version:
+    """The first pip release that installs a wheel with this platform tag (0 for one every pip knows)."""
+    for pattern, version in _FIRST_PIP:
+        if pattern.match(platform_tag):
+            return Version(version)
+    return Version("0")
+
+
+def assumed_pip(python: str, oldest_pip: str | None) -> Version:
+    """The oldest pip a target's clients install with: as the inventory says, else what their Python bundled."""
+    if oldest_pip:
+        return Version(oldest_pip)
+    return Version(BUNDLED_PIP.get(python) or BUNDLED_PIP[max(BUNDLED_PIP, key=lambda v: Version(v))])
+
+
+@dataclass(frozen=True)
+class UnknownToPip:
+    """A wheel that an old pip cannot see for the target, and the pip it needs."""
+
+    filename: str
+    tag: str  # its best platform tag for the target
+    needs: Version
+
+
+def unknown_to_pip(filenames: Iterable[str], accepted: Iterable[Tag], pip: Version) -> list[UnknownToPip]:
+    """The wheels among `filenames` of which no tag the target accepts is one `pip` knows."""
+    accepted = set(accepted)
+    found = []
+    for filename in sorted(filenames):
+        if not filename.endswith(".whl"):
+            continue
+        fitting = [t for t in parse_wheel_filename(filename)[3] if t in accepted]
+        if not fitting:
+            continue  # not for this target at all: the wheelhouse checks say so
+        needed = {t.platform: first_pip_knowing(t.platform) for t in fitting}
+        if min(needed.values()) > pip:
+            tag = min(needed, key=lambda p: needed[p])
+            found.append(UnknownToPip(filename, tag, needed[tag]))
+    return found
