@@ -7,11 +7,13 @@ from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 
 from devpi_airgap.core.errors import AirgapError, RemoteError
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.lock import read_lock
 from devpi_airgap.core.metadata import read_metadata
+from devpi_airgap.core.pip_versions import UnknownToPip, unknown_to_pip
 from devpi_airgap.core.platforms import target_platform
 from devpi_airgap.offline.health import service_active
 from devpi_airgap.offline.programs import facts as facts_program
@@ -106,8 +108,31 @@ def judge_facts(host_name: str, facts: dict, target: Target, wheels: list[Path])
             )
     if not facts["ensurepip"]:
         raise RemoteError(f"inspect server: {host_name} lacks Python's venv support; install python3-venv there")
+    pip = _pip_version(facts.get("pip"))
+    unseen = unknown_to_pip((w.name for w in wheels), platform.tag_ranks, pip) if pip else []
+    if unseen:
+        raise RemoteError(_pip_too_old(host_name, facts["pip"], target, unseen))
     if not facts["systemd"]:
         raise RemoteError(f"inspect server: {host_name} is not running systemd, which the service needs")
+
+
+def _pip_version(text: str | None) -> Version | None:
+    """The pip a new venv on the server gets; None when unknown, and then the install itself says more."""
+    try:
+        return Version(text) if text else None
+    except InvalidVersion:
+        return None
+
+
+def _pip_too_old(host_name: str, pip: str, target: Target, unseen: list[UnknownToPip]) -> str:
+    files = "; ".join(f"{u.filename} (its {u.tag} tag needs pip {u.needs})" for u in unseen)
+    return (
+        f"inspect server: a new venv on {host_name} gets pip {pip} (from its Python's ensurepip), which cannot see "
+        f"{len(unseen)} of the wheels that install devpi, so the install would find no matching distribution: "
+        f"{files}. Nothing was changed. Give target {target.name!r} legacy manylinux platforms only (such as "
+        f"manylinux2014_x86_64) and `inv download` it again, so that wheels that also carry the old name are "
+        f"chosen; or give the server a Python whose venvs get pip {max(u.needs for u in unseen)} or newer"
+    )
 
 
 def _python_too_old(host_name: str, python: str, version: str, supported: SpecifierSet) -> str:

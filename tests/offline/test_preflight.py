@@ -41,3 +41,19 @@ def test_a_matching_server_passes_and_a_delta_without_the_devpi_wheel_is_judged_
     judge_facts("host", {**FACTS, "python": "3.11"}, TARGET, [])
     with pytest.raises(RemoteError, match="glibc 2.17, older than the target's manylinux_2_28"):
         judge_facts("host", {**FACTS, "python": "3.11", "libc": ["glibc", "2.17"]}, TARGET, [])
+
+
+def test_a_server_whose_venvs_get_a_pip_too_old_for_devpis_wheels_is_refused_with_the_files_named(tmp_path):
+    wheels = [
+        *devpi_server_wheel(tmp_path, "6.20.3", ">=3.9"),
+        make_wheel(
+            tmp_path, "argon2_cffi_bindings", "25.1.0", tag="cp39-abi3-manylinux_2_26_x86_64.manylinux_2_28_x86_64"
+        ),
+    ]
+    with pytest.raises(RemoteError) as caught:
+        judge_facts("rhel8", {**FACTS, "python": "3.11", "pip": "20.2.4"}, TARGET, wheels)
+    message = str(caught.value)
+    assert "a new venv on rhel8 gets pip 20.2.4" in message
+    assert "argon2_cffi_bindings-25.1.0-cp39-abi3-manylinux_2_26_x86_64.manylinux_2_28_x86_64.whl" in message
+    assert "needs pip 20.3" in message and "Nothing was changed" in message and "manylinux2014_x86_64" in message
+    judge_facts("bullseye", {**FACTS, "python": "3.11", "pip": "20.3.4"}, TARGET, wheels)
