@@ -24,7 +24,7 @@ from devpi_airgap.core.errors import UsageError
 from devpi_airgap.core.inventory import load_inventory
 from devpi_airgap.core.policy import PolicyError
 from devpi_airgap.offline.backup import backup as make_backup
-from devpi_airgap.offline.backup import planned_restore
+from devpi_airgap.offline.backup import planned_backup, planned_restore
 from devpi_airgap.offline.backup import restore as restore_data
 from devpi_airgap.offline.bundle_import import deploy_bundle
 from devpi_airgap.offline.client_config import client_config as render_client_config
@@ -181,11 +181,21 @@ def client_config(c, inventory="inventory.yaml", server=None):
         print(render_client_config(host, entry, inv), end="")
 
 
-@task(help=dict(HELP, to="directory here for backups (default: backups/)", keep="how many to keep (default 7)"))
-def backup(c, inventory="inventory.yaml", server=None, to="backups", keep=7):
+@task(
+    help=dict(
+        HELP,
+        to="directory here for backups (default: backups/)",
+        keep="how many to keep (default 7)",
+        check="show what the backup would stop, write and remove, and change nothing",
+    )
+)
+def backup(c, inventory="inventory.yaml", server=None, to="backups", keep=7, check=False):
     """devpi-export the server's data into a dated backup, copy it here, keep the newest --keep."""
-    with user_errors():
+    with user_errors(changes_nothing=check):
         _, host, entry = _connect(c, inventory, server)
+        if check:
+            show.print_backup_check(planned_backup(host, Path(to), int(keep)))
+            return
         print(make_backup(host, entry, Path(to), int(keep)))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.markup import escape
 
 from devpi_airgap.core.console import err, out, table
-from devpi_airgap.offline.backup import Restored, RestorePlan
+from devpi_airgap.offline.backup import BackupPlan, Restored, RestorePlan
 from devpi_airgap.offline.deploy import DeployResult
 from devpi_airgap.offline.rescan import Rescan
 from devpi_airgap.offline.status import ServerStatus
@@ -96,6 +96,23 @@ def print_upload(result: DeployResult) -> None:
 
 def _names(names: list[str]) -> str:
     return ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+
+
+def print_backup_check(plan: BackupPlan) -> None:
+    data = f"{plan.data_bytes / 1e6:.1f} MB of data"
+    if plan.stops_service:
+        out.print(
+            f"devpi on {plan.host} would stop while devpi-export reads its {data}, and start again after it: "
+            "installs from the index fail meanwhile"
+        )
+    else:
+        out.print(f"devpi is not running on {plan.host}: devpi-export would read its {data} without a stop")
+    out.print(f"the backup would be copied to {plan.written_to}")
+    if plan.removed_here:
+        out.print(f"older backups it would remove there: {_names([p.name for p in plan.removed_here])}")
+    if plan.removed_there:
+        out.print(f"older backups it would remove on {plan.host}: {_names(plan.removed_there)}")
+    out.print("(--check: nothing was changed)")
 
 
 def print_restore_check(plan: RestorePlan) -> None:

@@ -33,15 +33,23 @@ def _stamp() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
-def _prune_local(directory: Path, keep: int) -> None:
-    for old in sorted(directory.glob("devpi-*.tar"))[:-keep]:
-        old.unlink()
+def _beyond(backups: list, keep: int) -> list:
+    """The oldest of these backups, all but the newest `keep` (names sort by time)."""
+    return sorted(backups)[: max(len(backups) - keep, 0)]
+
+
+def _local_backups(directory: Path) -> list[Path]:
+    return list(directory.glob("devpi-*.tar"))
+
+
+def _check_keep(keep: int) -> None:
+    if keep < 1:
+        raise UsageError("backup: --keep must be at least 1")
 
 
 def backup(host: Host, server: Server, destination: Path, keep: int = BACKUPS_KEPT) -> Path:
     """Export the server's data, bring it here, keep the newest `keep` on both sides; returns the local file."""
-    if keep < 1:
-        raise UsageError("backup: --keep must be at least 1")
+    _check_keep(keep)
     host.become_root()
     stamp = _stamp()
     export = f"{BACKUPS}/devpi-{stamp}"
@@ -64,10 +72,40 @@ def backup(host: Host, server: Server, destination: Path, keep: int = BACKUPS_KE
     )
     local = destination / host.name / f"devpi-{stamp}.tar"
     host.get(f"{export}.tar", local, step="copy backup")
-    _prune_local(local.parent, keep)
+    for old in _beyond(_local_backups(local.parent), keep):
+        old.unlink()
     if was_active:
         wait_healthy(host, server.port)
     return local
+
+
+@dataclass(frozen=True)
+class BackupPlan:
+    """What `backup` would do, read without changing anything (`fab backup --check`)."""
+
+    host: str
+    stops_service: bool  # devpi runs there, and devpi-export needs its storage to itself
+    data_bytes: int  # what the export reads, and so what decides how long the service is stopped
+    written_to: Path
+    removed_here: list[Path]
+    removed_there: list[str]
+
+
+def planned_backup(host: Host, destination: Path, keep: int = BACKUPS_KEPT) -> BackupPlan:
+    """What a backup would stop, write and remove, here and on the server."""
+    _check_keep(keep)
+    host.become_root()
+    there = host.run(f"ls -1 {BACKUPS}/devpi-*.tar 2>/dev/null", step="backup", check=False).stdout.split()
+    size = host.run(f"du -sb {SERVERDIR} 2>/dev/null | cut -f1", step="backup", check=False).stdout.strip()
+    here = destination / host.name
+    return BackupPlan(
+        host=host.name,
+        stops_service=service_active(host),
+        data_bytes=int(size) if size.isdigit() else 0,
+        written_to=here,
+        removed_here=_beyond(_local_backups(here), keep - 1),  # one more comes in
+        removed_there=[Path(p).name for p in _beyond(there, keep - 1)],
+    )
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pytest
 
 from devpi_airgap.core.errors import ExitCode, UsageError
 from devpi_airgap.core.inventory import Server
-from devpi_airgap.offline.backup import backup, backup_files, planned_restore, restore
+from devpi_airgap.offline.backup import backup, backup_files, planned_backup, planned_restore, restore
 
 
 def _backup_tar(path, dataindex: bytes):
@@ -67,6 +67,8 @@ class NoServer:
 def test_keeping_no_backup_is_refused_before_the_server_is_asked_anything():
     with pytest.raises(UsageError, match="--keep must be at least 1"):
         backup(NoServer(), NoServer(), Path("backups"), keep=0)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="--keep must be at least 1"):
+        planned_backup(NoServer(), Path("backups"), keep=0)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("restoring", [restore, planned_restore], ids=["restore", "restore --check"])

@@ -359,6 +359,15 @@ def test_backup_then_restore_after_data_loss(deployed, project, host):
     assert latest in kept and len(kept) == 2
     assert host.run("ls /var/lib/devpi-airgap/backups/*.tar | wc -l").stdout.strip() == "2"
     assert index_files(host) == {**before, bad.name: sha256_file(bad)}  # the service came back after each export
+    checked = fab(project, host, "backup", "--check", "--to", str(project / "backups"), "--keep", "2")
+    said = " ".join(checked.stdout.split())
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "devpi on devpi-host would stop while devpi-export reads its" in said
+    assert f"older backups it would remove there: {kept[0].name}" in said
+    assert f"older backups it would remove on devpi-host: {kept[0].name}" in said  # the same stamp on both sides
+    assert sorted((project / "backups" / "devpi-host").glob("devpi-*.tar")) == kept
+    assert host.run("ls /var/lib/devpi-airgap/backups/*.tar | wc -l").stdout.strip() == "2"
+    assert host.run("systemctl is-active devpi.service").stdout.strip() == "active"
     inv = ("--inventory", str(project / "inventory.yaml"))
     recall = run_task("recall", "airgap_recalled==2.0", "--reason", "bad build", *inv, env=clean_env(project))
     assert recall.returncode == 0, recall.stderr
