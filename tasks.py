@@ -14,6 +14,7 @@ from invoke import task
 from devpi_airgap.cli.online import (
     print_audit,
     print_bundle_check,
+    print_bundle_written,
     print_download,
     print_download_check,
     print_refresh,
@@ -166,7 +167,7 @@ def bundle(c, inventory="inventory.yaml", full=False, advisories=False, check=Fa
             print(write_advisory_bundle(inv, rescan_snapshot(inv)))
             return
         path = write_bundle(inv, run_audit(inv, list(inv.targets.values())), full=full)
-        print(path if path else "nothing new: every file was in an earlier bundle (use --full for all)")
+        print_bundle_written(path, "nothing new: every file was in an earlier bundle (use --full for all)")
 
 
 @task(
@@ -210,7 +211,7 @@ def refresh(c, inventory="inventory.yaml", check=False):
             return
         report, path = run_refresh(inv)
         print_refresh(report)
-        print(path if path else "nothing new")
+        print_bundle_written(path, "nothing new")
 
 
 @task(

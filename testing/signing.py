@@ -17,8 +17,12 @@ def make_keys(directory: Path, name: str = "key") -> None:
 
 
 def manifest_of(bundle: Path) -> dict:
-    with tarfile.open(bundle) as tar:
-        return json.loads(tar.extractfile("manifest.json").read())
+    """The manifest, the first member: of a bundle carried in parts, read from the first part."""
+    first = bundle if bundle.exists() else bundle.with_name(bundle.name + ".001")
+    with tarfile.open(first, mode="r|") as tar:
+        member = tar.next()
+        assert member is not None and member.name == "manifest.json"
+        return json.loads(tar.extractfile(member).read())
 
 
 def resign(bundle: Path, key: Path) -> None:

@@ -16,6 +16,7 @@ from devpi_airgap.online.refresh import RefreshPlan
 from devpi_airgap.online.report import EXTRA, MISSING, PRESENT, TOTAL_LABELS, Matrix, cell, totals
 from devpi_airgap.online.verify import VerifyReport
 from devpi_airgap.transfer.bundle import BundlePlan
+from devpi_airgap.transfer.parts import listed_parts
 
 
 def print_download(reports: list[TargetReport], seconds: float) -> None:
@@ -125,6 +126,20 @@ def print_refresh_check(plan: RefreshPlan) -> None:
             "(--check: nothing was changed)",
             highlight=False,
         )
+
+
+def print_bundle_written(path: Path | None, nothing: str) -> None:
+    """The bundle's path, last, as scripts read it; a bundle carried in parts names them first."""
+    if path is None:
+        print(nothing)  # noqa: T201
+        return
+    parts = sorted(listed_parts(path))
+    if parts:
+        err.print(
+            f"cut into {len(parts)} parts by bundles.part_size: {parts[0]} to {parts[-1]}; carry them all, with "
+            f"{path.name}.sha256 (and .sig), and give `fab deploy --bundle` the bundle's own name below"
+        )
+    print(path)  # noqa: T201
 
 
 def print_refresh(report: dict[str, dict[str, list]]) -> None:

@@ -150,6 +150,12 @@ class BundlesFile(_Strict):
     allowed_signers: FilePath | None = Field(None, description="offline side: ssh-keygen's allowed_signers file")
     identity: str | None = Field(None, min_length=1, description="the signer's principal in allowed_signers")
     require_signature: bool = Field(False, description="true or false")
+    part_size: str | None = Field(
+        None,
+        pattern=r"^[1-9]\d*[KMG]?$",
+        description="a size such as 4G, 2000M or 650M (decimal units): bundles larger than it are cut into parts "
+        "of that size, for media and portals with a file size limit",
+    )
 
 
 SpdxId = Annotated[str, Field(min_length=1, description="an SPDX license identifier such as MIT or Apache-2.0")]
@@ -282,6 +288,7 @@ class BundleSettings:
     allowed_signers: Path | None = None  # offline side: verify signatures against this file
     identity: str | None = None  # the signer's principal in allowed_signers
     require_signature: bool = False
+    part_size: int | None = None  # bytes: a larger bundle is carried in parts of this size
 
 
 @dataclass(frozen=True)
@@ -624,7 +631,13 @@ def _bundle_settings(check: _Checker, raw: BundlesFile, base: Path) -> BundleSet
         allowed_signers=path(raw.allowed_signers),
         identity=raw.identity,
         require_signature=raw.require_signature,
+        part_size=_bytes(raw.part_size) if raw.part_size else None,
     )
+
+
+def _bytes(size: str) -> int:
+    unit = {"K": 10**3, "M": 10**6, "G": 10**9}.get(size[-1], 1)
+    return int(size.rstrip("KMG")) * unit
 
 
 if (

@@ -37,6 +37,7 @@ from devpi_airgap.offline.rescan import StoreSnapshot, rescan, stored_snapshot
 from devpi_airgap.offline.steps import Runner, Step
 from devpi_airgap.transfer import bundle_check
 from devpi_airgap.transfer.bundle import ADVISORIES, inventory_id
+from devpi_airgap.transfer.parts import join_parts, whole_name
 
 
 def _lay_out(manifest: dict, checked: Path, view: Path) -> None:
@@ -159,11 +160,13 @@ def deploy_bundle(
 
     `on_checked(where, bundle name, manifest)` tells the task layer each check passed, so it can say so as it happens.
     """
-    if not bundle.is_file():
-        raise BundleError(f"{bundle}: no such bundle file")
+    bundle = whole_name(bundle)
     host = runner.host
     settings = inventory.bundles
     with tempfile.TemporaryDirectory(prefix=scratch_prefix(None, "airgap-bundle-")) as tmp:
+        if not bundle.is_file():  # carried in parts: joined here, not beside them, where the size limit may hold
+            (joined := Path(tmp) / "joined").mkdir()
+            bundle = join_parts(bundle, joined)
         checked = Path(tmp) / "checked"
         manifest = bundle_check.check_bundle(
             bundle,

@@ -34,6 +34,7 @@ from devpi_airgap.core.runlock import wheelhouse_lock
 from devpi_airgap.core.wheelhouse import Wheelhouse
 from devpi_airgap.transfer.bundle_check import CHUNK, MANIFEST, NAMESPACE, BundleError
 from devpi_airgap.transfer.evidence import build_evidence, render_html, to_json
+from devpi_airgap.transfer.parts import split_bundle
 
 _SHIPPED = ".shipped.json"
 ADVISORIES = "advisories/osv.json"  # the advisory snapshot inside a bundle
@@ -281,6 +282,8 @@ def _write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool) -> Pa
     path.with_name(path.name + ".sha256").write_text(f"{hashing.digest.hexdigest()}  {path.name}\n")
     if inventory.bundles.sign_key:
         sign_bundle(path, inventory.bundles.sign_key)
+    if inventory.bundles.part_size:
+        split_bundle(path, inventory.bundles.part_size)
     shipped.update({f["sha256"]: bundle_id for f in chosen})
     atomic_write(_shipped_path(inventory), json.dumps(shipped, indent=1, sort_keys=True))
     now = {t: versions_by_name(read_lock(inventory.lock_path(inventory.targets[t]))[1]) for t in locks}

@@ -33,6 +33,7 @@ bundles:
   allowed_signers: allowed_signers
   identity: ops@example
   require_signature: true
+  part_size: 4M                 # the full bundle comes in parts, the deltas whole
 policy:
   licenses: {{allow: [MIT, Apache-2.0, BSD-3-Clause, BSD-2-Clause]}}
 """
@@ -83,7 +84,11 @@ def last_line(result) -> Path:
 
 def test_bundle_flow(setup):
     project, index_root, host = setup
-    full = last_line(inv(project, "refresh"))
+    refreshed = inv(project, "refresh")
+    full = last_line(refreshed)
+    parts = sorted(full.parent.glob(full.name + ".0*"))
+    assert not full.exists() and len(parts) >= 2 and all(p.stat().st_size <= 4_000_000 for p in parts)
+    assert f"cut into {len(parts)} parts" in " ".join(refreshed.stderr.split())
     first = fab(project, host, "deploy", "--bundle", str(full))
     assert first.returncode == 0, first.stdout + first.stderr
     assert "checked on devpi-host too" in first.stderr
@@ -106,6 +111,10 @@ def test_bundle_flow(setup):
     assert set(index_files(host)) - set(files) == {"demo-1.1-py3-none-any.whl"}
     assert "upload: 1 files" in " ".join(second.stderr.split())
 
+    parts[1].rename(project / "left-behind")  # a part left on the USB stick
+    refused = fab(project, host, "deploy", "--bundle", str(parts[0]))
+    assert refused.returncode == 7 and parts[1].name in refused.stderr, refused.stdout + refused.stderr
+    (project / "left-behind").rename(parts[1])
     again = fab(project, host, "deploy", "--bundle", str(full))  # an old bundle again: nothing lost or doubled
     assert again.returncode == 0 and "no changes" in again.stdout, again.stderr
     status = fab(project, host, "status")
