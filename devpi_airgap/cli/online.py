@@ -82,6 +82,8 @@ def print_bundle_check(plan: BundlePlan) -> None:
         )
         return
     left_out = f"; {_files(plan.left_out)} left out, as an earlier bundle carried them" if plan.left_out else ""
+    if plan.part_size and plan.size > plan.part_size:  # the files alone: the whole, with its documents, is larger
+        left_out += f"; in {-(-plan.size // plan.part_size)} or more parts of {human_bytes(plan.part_size)}"
     out.print(
         f"the next bundle would carry {_files(len(plan.files))}, {human_bytes(plan.size)}{left_out} "
         "(--check: nothing was written)",

@@ -135,6 +135,7 @@ class BundlePlan:
     left_out: int  # locked files that an earlier bundle carried, which a delta leaves out
     changes: dict[str, dict[str, list[str]]]  # by target: new, updated, removed since the last bundle
     first: set[str]  # the targets no bundle carried yet, whose every package is new
+    part_size: int | None = None  # bundles.part_size: a larger bundle is carried in parts
 
     @property
     def size(self) -> int:
@@ -152,7 +153,8 @@ def planned_bundle(inventory: Inventory, *, full: bool = False) -> BundlePlan:
     for name, target_files in locked.items():
         _hash_pinned_sets(inventory.targets[name], target_files)  # raises as a bundle would
     before = _last_bundled(inventory)
-    return BundlePlan(chosen, len(files) - len(chosen), _changes_since(before, locked), set(locked) - set(before))
+    changes, first = _changes_since(before, locked), set(locked) - set(before)
+    return BundlePlan(chosen, len(files) - len(chosen), changes, first, inventory.bundles.part_size)
 
 
 def write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool = False) -> Path | None:

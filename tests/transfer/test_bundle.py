@@ -238,3 +238,8 @@ def test_bundle_check_shows_what_the_next_bundle_carries_and_writes_nothing(proj
     assert "nothing new: every file was in an earlier bundle" in said(task(path, "bundle", "--check"))
     refused = task(path, "bundle", "--check", "--advisories")
     assert refused.returncode == 2 and "an advisory bundle (--advisories) has none" in refused.stderr
+    inventory = path / "inventory.yaml"
+    inventory.write_text(inventory.read_text() + "  part_size: 1K\n")
+    locked = ("app-1.0-py3-none-any.whl", "lib-1.1-py3-none-any.whl")  # what --full carries now
+    sizes = sum((wheelhouse / ".pool" / name).stat().st_size for name in locked)
+    assert f"in {-(-sizes // 1000)} or more parts of" in said(task(path, "bundle", "--check", "--full"))
