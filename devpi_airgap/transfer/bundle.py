@@ -12,9 +12,11 @@ any bundle carried, and only the others go into the next one.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
+import shutil
 import subprocess
 import tarfile
 import time
@@ -25,7 +27,8 @@ from typing import Any
 from devpi_airgap import __version__
 from devpi_airgap.core.advisories import Snapshot
 from devpi_airgap.core.audit import AuditReport
-from devpi_airgap.core.errors import AirgapError, ResolutionError
+from devpi_airgap.core.console import human_bytes
+from devpi_airgap.core.errors import AirgapError, FetchError, ResolutionError
 from devpi_airgap.core.files import atomic_write, replace, scratch_prefix
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.lock import LockedFile, lock_changes, read_lock, versions_by_name
@@ -278,8 +281,18 @@ def _write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool) -> Pa
                     with open(pool / f["name"], "rb") as src:
                         tar.addfile(info, src)
         replace(partial, path)
-    except BaseException:
+    except BaseException as exc:
+        written = partial.stat().st_size if partial.exists() else 0
+        # judged before the partial file goes: on a full disk, its removal frees what it took
+        size_limit = isinstance(exc, OSError) and _file_size_limit(exc, directory)
         partial.unlink(missing_ok=True)
+        if size_limit:
+            raise FetchError(
+                f"{directory}: the file system there took no more of the bundle at {human_bytes(written)}, a "
+                "limit on the size of one file (FAT32 takes none of 4 GiB); nothing half-written was kept. Set "
+                "bundles.part_size (such as 4G) to carry bundles in parts, or write them (bundles.dir) to an "
+                "NTFS, exFAT or ext4 disk"
+            ) from None
         raise
     path.with_name(path.name + ".sha256").write_text(f"{hashing.digest.hexdigest()}  {path.name}\n")
     if inventory.bundles.sign_key:
@@ -291,6 +304,13 @@ def _write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool) -> Pa
     now = {t: versions_by_name(read_lock(inventory.lock_path(inventory.targets[t]))[1]) for t in locks}
     atomic_write(inventory.wheelhouse / _BUNDLED, json.dumps(now, indent=1, sort_keys=True))
     return path
+
+
+def _file_size_limit(exc: OSError, directory: Path) -> bool:
+    """A write refused for the file's size, not for a full disk: Linux says EFBIG, Windows says the disk is full."""
+    if exc.errno == errno.EFBIG:
+        return True
+    return exc.errno == errno.ENOSPC and shutil.disk_usage(directory).free > 64 * CHUNK
 
 
 def write_document_bundle(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import pytest
 from testing.environment import clean_env
 from testing.fakeindex import Dist, add_release, build_index, serve_index, sha256_file
 from testing.signing import make_keys, manifest_of, resign
-from testing.tasks import run_task
+from testing.tasks import REPO, run_task
 
 INVENTORY = """
 index_url: {url}
@@ -243,3 +246,24 @@ def test_bundle_check_shows_what_the_next_bundle_carries_and_writes_nothing(proj
     locked = ("app-1.0-py3-none-any.whl", "lib-1.1-py3-none-any.whl")  # what --full carries now
     sizes = sum((wheelhouse / ".pool" / name).stat().st_size for name in locked)
     assert f"in {-(-sizes // 1000)} or more parts of" in said(task(path, "bundle", "--check", "--full"))
+
+
+def test_a_file_system_that_limits_a_files_size_stops_the_bundle_with_the_remedy_and_keeps_nothing(project):
+    """As a FAT32 stick stops a file at 4 GiB: here a process limit on file size, which makes writes fail alike."""
+    path, _ = project
+    assert task(path, "download").returncode == 0
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, resource.RLIM_INFINITY))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on FAT32
+
+    command = [sys.executable, "-m", "invoke", "--search-root", str(REPO), "bundle", "--inventory",
+               str(path / "inventory.yaml")]  # fmt: skip
+    limited = subprocess.run(command, env=clean_env(path), capture_output=True, text=True, preexec_fn=small_files)
+    message = " ".join(limited.stderr.split())
+    assert limited.returncode == 5, limited.stdout + limited.stderr
+    assert "a limit on the size of one file" in message and "bundles.part_size" in message
+    assert [p.name for p in (path / "bundles").iterdir()] == []  # nothing half-written kept
+    assert not (path / "wheelhouse" / ".shipped.json").exists()  # nor recorded as shipped
+    written = task(path, "bundle")
+    assert written.returncode == 0 and Path(written.stdout.strip().splitlines()[-1]).is_file(), written.stderr
