@@ -82,8 +82,20 @@ def user_errors(*, changes_nothing: bool = False):
         raise Exit(code=int(ExitCode.INTERRUPTED)) from None
 
 
+# Windows refuses a path of 260 characters or more unless long paths are enabled (Python 3.6+ asks for them).
+_WINDOWS_MAX_PATH = 260
+
+
 def io_failure(exc: OSError) -> str:
     where = f" ({exc.filename})" if exc.filename else ""
+    long_path = max((str(n) for n in (exc.filename, exc.filename2) if n), key=len, default="")
+    if sys.platform == "win32" and len(long_path) >= _WINDOWS_MAX_PATH:
+        return (
+            f"{long_path}: {exc.strerror or exc}. The path is {len(long_path)} characters long, and Windows takes "
+            f"fewer than {_WINDOWS_MAX_PATH} unless long paths are enabled. Move the inventory's folder (and so "
+            "its wheelhouse) to a shorter path such as C:\\airgap, or have long paths enabled (Group Policy "
+            "'Enable Win32 long paths'), and run again"
+        )
     if exc.errno == errno.ENOSPC:
         return (
             f"the disk is full{where}: {exc.strerror}. Nothing half-written was kept; free space there and "

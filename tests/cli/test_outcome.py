@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import signal
+import sys
 
 import pytest
 from invoke.exceptions import Exit
@@ -47,3 +48,14 @@ def test_the_stop_signals_are_handled_only_inside_a_task():
     with user_errors():
         assert signal.getsignal(signal.SIGTERM) is not before
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_windows_path_past_its_length_limit_is_named_with_the_remedy(capsys, monkeypatch):
+    deep = "C:\\Users\\kim.minsu\\OneDrive - Example Bank\\" + "project\\" * 25 + "wheelhouse\\.pool\\x.whl"
+    monkeypatch.setattr(sys, "platform", "win32")
+    with pytest.raises(Exit) as stopped, user_errors():
+        raise FileNotFoundError(errno.ENOENT, "The system cannot find the path specified", deep)
+    monkeypatch.undo()
+    said = " ".join(capsys.readouterr().err.split())
+    assert stopped.value.code == ExitCode.FETCH
+    assert f"The path is {len(deep)} characters long" in said and "C:\\airgap" in said and "long paths" in said
