@@ -131,7 +131,8 @@ def verify(c, target="all", inventory="inventory.yaml"):
 
     Resolves offline against wheelhouse/TARGET/ alone for the target's markers;
     where this machine can run the target, also pip-installs into a throwaway
-    venv with --no-index. Exits 4 listing what is missing or incompatible.
+    venv with --no-index. Checks that the clients' pip (the target's oldest_pip)
+    sees every wheel. Exits 4 listing what is missing or incompatible.
     """
     with user_errors():
         inv = load_inventory(inventory)

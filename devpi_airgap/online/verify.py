@@ -1,5 +1,6 @@
 """`inv verify`: prove a target's wheelhouse installs its requirements with no network.
 
+Every wheel must have a tag that the clients' pip knows (see core/pip_versions.py).
 Every resolution set is resolved again by uv against the target's directory
 alone (`--offline --no-index --find-links`), for the target's markers. Where
 this machine can run the target, pip (the client users run) then resolves
