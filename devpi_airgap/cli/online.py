@@ -137,9 +137,10 @@ def print_bundle_written(path: Path | None, nothing: str) -> None:
         return
     parts = sorted(listed_parts(path))
     if parts:
+        beside = " and .sig" if path.with_name(path.name + ".sig").exists() else ""
         err.print(
             f"cut into {len(parts)} parts by bundles.part_size: {parts[0]} to {parts[-1]}; carry them all, with "
-            f"{path.name}.sha256 (and .sig), and give `fab deploy --bundle` the bundle's own name below"
+            f"{path.name}.sha256{beside}, and give `fab deploy --bundle` the bundle's own name below"
         )
     print(path)  # noqa: T201
 
