@@ -55,7 +55,7 @@ def assumed_pip(python: str, oldest_pip: str | None) -> Version:
     """The oldest pip a target's clients install with: as the inventory says, else what their Python bundled."""
     if oldest_pip:
         return Version(oldest_pip)
-    return Version(BUNDLED_PIP.get(python) or BUNDLED_PIP[max(BUNDLED_PIP, key=lambda v: Version(v))])
+    return Version(BUNDLED_PIP.get(python) or max(BUNDLED_PIP.values(), key=Version))  # a newer Python: the newest
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,9 @@ class UnknownToPip:
     filename: str
     tag: str  # its best platform tag for the target
     needs: Version
+
+    def __str__(self) -> str:
+        return f"{self.filename} (its {self.tag} tag needs pip {self.needs})"
 
 
 def unknown_to_pip(filenames: Iterable[str], accepted: Iterable[Tag], pip: Version) -> list[UnknownToPip]:

@@ -125,7 +125,7 @@ def _pip_version(text: str | None) -> Version | None:
 
 
 def _pip_too_old(host_name: str, pip: str, target: Target, unseen: list[UnknownToPip]) -> str:
-    files = "; ".join(f"{u.filename} (its {u.tag} tag needs pip {u.needs})" for u in unseen)
+    files = "; ".join(map(str, unseen))
     return (
         f"inspect server: a new venv on {host_name} gets pip {pip} (from its Python's ensurepip), which cannot see "
         f"{len(unseen)} of the wheels that install devpi, so the install would find no matching distribution: "

@@ -410,7 +410,7 @@ def _old_pip_problems(target: Target, platform: TargetPlatform, locked: list[Loc
     if not unseen:
         return []
     whose = f"oldest_pip {pip}" if target.oldest_pip else f"pip {pip}, the one Python {target.python} came with"
-    files = "; ".join(f"{u.filename} (its {u.tag} tag needs pip {u.needs})" for u in unseen)
+    files = "; ".join(map(str, unseen))
     needed = max(u.needs for u in unseen)
     legacy = (
         "; or give the target legacy manylinux platforms only (such as manylinux2014_x86_64), so that wheels "

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from devpi_airgap.core.errors import BundleError
-from devpi_airgap.core.files import CHUNK, replace, sha256_file
+from devpi_airgap.core.files import CHUNK, replace
 
 _PART = re.compile(r"\.(\d{3})$")
 MAX_PARTS = 999
@@ -69,7 +69,8 @@ def listed_parts(bundle: Path) -> dict[str, str]:
 def join_parts(bundle: Path, into: Path) -> Path:
     """The bundle, joined from the parts beside its name into the directory `into`, with its .sha256 and .sig.
 
-    Each part is checked against its listed sha256 before anything is joined.
+    Each part is checked against its listed sha256 as it is copied, so each is read once: a part that
+    does not match stops the join, and the joined file is removed.
     """
     listed = listed_parts(bundle)
     if not listed:
@@ -83,17 +84,21 @@ def join_parts(bundle: Path, into: Path) -> Path:
             f"{bundle.name} comes in {len(listed)} parts, and {', '.join(missing)} is not beside the others in "
             f"{bundle.parent}; copy every part across. Nothing was imported."
         )
-    for name, expected in listed.items():
-        if sha256_file(bundle.parent / name) != expected:
-            raise BundleError(
-                f"{name}: its sha256 does not match {bundle.name}.sha256; that part is truncated or altered. "
-                "Copy it again; nothing was imported."
-            )
     joined = into / bundle.name
     with open(joined, "wb") as out:
         for name in sorted(listed):
+            digest = hashlib.sha256()
             with open(bundle.parent / name, "rb") as part:
-                shutil.copyfileobj(part, out, CHUNK)
+                while chunk := part.read(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+            if digest.hexdigest() != listed[name]:
+                out.close()
+                joined.unlink()
+                raise BundleError(
+                    f"{name}: its sha256 does not match {bundle.name}.sha256; that part is truncated or altered. "
+                    "Copy it again; nothing was imported."
+                )
     for beside in (".sha256", ".sig"):
         if (source := bundle.with_name(bundle.name + beside)).is_file():
             shutil.copyfile(source, joined.with_name(joined.name + beside))
