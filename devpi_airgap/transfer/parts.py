@@ -39,18 +39,24 @@ def split_bundle(bundle: Path, part_size: int) -> list[Path]:
     if count > MAX_PARTS:
         raise BundleError(f"bundles.part_size cuts {bundle.name} into {count} parts, more than {MAX_PARTS}; raise it")
     parts, sums = [], []
-    with open(bundle, "rb") as whole:
-        for number in range(1, count + 1):
-            path, digest, left = part_path(bundle, number), hashlib.sha256(), part_size
-            partial = path.with_name(path.name + ".partial")
-            with open(partial, "wb") as out:
-                while left and (chunk := whole.read(min(CHUNK, left))):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    left -= len(chunk)
-            replace(partial, path)
-            parts.append(path)
-            sums.append(f"{digest.hexdigest()}  {path.name}\n")
+    try:
+        with open(bundle, "rb") as whole:
+            for number in range(1, count + 1):
+                path, digest, left = part_path(bundle, number), hashlib.sha256(), part_size
+                partial = path.with_name(path.name + ".partial")
+                parts.append(partial)
+                with open(partial, "wb") as out:
+                    while left and (chunk := whole.read(min(CHUNK, left))):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        left -= len(chunk)
+                replace(partial, path)
+                parts[-1] = path
+                sums.append(f"{digest.hexdigest()}  {path.name}\n")
+    except BaseException:  # stopped or refused midway: the whole bundle stays as it was, with no parts beside it
+        for written in parts:
+            written.unlink(missing_ok=True)
+        raise
     checksum = bundle.with_name(bundle.name + ".sha256")
     checksum.write_text(checksum.read_text() + "".join(sums))
     bundle.unlink()

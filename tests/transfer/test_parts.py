@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from devpi_airgap.core.errors import BundleError
+from devpi_airgap.transfer import parts
 from devpi_airgap.transfer.parts import join_parts, split_bundle, whole_name
 
 
@@ -65,3 +66,25 @@ def test_a_bundle_neither_whole_nor_in_listed_parts_says_what_to_copy(tmp_path):
     (tmp_path / "into").mkdir()
     with pytest.raises(BundleError, match="no such bundle file"):
         join_parts(tmp_path / "devpi-airgap-Y.tar", tmp_path / "into")
+
+
+def test_a_cut_stopped_midway_leaves_the_whole_bundle_and_no_part(tmp_path, monkeypatch):
+    bundle, data = _bundle(tmp_path, 3_000_000)
+    checksum = bundle.with_name(bundle.name + ".sha256").read_text()
+    renamed = []
+
+    def stopped_at_the_second(source, dest):
+        if renamed:
+            raise KeyboardInterrupt
+        renamed.append(dest)
+        os.replace(source, dest)
+
+    monkeypatch.setattr(parts, "replace", stopped_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        split_bundle(bundle, 1_000_000)
+    assert bundle.read_bytes() == data and bundle.with_name(bundle.name + ".sha256").read_text() == checksum
+    assert sorted(p.name for p in bundle.parent.iterdir()) == [
+        bundle.name,
+        bundle.name + ".sha256",
+        bundle.name + ".sig",
+    ]
