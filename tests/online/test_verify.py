@@ -93,6 +93,24 @@ def test_the_dry_run_program_keeps_each_lists_code_and_output_apart(tmp_path, fo
     assert "missing-too" in logs[2]
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the children share the parent's work only when forked")
+def test_the_dry_run_programs_children_share_one_user_agent(tmp_path):
+    """pip's user agent runs `rustc --version`: once for the program, not once for each list."""
+    wheels, bin_dir, ran = tmp_path / "wheels", tmp_path / "bin", tmp_path / "rustc-ran"
+    make_wheel(wheels, "lib", "1.0")
+    bin_dir.mkdir()
+    rustc = bin_dir / "rustc"
+    rustc.write_text(f"#!/bin/sh\necho x >> {ran}\necho 'rustc 1.0.0 (000000000 2020-01-01)'\n")
+    rustc.chmod(0o755)
+    lists = [["--no-index", "--find-links", str(wheels), "lib"]] * 3
+    sources = str(Path(pip.__file__).parent.parent)
+    command = [sys.executable, str(verify._PIP_DRY_RUNS), sources, str(tmp_path)]
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    done = subprocess.run(command, input=json.dumps(lists), capture_output=True, text=True, env=env, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [0, 0, 0]
+    assert ran.read_text().count("x") == 1
+
+
 @pytest.mark.skipif(not hasattr(os, "fork") or len(os.sched_getaffinity(0)) < 2, reason="needs fork and two cores")
 def test_the_dry_run_program_runs_its_lists_side_by_side(tmp_path):
     """The first list's run waits for the second's to start: one after the other, it would wait in vain."""

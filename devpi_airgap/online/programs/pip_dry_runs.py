@@ -79,6 +79,23 @@ def _forked(main, lists, log_dir):
     return codes
 
 
+def _warm():
+    """Work every child would otherwise repeat, done once here while the caller still downloads.
+
+    Each pip session builds its user agent, which runs `rustc --version`, `lsb_release -a` and
+    `uname -rs`; pip caches it for the process, so a child forked after this finds it made. The
+    resolver's modules are imported on a run's first use. The sample's four native dry runs took
+    0.83 CPU-s with this, against 1.0 without. A pip laid out otherwise just runs without it.
+    """
+    try:
+        from pip._internal.network.session import user_agent
+        from pip._internal.resolution.resolvelib import resolver  # noqa: F401
+
+        user_agent()
+    except Exception:
+        pass
+
+
 def main():
     sources, log_dir = sys.argv[1], sys.argv[2]
     _only_this_pip(sources)
@@ -87,6 +104,7 @@ def main():
         from pip._internal.commands import install  # noqa: F401  (imported once here, not in each child)
     except Exception as exc:  # an interpreter this pip does not support, most likely
         sys.exit("pip from %s cannot run in python %d.%d: %s" % (sources, *sys.version_info[:2], exc))
+    _warm()
     lists = json.load(sys.stdin)  # read once pip is in: the caller may start this program before it knows them
 
     if hasattr(os, "fork"):
