@@ -427,17 +427,25 @@ def _old_pip_problems(target: Target, platform: TargetPlatform, locked: list[Loc
 
 
 def _offline_problems(platform: TargetPlatform, directory: Path, sets: list[ResolutionSet]) -> list[str]:
-    """Each set that uv cannot resolve for the target from the directory alone, with uv's words."""
-    problems = []
+    """Each set that uv cannot resolve for the target from the directory alone, with uv's words.
+
+    The sets resolve side by side: one after the other, the sample's four took 0.6 s at the end of a
+    cold single-target run, where nothing else was left to do, and the largest alone about 0.2 s.
+    """
+    with stoppable_pool(len(sets)) as pool:
+        found = list(pool.map(lambda resolution: _offline_problem(platform, directory, resolution), sets))
+    return [problem for problem in found if problem]
+
+
+def _offline_problem(platform: TargetPlatform, directory: Path, resolution: ResolutionSet) -> str | None:
     offline = ("--offline", "--no-index", "--find-links", str(directory), "--only-binary", ":all:")
-    for resolution in sets:
-        with tempfile.TemporaryDirectory(prefix=scratch_prefix(None, "airgap-verify-")) as tmp:
-            result = uv_compile(resolution, platform, None, Path(tmp), offline, pylock=False)
-        if result.returncode != 0:
-            raise_if_disk_full(result.stderr)
-            detail = "\n".join(line for line in result.stderr.strip().splitlines() if line.strip())
-            problems.append(f"{resolution.label}: not installable from {directory} alone:\n{detail}")
-    return problems
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix(None, "airgap-verify-")) as tmp:
+        result = uv_compile(resolution, platform, None, Path(tmp), offline, pylock=False)
+    if result.returncode == 0:
+        return None
+    raise_if_disk_full(result.stderr)
+    detail = "\n".join(line for line in result.stderr.strip().splitlines() if line.strip())
+    return f"{resolution.label}: not installable from {directory} alone:\n{detail}"
 
 
 def _native_proof(

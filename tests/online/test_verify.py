@@ -305,3 +305,22 @@ def test_a_wheel_the_clients_pip_cannot_see_fails_until_the_inventory_names_a_pi
         assert "legacy manylinux platforms only" in message
         (project / "inventory.yaml").write_text(f"index_url: {url}\n" + targets % ', oldest_pip: "20.3"')
         assert run_task(*download, env=clean_env(project)).returncode == 0
+
+
+def test_uv_resolves_the_sets_side_by_side_and_reports_them_in_order(tmp_path, monkeypatch):
+    """Each set's offline resolution waits for the last to start: one after the other, they would wait in vain."""
+    sets = [ResolutionSet(label, (label,), ()) for label in ("first", "second", "third")]
+    started: list[str] = []
+
+    def fake_compile(resolution, *args, **kwargs):
+        started.append(resolution.label)
+        deadline = time.monotonic() + 10  # only a guard: side by side, all three start at once
+        while len(started) < len(sets) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        failed = len(started) < len(sets) or resolution.label != "second"
+        return SimpleNamespace(returncode=1 if failed else 0, stderr=f"cannot resolve {resolution.label}\n")
+
+    monkeypatch.setattr(verify, "uv_compile", fake_compile)
+    problems = verify._offline_problems(SimpleNamespace(), tmp_path, sets)
+    assert [p.split(":")[0] for p in problems] == ["first", "third"]
+    assert "cannot resolve third" in problems[1]
