@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
 
@@ -61,6 +62,11 @@ def _no_float_version(value: Any) -> Any:
     if isinstance(value, float):
         raise ValueError('a quoted version such as "3.13" (YAML reads 3.10 as the number 3.1)')
     return value
+
+
+def _bytes_as_text(value: Any) -> Any:
+    """A bare number of bytes, as YAML reads `part_size: 4000000000`, checked as its text is."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def _quoted_pip_version(value: Any) -> Any:
@@ -142,6 +148,11 @@ class ServerFile(_Strict):
     nginx: FrontFile | None = None
 
 
+# a number, a decimal unit or a binary one, with or without the B: 4000000000, 4G, 4.7GB, 2GiB, 650 MB
+_SIZE = r"^\s*(\d+(\.\d+)?)\s*(([kKmMgGtT])(i?)[bB]?|[bB])?\s*$"
+_SizeInput = Annotated[str, Field(pattern=_SIZE)] | Annotated[int, Field(ge=1)] | None  # as an editor checks it
+
+
 class BundlesFile(_Strict):
     """Bundles to carry across the gap: where they go, and how they are signed and checked."""
 
@@ -150,11 +161,12 @@ class BundlesFile(_Strict):
     allowed_signers: FilePath | None = Field(None, description="offline side: ssh-keygen's allowed_signers file")
     identity: str | None = Field(None, min_length=1, description="the signer's principal in allowed_signers")
     require_signature: bool = Field(False, description="true or false")
-    part_size: str | None = Field(
+    part_size: Annotated[str | None, BeforeValidator(_bytes_as_text, json_schema_input_type=_SizeInput)] = Field(
         None,
-        pattern=r"^[1-9]\d*[KMG]?$",
-        description="a size such as 4G, 2000M or 650M (decimal units): bundles larger than it are cut into parts "
-        "of that size, for media and portals with a file size limit",
+        pattern=_SIZE,
+        description="a size such as 4G, 4.7GB, 650M or 2GiB (G = 10^9 bytes, GiB = 2^30), or a number of bytes: "
+        "bundles larger than it are cut into parts of that size, for media and portals with a file size limit "
+        "(FAT32 takes files up to 4GiB less one byte, so 4G fits)",
     )
 
 
@@ -631,13 +643,19 @@ def _bundle_settings(check: _Checker, raw: BundlesFile, base: Path) -> BundleSet
         allowed_signers=path(raw.allowed_signers),
         identity=raw.identity,
         require_signature=raw.require_signature,
-        part_size=_bytes(raw.part_size) if raw.part_size else None,
+        part_size=_bytes(raw.part_size, check) if raw.part_size else None,
     )
 
 
-def _bytes(size: str) -> int:
-    unit = {"K": 10**3, "M": 10**6, "G": 10**9}.get(size[-1], 1)
-    return int(size.rstrip("KMG")) * unit
+def _bytes(size: str, check: _Checker) -> int:
+    found = re.match(_SIZE, size)
+    assert found is not None  # the model's pattern let it through
+    number, _, _, letter, binary = found.groups()
+    power = "KMGT".index(letter.upper()) + 1 if letter else 0
+    exact = Decimal(number) * (1024 if binary else 1000) ** power
+    if exact < 1 or exact != exact.to_integral_value():
+        check.fail("bundles.part_size", size, "a whole number of bytes, at least one (such as 4.7G, or 4700000000)")
+    return int(exact)
 
 
 if (

@@ -144,6 +144,10 @@ def test_good_inventory_with_defaults(write, tmp_path):
             GOOD.replace("requirements: [req.txt]", 'requirements: [req.txt]\n    oldest_pip: "20.3"'),
             ["targets.win313.oldest_pip", "'20.3'", "24.2 or newer: Python 3.13 came with pip 24.2"],
         ),
+        (GOOD + "bundles: {part_size: '4.7'}\n", ["bundles.part_size", "'4.7'", "a whole number of bytes"]),
+        (GOOD + "bundles: {part_size: 4.7}\n", ["bundles.part_size", "got 4.7,", "such as 4G, 4.7GB"]),
+        (GOOD + "bundles: {part_size: 0}\n", ["bundles.part_size", "'0'", "at least one"]),
+        (GOOD + "bundles: {part_size: 4 gigs}\n", ["bundles.part_size", "'4 gigs'", "such as 4G, 4.7GB"]),
     ],
 )
 def test_errors_name_file_key_value_and_expectation(write, text, fragments):
@@ -154,6 +158,23 @@ def test_errors_name_file_key_value_and_expectation(write, text, fragments):
     assert message.startswith(str(path))
     for fragment in fragments:
         assert fragment in message
+
+
+@pytest.mark.parametrize(
+    ("written", "size"),
+    [
+        ("4G", 4_000_000_000),
+        ("4.7GB", 4_700_000_000),  # a DVD
+        ("650 MB", 650_000_000),
+        ("2GiB", 2 << 30),
+        ("4gib", 4 << 30),
+        ("1.5k", 1_500),
+        ("4000000000", 4_000_000_000),
+        (4000000000, 4_000_000_000),  # a bare number of bytes: YAML reads an int
+    ],
+)
+def test_a_part_size_is_read_as_users_write_sizes(write, written, size):
+    assert load_inventory(write(GOOD + f"bundles: {{part_size: {json.dumps(written)}}}\n")).bundles.part_size == size
 
 
 def test_replica_serves_its_primarys_index_and_front_defaults(write, tmp_path):
