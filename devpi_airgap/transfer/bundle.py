@@ -29,7 +29,7 @@ from devpi_airgap.core.advisories import Snapshot
 from devpi_airgap.core.audit import AuditReport
 from devpi_airgap.core.console import human_bytes
 from devpi_airgap.core.errors import AirgapError, FetchError, ResolutionError
-from devpi_airgap.core.files import atomic_write, replace, scratch_prefix
+from devpi_airgap.core.files import atomic_write, scratch_prefix
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.lock import LockedFile, lock_changes, read_lock, versions_by_name
 from devpi_airgap.core.requirements import hash_problems, resolution_sets, served_wheel_problems
@@ -37,31 +37,11 @@ from devpi_airgap.core.runlock import wheelhouse_lock
 from devpi_airgap.core.wheelhouse import Wheelhouse
 from devpi_airgap.transfer.bundle_check import CHUNK, MANIFEST, NAMESPACE, BundleError
 from devpi_airgap.transfer.evidence import build_evidence, render_html, to_json
-from devpi_airgap.transfer.parts import split_bundle
+from devpi_airgap.transfer.parts import PartedFile
 
 _SHIPPED = ".shipped.json"
 ADVISORIES = "advisories/osv.json"  # the advisory snapshot inside a bundle
 _BUNDLED = ".bundled.json"  # each target's projects and versions as the last bundle left them
-
-
-class _HashingWriter(io.RawIOBase):
-    """A write-only file that hashes what passes through, so the checksum costs no second read."""
-
-    def __init__(self, out):
-        self.out = out
-        self.digest = hashlib.sha256()
-        self.position = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.position
-
-    def write(self, data) -> int:
-        self.digest.update(data)
-        self.position += len(data)
-        return self.out.write(data)
 
 
 def inventory_id(inventory: Inventory) -> str:
@@ -260,50 +240,62 @@ def _write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool) -> Pa
     directory = inventory.bundles.directory
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"devpi-airgap-{bundle_id}.tar"
-    # Named for this run: a run killed outright leaves it, and the next bundle into this directory removes it.
-    partial = directory / f"{scratch_prefix(str(directory), '.devpi-airgap-partial-')}{path.name}.part"
+    # Named for this run: a run killed outright leaves its pieces, and the next bundle into this directory removes them.
+    prefix = scratch_prefix(str(directory), ".devpi-airgap-partial-")
+    written = PartedFile(path, inventory.bundles.part_size, prefix)
+    size_limit = False
     try:
-        with open(partial, "wb") as raw:
-            hashing = _HashingWriter(raw)
-            # Sequential writes in 1 MiB copies: tarfile's default 16 KiB copies ran at a sixth of tar's rate.
-            # copybufsize is TarFile's own keyword, which open() passes on; typeshed lists only open()'s.
-            with tarfile.open(fileobj=hashing, mode="w", format=tarfile.PAX_FORMAT, copybufsize=CHUNK) as tar:  # type: ignore[call-overload]
-                add_bytes(tar, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
-                for name, data in sorted(documents.items()):
-                    add_bytes(tar, name, data)
-                for name, data in sorted(locks.items()):
-                    add_bytes(tar, f"locks/{name}.lock.json", data)
-                pool = inventory.wheelhouse / ".pool"
-                for f in manifest["files"]:
-                    info = tar.gettarinfo(str(pool / f["name"]), arcname=f"wheels/{f['name']}")
-                    info.uid = info.gid = 0
-                    info.uname = info.gname = ""
-                    with open(pool / f["name"], "rb") as src:
-                        tar.addfile(info, src)
-        replace(partial, path)
-    except BaseException as exc:
-        written = partial.stat().st_size if partial.exists() else 0
-        # judged before the partial file goes: on a full disk, its removal frees what it took
-        size_limit = isinstance(exc, OSError) and _file_size_limit(exc, directory)
-        partial.unlink(missing_ok=True)
+        with written:
+            try:
+                _write_tar(written, manifest, documents, locks, inventory.wheelhouse / ".pool")
+                pieces = written.finish()
+            except OSError as exc:
+                # judged before the pieces go: on a full disk, their removal frees what they took
+                size_limit = _file_size_limit(exc, directory)
+                raise
+    except OSError:
         if size_limit:
+            parts = (
+                "lower bundles.part_size below that"
+                if inventory.bundles.part_size
+                else ("set bundles.part_size (such as 4G) to carry bundles in parts")
+            )
             raise FetchError(
-                f"{directory}: the file system there took no more of the bundle at {human_bytes(written)}, a "
-                "limit on the size of one file (FAT32 takes none of 4 GiB); nothing half-written was kept. Set "
-                "bundles.part_size (such as 4G) to carry bundles in parts, or write them (bundles.dir) to an "
-                "NTFS, exFAT or ext4 disk"
+                f"{directory}: the file system there took no more of one file at {human_bytes(written.in_piece)}, "
+                f"a limit on the size of one file (FAT32 takes none of 4 GiB); nothing half-written was kept. To "
+                f"fix it, {parts}, or write bundles (bundles.dir) to an NTFS, exFAT or ext4 disk"
             ) from None
         raise
-    path.with_name(path.name + ".sha256").write_text(f"{hashing.digest.hexdigest()}  {path.name}\n")
+    # The whole bundle's sha256 first, then each part's, if any: `sha256sum -c --ignore-missing` checks either.
+    sums = [(written.digest.hexdigest(), path)] + ([(d, p) for p, d in pieces.items()] if path not in pieces else [])
+    path.with_name(path.name + ".sha256").write_text("".join(f"{d}  {p.name}\n" for d, p in sums))
     if inventory.bundles.sign_key:
-        sign_bundle(path, inventory.bundles.sign_key)
-    if inventory.bundles.part_size:
-        split_bundle(path, inventory.bundles.part_size)
+        sign_bundle(path, inventory.bundles.sign_key, list(pieces))
     shipped.update({f["sha256"]: bundle_id for f in chosen})
     atomic_write(_shipped_path(inventory), json.dumps(shipped, indent=1, sort_keys=True))
     now = {t: versions_by_name(read_lock(inventory.lock_path(inventory.targets[t]))[1]) for t in locks}
     atomic_write(inventory.wheelhouse / _BUNDLED, json.dumps(now, indent=1, sort_keys=True))
     return path
+
+
+def _write_tar(
+    out: PartedFile, manifest: dict[str, Any], documents: dict[str, bytes], locks: dict[str, bytes], pool: Path
+) -> None:
+    """The bundle's tar: the manifest first, as the offline side reads it before anything else, then the rest."""
+    # Sequential writes in 1 MiB copies: tarfile's default 16 KiB copies ran at a sixth of tar's rate.
+    # copybufsize is TarFile's own keyword, which open() passes on; typeshed lists only open()'s.
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT, copybufsize=CHUNK) as tar:  # type: ignore[call-overload]
+        add_bytes(tar, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+        for name, data in sorted(documents.items()):
+            add_bytes(tar, name, data)
+        for name, data in sorted(locks.items()):
+            add_bytes(tar, f"locks/{name}.lock.json", data)
+        for f in manifest["files"]:
+            info = tar.gettarinfo(str(pool / f["name"]), arcname=f"wheels/{f['name']}")
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            with open(pool / f["name"], "rb") as src:
+                tar.addfile(info, src)
 
 
 def _file_size_limit(exc: OSError, directory: Path) -> bool:
@@ -358,18 +350,27 @@ def add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def sign_bundle(path: Path, key: Path) -> None:
+def sign_bundle(path: Path, key: Path, pieces: list[Path] | None = None) -> None:
+    """Sign the bundle into NAME.tar.sig; a bundle in parts is signed as its parts joined, read in turn.
+
+    ssh-keygen signs what it reads on stdin as it would the file, so the signature is the whole's.
+    """
     signature = path.with_name(path.name + ".sig")
     signature.unlink(missing_ok=True)
-    result = subprocess.run(
-        ["ssh-keygen", "-q", "-Y", "sign", "-f", str(key), "-n", NAMESPACE, str(path)],
-        capture_output=True,
-        encoding="utf-8",
-        errors="replace",
-        stdin=subprocess.DEVNULL,
-    )
-    if result.returncode != 0:
+    command = ["ssh-keygen", "-q", "-Y", "sign", "-f", str(key), "-n", NAMESPACE]
+    pipe = subprocess.PIPE
+    with subprocess.Popen(command, stdin=pipe, stdout=pipe, stderr=pipe) as signing:
+        assert signing.stdin is not None
+        try:
+            for piece in pieces or [path]:
+                with open(piece, "rb") as src:
+                    shutil.copyfileobj(src, signing.stdin, CHUNK)
+        except BrokenPipeError:
+            pass  # ssh-keygen stopped early (a key it cannot use): its own words follow
+        out, err = signing.communicate()
+    if signing.returncode != 0 or not out.startswith(b"-----BEGIN SSH SIGNATURE-----"):
         raise BundleError(
-            f"signing {path.name} with {key} failed: {result.stderr.strip()}; "
+            f"signing {path.name} with {key} failed: {err.decode('utf-8', 'replace').strip()}; "
             "check bundles.sign_key (an SSH private key without a passphrase, or one in ssh-agent)"
         )
+    atomic_write(signature, out)

@@ -10,9 +10,11 @@ so a part damaged or left behind on the way is named before the join, and
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import shutil
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from devpi_airgap.core.errors import BundleError
 from devpi_airgap.core.files import CHUNK, replace
@@ -30,37 +32,93 @@ def whole_name(path: Path) -> Path:
     return path.with_name(_PART.sub("", path.name))
 
 
-def split_bundle(bundle: Path, part_size: int) -> list[Path]:
-    """Cut a bundle larger than part_size into NAME.tar.001, .002, ...; list them in its .sha256; remove the whole."""
-    size = bundle.stat().st_size
-    if size <= part_size:
-        return []
-    count = -(-size // part_size)
-    if count > MAX_PARTS:
-        raise BundleError(f"bundles.part_size cuts {bundle.name} into {count} parts, more than {MAX_PARTS}; raise it")
-    parts, sums = [], []
-    try:
-        with open(bundle, "rb") as whole:
-            for number in range(1, count + 1):
-                path, digest, left = part_path(bundle, number), hashlib.sha256(), part_size
-                partial = path.with_name(path.name + ".partial")
-                parts.append(partial)
-                with open(partial, "wb") as out:
-                    while left and (chunk := whole.read(min(CHUNK, left))):
-                        digest.update(chunk)
-                        out.write(chunk)
-                        left -= len(chunk)
-                replace(partial, path)
-                parts[-1] = path
-                sums.append(f"{digest.hexdigest()}  {path.name}\n")
-    except BaseException:  # stopped or refused midway: the whole bundle stays as it was, with no parts beside it
-        for written in parts:
-            written.unlink(missing_ok=True)
-        raise
-    checksum = bundle.with_name(bundle.name + ".sha256")
-    checksum.write_text(checksum.read_text() + "".join(sums))
-    bundle.unlink()
-    return parts
+class PartedFile(io.RawIOBase):
+    """A write-only file that lands as NAME.tar, or past part_size as NAME.tar.001, .002, ...: written once.
+
+    Cut as it is written, a bundle in parts needs room for itself once, not twice, and is
+    not read again to be cut. The whole and each part are hashed as the bytes pass. Until
+    finish(), every piece sits under a partial name that starts with `prefix`; leaving the
+    `with` block by an exception removes them all.
+    """
+
+    def __init__(self, path: Path, part_size: int | None, prefix: str):
+        self.path, self.part_size, self.prefix = path, part_size, prefix
+        self.digest = hashlib.sha256()
+        self.position = 0
+        self.pieces: list[tuple[Path, Any]] = []  # partial path, its sha256 so far
+        self.landed: list[Path] = []
+        self._out: BinaryIO | None = None
+        self._left = 0
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if self._out is not None:
+            try:
+                self._out.close()
+            except OSError:  # its buffer's flush failed as the write did (a full disk, a size limit)
+                if kind is None:
+                    raise
+        if kind is not None:
+            for path in [partial for partial, _ in self.pieces] + self.landed:
+                path.unlink(missing_ok=True)
+        super().__exit__(kind, exc, tb)
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def in_piece(self) -> int:
+        """Bytes written into the piece being written: where a limit on one file's size stopped it."""
+        return self.position - (len(self.pieces) - 1) * (self.part_size or 0) if self.pieces else 0
+
+    def tell(self) -> int:
+        return self.position
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        self.digest.update(view)
+        while view:
+            if not self._left:
+                self._next_piece()
+            n = min(len(view), self._left)
+            assert self._out is not None
+            self._out.write(view[:n])
+            self.pieces[-1][1].update(view[:n])
+            view, self._left, self.position = view[n:], self._left - n, self.position + n
+        return len(data)
+
+    def _next_piece(self) -> None:
+        if self._out is not None:
+            self._out.close()
+        number = len(self.pieces) + 1
+        if number > MAX_PARTS:
+            raise BundleError(
+                f"bundles.part_size ({self.part_size} bytes) cuts {self.path.name} into more than {MAX_PARTS} "
+                "parts; raise it. Nothing was kept."
+            )
+        partial = self.path.with_name(f"{self.prefix}{self.path.name}.{number:03d}.part")
+        self._out = open(partial, "wb")  # noqa: SIM115 (closed by the next piece, or on leaving)
+        self.pieces.append((partial, hashlib.sha256()))
+        self._left = self.part_size or 1 << 62  # without a part size, one piece takes everything
+
+    def finish(self) -> dict[Path, str]:
+        """Put the pieces under their names: {the bundle: sha256}, or each part's, in order, for more than one."""
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        if len(self.pieces) <= 1:
+            if not self.pieces:  # nothing written: an empty file, as open() would have left
+                self._next_piece()
+                assert self._out is not None
+                self._out.close()
+                self._out = None
+            named = {self.path: self.pieces[0][0]}
+        else:
+            named = {part_path(self.path, n): partial for n, (partial, _) in enumerate(self.pieces, 1)}
+        digests = {partial: digest.hexdigest() for partial, digest in self.pieces}
+        for final, partial in named.items():
+            replace(partial, final)
+            self.landed.append(final)
+        return {final: digests[partial] for final, partial in named.items()}
 
 
 def listed_parts(bundle: Path) -> dict[str, str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from devpi_airgap.transfer.parts import join_parts
 from testing.environment import clean_env
 from testing.fakeindex import Dist, add_release, build_index, serve_index, sha256_file
 from testing.signing import make_keys, manifest_of, resign
@@ -265,5 +266,36 @@ def test_a_file_system_that_limits_a_files_size_stops_the_bundle_with_the_remedy
     assert "a limit on the size of one file" in message and "bundles.part_size" in message
     assert [p.name for p in (path / "bundles").iterdir()] == []  # nothing half-written kept
     assert not (path / "wheelhouse" / ".shipped.json").exists()  # nor recorded as shipped
-    written = task(path, "bundle")
-    assert written.returncode == 0 and Path(written.stdout.strip().splitlines()[-1]).is_file(), written.stderr
+
+    inventory = path / "inventory.yaml"
+    inventory.write_text(inventory.read_text() + "  part_size: 1M\n")  # parts larger than the limit
+    too_large = subprocess.run(command, env=clean_env(path), capture_output=True, text=True, preexec_fn=small_files)
+    assert too_large.returncode == 5 and "lower bundles.part_size" in " ".join(too_large.stderr.split())
+    assert [p.name for p in (path / "bundles").iterdir()] == []
+
+    # Parts within the limit are written straight onto the medium: the whole bundle never is, nor its room needed.
+    inventory.write_text(inventory.read_text().replace("part_size: 1M", "part_size: 4K"))
+    parted = subprocess.run(command, env=clean_env(path), capture_output=True, text=True, preexec_fn=small_files)
+    assert parted.returncode == 0, parted.stdout + parted.stderr
+    bundle = Path(parted.stdout.strip().splitlines()[-1])
+    pieces = sorted(p for p in (path / "bundles").iterdir() if p.suffix not in (".sha256", ".sig"))
+    assert not bundle.exists() and len(pieces) > 1 and all(p.stat().st_size <= 4000 for p in pieces)
+    (path / "joined").mkdir()
+    joined = join_parts(bundle, path / "joined")
+    checked = check(joined, path / "staging", path / "allowed_signers")  # the signature is the whole's
+    assert checked["signature"] and {f["name"] for f in checked["files"]} == {
+        "app-1.0-py3-none-any.whl",
+        "lib-1.0-py3-none-any.whl",
+    }
+
+
+def test_a_key_that_cannot_sign_stops_the_bundle_with_its_words_and_records_nothing_shipped(project):
+    path, _ = project
+    assert task(path, "download").returncode == 0
+    (path / "key").write_text("not a key\n")
+    refused = task(path, "bundle")
+    message = " ".join(refused.stderr.split())
+    assert refused.returncode == 7 and "signing devpi-airgap-" in message and "check bundles.sign_key" in message
+    assert "Traceback" not in refused.stderr
+    assert not list((path / "bundles").glob("*.sig"))
+    assert not (path / "wheelhouse" / ".shipped.json").exists()  # the next bundle carries the files again
