@@ -13,10 +13,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from packaging.tags import Tag
 from packaging.utils import parse_wheel_filename
 from packaging.version import Version
+
+if TYPE_CHECKING:  # the inventory reads BUNDLED_PIP from here
+    from devpi_airgap.core.inventory import Target
 
 # The pip each Python's first release bundled (its Lib/ensurepip), the oldest a fresh install has.
 BUNDLED_PIP = {
@@ -85,3 +89,27 @@ def unknown_to_pip(filenames: Iterable[str], accepted: Iterable[Tag], pip: Versi
             tag = min(needed, key=lambda p: needed[p])
             found.append(UnknownToPip(filename, tag, needed[tag]))
     return found
+
+
+def clients_pip_problems(target: Target, accepted: Iterable[Tag], filenames: Iterable[str]) -> list[str]:
+    """Wheels the target's clients' pip cannot see, with the remedies: uv and a new pip install them, an old pip
+    finds no matching distribution. Empty when there are none."""
+    pip = assumed_pip(target.python, target.oldest_pip)
+    unseen = unknown_to_pip(filenames, accepted, pip)
+    if not unseen:
+        return []
+    whose = f"oldest_pip {pip}" if target.oldest_pip else f"pip {pip}, the one Python {target.python} came with"
+    files = "; ".join(map(str, unseen))
+    needed = max(u.needs for u in unseen)
+    legacy = (
+        "; or give the target legacy manylinux platforms only (such as manylinux2014_x86_64), so that wheels "
+        "that also carry the old name are chosen"
+        if any(u.tag.startswith("manylinux_") for u in unseen)
+        else ""
+    )
+    return [
+        f"the clients' pip ({whose}) cannot see {len(unseen)} wheel(s) of this target, and `pip install` there "
+        f"would find no matching distribution: {files}. If every client has pip {needed} or newer, say so with "
+        f'oldest_pip: "{needed}" under targets.{target.name}; otherwise put pip in this target\'s requirements, '
+        f"have the clients run `python -m pip install --upgrade pip` from the index first, then say so{legacy}"
+    ]

@@ -32,7 +32,7 @@ from devpi_airgap.core.files import change_stamp, raise_if_disk_full, scratch_pr
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.isolation import isolated_env, uv_binary
 from devpi_airgap.core.lock import LockedFile, read_lock
-from devpi_airgap.core.pip_versions import assumed_pip, unknown_to_pip
+from devpi_airgap.core.pip_versions import clients_pip_problems
 from devpi_airgap.core.platforms import TargetPlatform, target_platform
 from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.core.requirements import ResolutionSet, resolution_sets, served_wheel_problems, uv_compile
@@ -377,7 +377,7 @@ def verify_target(
     # before the record of an earlier proof is trusted: that record does not count the --hash values
     for resolution in sets:
         report.problems += [f"{resolution.label}: {p}" for p in served_wheel_problems(resolution, locked)]
-    report.problems += _old_pip_problems(target, platform, locked)
+    report.problems += clients_pip_problems(target, platform.tag_ranks, (f.filename for f in locked))
     if report.problems:
         return report
     stamp_file = inventory.wheelhouse / _STAMPS / f"{target.name}.sha256"
@@ -401,29 +401,6 @@ def verify_target(
         stamp_file.parent.mkdir(parents=True, exist_ok=True)
         stamp_file.write_text(stamp)
     return report
-
-
-def _old_pip_problems(target: Target, platform: TargetPlatform, locked: list[LockedFile]) -> list[str]:
-    """Wheels the clients' pip cannot see: uv and a new pip install them, an old pip finds no matching distribution."""
-    pip = assumed_pip(target.python, target.oldest_pip)
-    unseen = unknown_to_pip((f.filename for f in locked), platform.tag_ranks, pip)
-    if not unseen:
-        return []
-    whose = f"oldest_pip {pip}" if target.oldest_pip else f"pip {pip}, the one Python {target.python} came with"
-    files = "; ".join(map(str, unseen))
-    needed = max(u.needs for u in unseen)
-    legacy = (
-        "; or give the target legacy manylinux platforms only (such as manylinux2014_x86_64), so that wheels "
-        "that also carry the old name are chosen"
-        if any(u.tag.startswith("manylinux_") for u in unseen)
-        else ""
-    )
-    return [
-        f"the clients' pip ({whose}) cannot see {len(unseen)} wheel(s) of this target, and `pip install` there "
-        f"would find no matching distribution: {files}. If every client has pip {needed} or newer, say so with "
-        f'oldest_pip: "{needed}" under targets.{target.name}; otherwise put pip in this target\'s requirements, '
-        f"have the clients run `python -m pip install --upgrade pip` from the index first, then say so{legacy}"
-    ]
 
 
 def _offline_problems(platform: TargetPlatform, directory: Path, sets: list[ResolutionSet]) -> list[str]:

@@ -28,10 +28,12 @@ from devpi_airgap import __version__
 from devpi_airgap.core.advisories import Snapshot
 from devpi_airgap.core.audit import AuditReport
 from devpi_airgap.core.console import human_bytes
-from devpi_airgap.core.errors import AirgapError, FetchError, ResolutionError
+from devpi_airgap.core.errors import AirgapError, FetchError, ResolutionError, VerificationError
 from devpi_airgap.core.files import atomic_write, scratch_prefix
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.lock import LockedFile, lock_changes, read_lock, versions_by_name
+from devpi_airgap.core.pip_versions import clients_pip_problems
+from devpi_airgap.core.platforms import target_platform
 from devpi_airgap.core.requirements import hash_problems, resolution_sets, served_wheel_problems
 from devpi_airgap.core.runlock import wheelhouse_lock
 from devpi_airgap.core.wheelhouse import Wheelhouse
@@ -150,13 +152,29 @@ def write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool = False
         return _write_bundle(inventory, audit, full=full)
 
 
-def _documents(inventory: Inventory, audit: AuditReport, bundle_id: str, created: str) -> dict[str, bytes]:
+def _clients_can_see(inventory: Inventory, locked: dict[str, list[LockedFile]]) -> None:
+    """Raise (exit 4) when a target's clients' pip cannot see one of its wheels, as verify would now.
+
+    The download verified that against the inventory as it read then; oldest_pip may have been lowered since.
+    """
+    for name, files in locked.items():
+        target = inventory.targets[name]
+        problems = clients_pip_problems(target, target_platform(target).tag_ranks, (f.filename for f in files))
+        if problems:
+            raise VerificationError(
+                f"target {name!r}: {problems[0]}. No bundle was written: once that is done, run "
+                f"`inv download --target {name}` (its verify checks the same) and bundle again"
+            )
+
+
+def _documents(
+    inventory: Inventory, audit: AuditReport, bundle_id: str, created: str, locked: dict[str, list[LockedFile]]
+) -> dict[str, bytes]:
     """The evidence pack: evidence.json and .html, an SBOM per target, and the advisory snapshot used."""
     # Here, not at the top: cyclonedx takes 0.13 s to import, and every `inv` task (a no-op
     # download among them) loads this module; only a bundle writes an SBOM.
     from devpi_airgap.transfer.sbom import target_sbom
 
-    locked = _locked(inventory)
     findings = {f.filename: f for t in audit.targets for f in t.licenses}
     documents = {
         f"sbom/{name}.cdx.json": target_sbom(inventory.targets[name], files, findings).encode()
@@ -225,7 +243,9 @@ def _write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool) -> Pa
     created = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     content = hashlib.sha256("".join(sorted(f["sha256"] for f in chosen)).encode()).hexdigest()[:8]
     bundle_id = f"{created}-{content}"
-    documents = _documents(inventory, audit, bundle_id, created)
+    locked = _locked(inventory)
+    _clients_can_see(inventory, locked)
+    documents = _documents(inventory, audit, bundle_id, created, locked)
     manifest: dict[str, Any] = {
         "format": 1,
         "bundle_id": bundle_id,

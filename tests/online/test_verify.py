@@ -305,6 +305,13 @@ def test_a_wheel_the_clients_pip_cannot_see_fails_until_the_inventory_names_a_pi
         assert "legacy manylinux platforms only" in message
         (project / "inventory.yaml").write_text(f"index_url: {url}\n" + targets % ', oldest_pip: "20.3"')
         assert run_task(*download, env=clean_env(project)).returncode == 0
+        # oldest_pip taken back after the download: the bundle checks again, and carries nothing across
+        (project / "inventory.yaml").write_text(f"index_url: {url}\n" + targets % "")
+        bundled = run_task("bundle", "--inventory", str(project / "inventory.yaml"), env=clean_env(project))
+        message = " ".join(bundled.stderr.split())
+        assert bundled.returncode == 4 and "target 'lin39': the clients' pip (pip 20.2.3" in message, message
+        assert "No bundle was written" in message and "Traceback" not in bundled.stderr
+        assert not list(project.glob("bundles/*.tar*"))
 
 
 def test_uv_resolves_the_sets_side_by_side_and_reports_them_in_order(tmp_path, monkeypatch):
