@@ -65,41 +65,43 @@ def shipped_sha256s(inventory: Inventory) -> set[str]:
     return set(_load_shipped(inventory))
 
 
-def _collect(inventory: Inventory, wheelhouse: Wheelhouse) -> tuple[dict[str, dict], dict[str, bytes]]:
+@dataclass(frozen=True)
+class _Collected:
+    """Every downloaded target's lock, read once: its bytes, its files, and the files by name across targets."""
+
+    files: dict[str, dict]  # by file name, as the manifest lists each: name, sha256, size, targets
+    locks: dict[str, bytes]  # by target: the lock file as it is on disk
+    locked: dict[str, list[LockedFile]]  # by target: the lock's files
+
+
+def _collect(inventory: Inventory, wheelhouse: Wheelhouse) -> _Collected:
     """Every locked file of every downloaded target, checked against its lock's sha256."""
-    files: dict[str, dict] = {}
-    locks: dict[str, bytes] = {}
+    collected = _Collected({}, {}, {})
     for target in inventory.targets.values():
         lock_path = inventory.lock_path(target)
         if not lock_path.exists():
             continue
-        locks[target.name] = lock_path.read_bytes()
-        _, locked = read_lock(lock_path)
-        for f in locked:
+        collected.locks[target.name] = lock_path.read_bytes()
+        _, collected.locked[target.name] = read_lock(lock_path)
+        for f in collected.locked[target.name]:
             if wheelhouse.sha256(wheelhouse.pool / f.filename) != f.sha256:
                 raise AirgapError(
                     f"{f.filename} in {wheelhouse.pool} is missing or does not match "
                     f"{lock_path.name}; run `inv download --target {target.name}` first"
                 )
             size = (wheelhouse.pool / f.filename).stat().st_size
-            entry = files.setdefault(f.filename, {"name": f.filename, "sha256": f.sha256, "size": size, "targets": []})
+            entry = collected.files.setdefault(
+                f.filename, {"name": f.filename, "sha256": f.sha256, "size": size, "targets": []}
+            )
             entry["targets"].append(target.name)
-    if not locks:
+    if not collected.locks:
         raise AirgapError("no target has been downloaded yet; run `inv download` first")
-    return files, locks
+    return collected
 
 
 def _chosen(files: dict[str, dict], shipped: dict[str, str], full: bool) -> list[dict]:
     """The files the next bundle carries: those no earlier bundle did, or all of them (`full`)."""
     return [f for f in files.values() if full or f["sha256"] not in shipped]
-
-
-def _locked(inventory: Inventory) -> dict[str, list[LockedFile]]:
-    return {
-        t.name: read_lock(inventory.lock_path(t))[1]
-        for t in inventory.targets.values()
-        if inventory.lock_path(t).exists()
-    }
 
 
 def _last_bundled(inventory: Inventory) -> dict[str, dict[str, list[str]]]:
@@ -132,14 +134,14 @@ def planned_bundle(inventory: Inventory, *, full: bool = False) -> BundlePlan:
 
     The audit is left out: `inv audit` shows it, and saves its findings as it does.
     """
-    files, _ = _collect(inventory, Wheelhouse(inventory.wheelhouse))
-    chosen = _chosen(files, _load_shipped(inventory), full)
-    locked = _locked(inventory)
-    for name, target_files in locked.items():
-        _hash_pinned_sets(inventory.targets[name], target_files)  # raises as a bundle would
+    collected = _collect(inventory, Wheelhouse(inventory.wheelhouse))
+    chosen = _chosen(collected.files, _load_shipped(inventory), full)
+    _clients_can_see(inventory, collected.locked)  # raises as a bundle would
+    for name, target_files in collected.locked.items():
+        _hash_pinned_sets(inventory.targets[name], target_files)  # likewise
     before = _last_bundled(inventory)
-    changes, first = _changes_since(before, locked), set(locked) - set(before)
-    return BundlePlan(chosen, len(files) - len(chosen), changes, first, inventory.bundles.part_size)
+    changes, first = _changes_since(before, collected.locked), set(collected.locked) - set(before)
+    return BundlePlan(chosen, len(collected.files) - len(chosen), changes, first, inventory.bundles.part_size)
 
 
 def write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool = False) -> Path | None:
@@ -234,18 +236,17 @@ def _load_json(path: Path) -> dict:
 
 def _write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool) -> Path | None:
     wheelhouse = Wheelhouse(inventory.wheelhouse)
-    files, locks = _collect(inventory, wheelhouse)
+    collected = _collect(inventory, wheelhouse)
     wheelhouse.save()
     shipped = _load_shipped(inventory)
-    chosen = _chosen(files, shipped, full)
+    chosen = _chosen(collected.files, shipped, full)
     if not chosen:
         return None
     created = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     content = hashlib.sha256("".join(sorted(f["sha256"] for f in chosen)).encode()).hexdigest()[:8]
     bundle_id = f"{created}-{content}"
-    locked = _locked(inventory)
-    _clients_can_see(inventory, locked)
-    documents = _documents(inventory, audit, bundle_id, created, locked)
+    _clients_can_see(inventory, collected.locked)
+    documents = _documents(inventory, audit, bundle_id, created, collected.locked)
     manifest: dict[str, Any] = {
         "format": 1,
         "bundle_id": bundle_id,
@@ -254,7 +255,7 @@ def _write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool) -> Pa
         "full": full,
         "inventory_id": inventory_id(inventory),
         "files": sorted(chosen, key=lambda f: f["name"]),
-        "locks": {name: hashlib.sha256(data).hexdigest() for name, data in locks.items()},
+        "locks": {name: hashlib.sha256(data).hexdigest() for name, data in collected.locks.items()},
         "documents": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(documents.items())},
     }
     directory = inventory.bundles.directory
@@ -267,7 +268,7 @@ def _write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool) -> Pa
     try:
         with written:
             try:
-                _write_tar(written, manifest, documents, locks, inventory.wheelhouse / ".pool")
+                _write_tar(written, manifest, documents, collected.locks, inventory.wheelhouse / ".pool")
                 pieces = written.finish()
             except OSError as exc:
                 # judged before the pieces go: on a full disk, their removal frees what they took
@@ -293,7 +294,7 @@ def _write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool) -> Pa
         sign_bundle(path, inventory.bundles.sign_key, list(pieces))
     shipped.update({f["sha256"]: bundle_id for f in chosen})
     atomic_write(_shipped_path(inventory), json.dumps(shipped, indent=1, sort_keys=True))
-    now = {t: versions_by_name(read_lock(inventory.lock_path(inventory.targets[t]))[1]) for t in locks}
+    now = {t: versions_by_name(files) for t, files in collected.locked.items()}
     atomic_write(inventory.wheelhouse / _BUNDLED, json.dumps(now, indent=1, sort_keys=True))
     return path
 

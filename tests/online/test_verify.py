@@ -312,6 +312,8 @@ def test_a_wheel_the_clients_pip_cannot_see_fails_until_the_inventory_names_a_pi
         assert bundled.returncode == 4 and "target 'lin39': the clients' pip (pip 20.2.3" in message, message
         assert "No bundle was written" in message and "Traceback" not in bundled.stderr
         assert not list(project.glob("bundles/*.tar*"))
+        checked = run_task("bundle", "--check", "--inventory", str(project / "inventory.yaml"), env=clean_env(project))
+        assert checked.returncode == 4 and "No bundle was written" in " ".join(checked.stderr.split())
 
 
 def test_uv_resolves_the_sets_side_by_side_and_reports_them_in_order(tmp_path, monkeypatch):
