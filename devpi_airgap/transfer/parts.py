@@ -102,15 +102,12 @@ class PartedFile(io.RawIOBase):
 
     def finish(self) -> dict[Path, str]:
         """Put the pieces under their names: {the bundle: sha256}, or each part's, in order, for more than one."""
-        if self._out is not None:
-            self._out.close()
-            self._out = None
-        if len(self.pieces) <= 1:
-            if not self.pieces:  # nothing written: an empty file, as open() would have left
-                self._next_piece()
-                assert self._out is not None
-                self._out.close()
-                self._out = None
+        if not self.pieces:  # nothing written: the empty file that open() would have left
+            self._next_piece()
+        assert self._out is not None
+        self._out.close()
+        self._out = None
+        if len(self.pieces) == 1:
             named = {self.path: self.pieces[0][0]}
         else:
             named = {part_path(self.path, n): partial for n, (partial, _) in enumerate(self.pieces, 1)}

@@ -124,3 +124,10 @@ def test_more_parts_than_names_is_refused_and_leaves_nothing(tmp_path, monkeypat
     with pytest.raises(BundleError, match="more than 3 parts; raise it"), PartedFile(bundle, 1000, PREFIX) as out:
         out.write(os.urandom(3500))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_nothing_written_lands_as_an_empty_file(tmp_path):
+    bundle = tmp_path / "devpi-airgap-X.tar"
+    with PartedFile(bundle, 1000, PREFIX) as out:
+        assert out.finish() == {bundle: hashlib.sha256(b"").hexdigest()}
+    assert [p.name for p in tmp_path.iterdir()] == [bundle.name] and bundle.read_bytes() == b""
