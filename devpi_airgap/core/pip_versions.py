@@ -13,14 +13,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from packaging.tags import Tag
 from packaging.utils import parse_wheel_filename
 from packaging.version import Version
-
-if TYPE_CHECKING:  # the inventory reads BUNDLED_PIP from here
-    from devpi_airgap.core.inventory import Target
 
 # The pip each Python's first release bundled (its Lib/ensurepip), the oldest a fresh install has.
 BUNDLED_PIP = {
@@ -91,7 +88,18 @@ def unknown_to_pip(filenames: Iterable[str], accepted: Iterable[Tag], pip: Versi
     return found
 
 
-def clients_pip_problems(target: Target, accepted: Iterable[Tag], filenames: Iterable[str]) -> list[str]:
+class ClientsTarget(Protocol):
+    """What of an inventory target says which pip its clients have (the inventory reads BUNDLED_PIP from here)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def python(self) -> str: ...
+    @property
+    def oldest_pip(self) -> str | None: ...
+
+
+def clients_pip_problems(target: ClientsTarget, accepted: Iterable[Tag], filenames: Iterable[str]) -> list[str]:
     """Wheels the target's clients' pip cannot see, with the remedies: uv and a new pip install them, an old pip
     finds no matching distribution. Empty when there are none."""
     pip = assumed_pip(target.python, target.oldest_pip)
