@@ -34,9 +34,10 @@ def write_lock(path: Path, header: dict, files: list[LockedFile]) -> bool:
     return write_if_changed(path, json.dumps(body, indent=1, sort_keys=True) + "\n")
 
 
-def read_lock(path: Path) -> tuple[dict, list[LockedFile]]:
+def read_lock(path: Path, data: bytes | None = None) -> tuple[dict, list[LockedFile]]:
+    """The lock's header and files; from `data` when the caller has read the file already (it keeps the bytes too)."""
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
+        body = json.loads(path.read_text(encoding="utf-8") if data is None else data.decode("utf-8"))
         files = [LockedFile(**dict(entry, sets=tuple(entry.get("sets", ())))) for entry in body.pop("packages")]
     except FileNotFoundError:
         raise AirgapError(f"{path}: no lock file; run `inv download` without --locked first to create it") from None

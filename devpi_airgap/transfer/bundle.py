@@ -82,7 +82,7 @@ def _collect(inventory: Inventory, wheelhouse: Wheelhouse) -> _Collected:
         if not lock_path.exists():
             continue
         collected.locks[target.name] = lock_path.read_bytes()
-        _, collected.locked[target.name] = read_lock(lock_path)
+        _, collected.locked[target.name] = read_lock(lock_path, collected.locks[target.name])
         for f in collected.locked[target.name]:
             if wheelhouse.sha256(wheelhouse.pool / f.filename) != f.sha256:
                 raise AirgapError(
@@ -288,8 +288,8 @@ def _write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool) -> Pa
             ) from None
         raise
     # The whole bundle's sha256 first, then each part's, if any: `sha256sum -c --ignore-missing` checks either.
-    sums = [(written.digest.hexdigest(), path)] + ([(d, p) for p, d in pieces.items()] if path not in pieces else [])
-    path.with_name(path.name + ".sha256").write_text("".join(f"{d}  {p.name}\n" for d, p in sums))
+    sums = [(path, written.digest.hexdigest()), *((p, d) for p, d in pieces.items() if p != path)]
+    path.with_name(path.name + ".sha256").write_text("".join(f"{d}  {p.name}\n" for p, d in sums))
     if inventory.bundles.sign_key:
         sign_bundle(path, inventory.bundles.sign_key, list(pieces))
     shipped.update({f["sha256"]: bundle_id for f in chosen})
