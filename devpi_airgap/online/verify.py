@@ -403,13 +403,18 @@ def verify_target(
     return report
 
 
+_OFFLINE_AT_ONCE = 4
+
+
 def _offline_problems(platform: TargetPlatform, directory: Path, sets: list[ResolutionSet]) -> list[str]:
     """Each set that uv cannot resolve for the target from the directory alone, with uv's words.
 
     The sets resolve side by side: one after the other, the sample's four took 0.6 s at the end of a
-    cold single-target run, where nothing else was left to do, and the largest alone about 0.2 s.
+    cold single-target run, where nothing else was left to do, and the largest alone about 0.2 s. At most
+    _OFFLINE_AT_ONCE of a target's at once: an inventory with dozens of requirement files, for several
+    targets verified together, would otherwise start a uv for every one of them at the same moment.
     """
-    with stoppable_pool(len(sets)) as pool:
+    with stoppable_pool(min(len(sets), _OFFLINE_AT_ONCE)) as pool:
         found = list(pool.map(lambda resolution: _offline_problem(platform, directory, resolution), sets))
     return [problem for problem in found if problem]
 

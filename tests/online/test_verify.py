@@ -333,3 +333,21 @@ def test_uv_resolves_the_sets_side_by_side_and_reports_them_in_order(tmp_path, m
     problems = verify._offline_problems(SimpleNamespace(), tmp_path, sets)
     assert [p.split(":")[0] for p in problems] == ["first", "third"]
     assert "cannot resolve third" in problems[1]
+
+
+def test_uv_resolves_at_most_four_of_a_targets_sets_at_once(tmp_path, monkeypatch):
+    """Dozens of requirement files must not start a uv each at the same moment."""
+    sets = [ResolutionSet(f"set{n}", (f"set{n}",), ()) for n in range(10)]
+    running, most = [], []
+
+    def fake_compile(resolution, *args, **kwargs):
+        running.append(resolution.label)
+        most.append(len(running))
+        time.sleep(0.05)  # long enough for the others to start beside it, if they may
+        running.remove(resolution.label)
+        return SimpleNamespace(returncode=1, stderr=f"cannot resolve {resolution.label}\n")
+
+    monkeypatch.setattr(verify, "uv_compile", fake_compile)
+    problems = verify._offline_problems(SimpleNamespace(), tmp_path, sets)
+    assert [p.split(":")[0] for p in problems] == [s.label for s in sets]
+    assert 1 < max(most) <= 4
