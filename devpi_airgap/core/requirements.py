@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,6 +295,7 @@ def uv_compile(
     *,
     pylock: bool = True,
     on_decision: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> subprocess.CompletedProcess:
     """Run `uv pip compile` for one resolution set; the caller reads workdir/pylock.toml.
 
@@ -304,7 +306,8 @@ def uv_compile(
 
     on_decision hears each line of the resolver's log ("DEBUG Selecting: ...") while uv
     runs. The log is for acting early only, never for what is chosen: the returned
-    stderr holds uv's other lines, as without it.
+    stderr holds uv's other lines, as without it. Setting `stop` ends uv there and
+    then, when the caller has learnt that its answer will not be taken.
     """
     (workdir / "requirements.in").write_text("\n".join(resolution.lines) + "\n", encoding="utf-8")
     target = platform.target
@@ -333,7 +336,7 @@ def uv_compile(
     env = isolated_env(**dict(platform.uv_env))
     if on_decision is None:
         return subprocess.run(command, capture_output=True, encoding="utf-8", errors="replace", env=env)
-    return _run_logging(command, dict(env, RUST_LOG=_RESOLVER_LOG), on_decision)
+    return _run_logging(command, dict(env, RUST_LOG=_RESOLVER_LOG), on_decision, stop)
 
 
 # The resolver's decisions only: some hundred lines a try, where uv's whole debug log is thousands.
@@ -343,9 +346,12 @@ _LOG_LINE = re.compile(r"^(TRACE|DEBUG| INFO| WARN|ERROR) ")
 
 
 def _run_logging(
-    command: list[str], env: dict[str, str], on_decision: Callable[[str], None]
+    command: list[str], env: dict[str, str], on_decision: Callable[[str], None], stop: threading.Event | None
 ) -> subprocess.CompletedProcess:
-    """Run uv, handing each DEBUG line of its log to on_decision as it comes, and keeping uv's own messages."""
+    """Run uv, handing each DEBUG line of its log to on_decision as it comes, and keeping uv's own messages.
+
+    When `stop` is set, uv is terminated; its stderr then closes, and this returns.
+    """
     kept: list[str] = []
     # uv writes its output to a file (-o), so stdout has nothing to say, and only stderr is read.
     with subprocess.Popen(
@@ -358,9 +364,18 @@ def _run_logging(
         env=env,
     ) as process:
         assert process.stderr is not None
+        if stop is not None:
+            threading.Thread(target=_terminate_on, args=(stop, process), daemon=True).start()
         for line in process.stderr:
             if not _LOG_LINE.match(line):
                 kept.append(line)
             elif line.startswith("DEBUG "):
                 on_decision(line.rstrip("\n"))
     return subprocess.CompletedProcess(command, process.returncode, "", "".join(kept))
+
+
+def _terminate_on(stop: threading.Event, process: subprocess.Popen) -> None:
+    while process.poll() is None:
+        if stop.wait(0.05):
+            process.terminate()
+            return

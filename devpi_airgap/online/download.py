@@ -28,7 +28,7 @@ from devpi_airgap.online.early import EarlyWork
 from devpi_airgap.online.fetch import remove_partials
 from devpi_airgap.online.freshness import FreshnessRecord, inputs_digest, page_fingerprints
 from devpi_airgap.online.lookups import shared_lookups
-from devpi_airgap.online.resolve import BuiltMetadata, FileRef, Pin, Tries, index_listing, newest_sdist, resolve_set
+from devpi_airgap.online.resolve import BuiltMetadata, FileRef, Pin, Tries, index_listing, resolve_set
 
 RESOLVE_WORKERS = 4
 POLL = 0.01  # seconds between looks at which targets are complete
@@ -461,8 +461,8 @@ def _download(
     def guess(name: str, project: str, version: str, filename: str) -> None:
         early.guess(name, project, version, filename, first=platforms[name].runs_natively())
 
-    def prebuild(name: str) -> BuiltMetadata | None:
-        """A project that may publish no wheel (see Tries), built from its newest sdist while the tries go on.
+    def prebuild(pin: Pin) -> BuiltMetadata | None:
+        """A project that publishes no wheel (see Tries), built from its newest sdist while the tries go on.
 
         Tries that take it from source wait for it and read the wheel's metadata. Otherwise they build the
         sdist to read it, one after the other, as uv builds an sdist once at a time in its cache (three
@@ -470,14 +470,11 @@ def _download(
         guess, like a round's pins: a try that pins another release builds that one itself, and the guess
         is dropped at the end, as is a build no try took.
         """
-        pin = newest_sdist(inventory.index_url, name)
-        if pin is None:
-            return None
         early.hand_over([pin], False, first=True)
         if not early.wait_built(pin.file.filename, tries.stopping):
             return None  # a failed guess fails nothing: uv builds the sdist itself, as without it
         made = built.get(pin.file.sha256)
-        return next(iter(_built_metadata(wheelhouse, {pin.file.sha256: made}, {name})), None) if made else None
+        return next(iter(_built_metadata(wheelhouse, {pin.file.sha256: made}, {pin.name})), None) if made else None
 
     with (
         progress("downloading", 0) as advance,

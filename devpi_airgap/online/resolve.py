@@ -24,6 +24,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 
 from packaging.markers import Marker
@@ -49,6 +50,8 @@ PAGE_ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
 
 # A project that publishes binary wheels anywhere has a compiled sdist; it is never built here.
 MAX_ROUNDS = 4
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -358,8 +361,8 @@ def resolve_set(
 
 _WHEELS_REQUIRED = re.compile(r"Wheels are required for `([^`]+)`")
 # uv's log line for a project none of whose versions fit where the resolver stands: a wheels-only try says it
-# of a project with no wheel the moment it reads the project's page. The log only ever starts a prebuild
-# early (Tries.suspect); what a try pins and which projects come from source are read from its result.
+# of a project with no wheel the moment it reads the project's page. The log only names projects to look at
+# (Tries.suspect): whether one comes from source is read from its page, and what a try pins from its result.
 # "Python" is uv's name for the interpreter, which a release's Requires-Python conflicts with: no project
 # (uv writes a project's name normalized, so never capitalized).
 _CONFLICT = re.compile(r"^DEBUG Recording unit propagation conflict of (?!Python )(\S+) ")
@@ -415,12 +418,12 @@ class Tries:
       stopping (a uv started after Ctrl-C would not hear it).
     - The projects known to publish no wheel at all, which a try may take as
       sdists at once, and the metadata of wheels built from their sdists.
-    - `prebuild(name)`, started once for each such project: it builds the
-      project from its newest sdist, so that tries read the wheel's metadata
-      instead of each building the sdist itself; for a project that publishes
-      any wheel it builds nothing and gives None. It starts as soon as a try's
-      resolver names the project in a conflict (`suspect`), long before the
-      try fails on it, and at the latest when a try has failed on it (`add`).
+    - What each project a try's resolver could not fit turned out to be
+      (`suspect`): its page is read once a run, in a thread of its own, as
+      soon as a resolver names it in a conflict. A project that publishes no
+      wheel joins those taken as sdists then, and is built from its newest
+      sdist by `prebuild(pin)`, so that tries read the wheel's metadata instead
+      of each building the sdist itself.
     """
 
     def __init__(
@@ -428,12 +431,13 @@ class Tries:
         names: Iterable[str] = (),
         built: Iterable[BuiltMetadata] = (),
         *,
-        prebuild: Callable[[str], BuiltMetadata | None] = lambda name: None,
+        prebuild: Callable[[Pin], BuiltMetadata | None] = lambda pin: None,
         spacing: float = TRY_SPACING,
     ):
         self._names = set(names)
         self._built = tuple(built)
         self._prebuild = prebuild
+        self._wheel_less: dict[str, Future[bool]] = {}  # per suspect: whether it publishes no wheel at all
         self._building: dict[str, Future[BuiltMetadata | None]] = {}
         self._spacing = spacing
         self._next_start = 0.0
@@ -491,27 +495,41 @@ class Tries:
         with self._lock:
             return set(self._names)
 
-    def add(self, names: Iterable[str]) -> None:
+    def add(self, names: Iterable[str], index_url: str | None) -> None:
         """Projects a try found to publish no wheel; the prebuild of each not yet suspected starts now."""
         names = set(names)
         with self._lock:
             self._names.update(names)
         for name in names:
-            self.suspect(name)
+            self.suspect(name, index_url)
 
-    def suspect(self, name: str) -> None:
-        """A project a try's resolver could not fit: its prebuild starts, in a thread of its own, once a run.
+    def suspect(self, name: str, index_url: str | None, found_wheel_less: threading.Event | None = None) -> None:
+        """A project a try's resolver could not fit: what it is gets found out once a run, in a thread of its own.
 
         The sample's first try names pyramid-chameleon 0.3 s in, then backtracks through every release of
-        devpi-web for another 1.2 s before it fails on it. Its second try waited for the build that only
-        started then; started here, the build is done by the time the try fails. A project that publishes
-        wheels, merely in a version conflict, costs one read of its page and builds nothing.
+        devpi-web for another 1.2 s before it fails on it. Read here, its page says at once that it publishes
+        no wheel: the build starts then, and `found_wheel_less` is set, so the try that met it can stop and
+        go again taking it as its sdist. A project that publishes wheels, merely in a version conflict, costs
+        one read of its page and builds nothing.
         """
         with self._lock:
-            if name in self._building:
-                return
-            future = self._building[name] = Future[BuiltMetadata | None]()
-        threading.Thread(target=self._run_prebuild, args=(name, future), daemon=True).start()
+            if name not in self._wheel_less:
+                wheel_less = self._wheel_less[name] = Future[bool]()
+                building = self._building[name] = Future[BuiltMetadata | None]()
+                threading.Thread(
+                    target=self._find_out, args=(name, index_url, wheel_less, building), daemon=True
+                ).start()
+        if found_wheel_less is not None:
+            # Runs at once when the answer is in already; a failed reading is the try's to hear, not this.
+            self._wheel_less[name].add_done_callback(
+                lambda answer: found_wheel_less.set() if not answer.exception() and answer.result() else None
+            )
+
+    def wheel_less(self, names: set[str]) -> set[str]:
+        """Those of these suspects that publish no wheel at all, once their pages are read."""
+        with self._lock:
+            answers = {name: self._wheel_less[name] for name in names}
+        return {name for name, answer in answers.items() if self._result(answer)}
 
     def settle(self) -> None:
         """Stop, and wait for every prebuild started: none may hand work over once the run goes on without it.
@@ -525,11 +543,20 @@ class Tries:
             future.exception()  # a stopped prebuild raised KeyboardInterrupt; nobody wants its answer
         self._cache.cleanup()
 
-    def _run_prebuild(self, name: str, future: Future[BuiltMetadata | None]) -> None:
+    def _find_out(
+        self, name: str, index_url: str | None, wheel_less: Future[bool], building: Future[BuiltMetadata | None]
+    ) -> None:
         try:
-            future.set_result(self._prebuild(name))
-        except BaseException as exc:  # a stop, or a bug: every try waiting for this build hears it
-            future.set_exception(exc)
+            pin = newest_sdist(index_url, name)  # None too when the page cannot say: the try finds out itself
+            if pin is not None:
+                with self._lock:
+                    self._names.add(name)  # before the tries waiting for this hear it
+            wheel_less.set_result(pin is not None)
+            building.set_result(self._prebuild(pin) if pin is not None else None)
+        except BaseException as exc:  # a stop, or a bug: every try waiting for this hears it
+            for future in (wheel_less, building):
+                if not future.done():
+                    future.set_exception(exc)
 
     def uv_config(self, names: set[str]) -> str | None:
         """uv settings giving the built metadata of these projects, once their prebuilds are done.
@@ -545,13 +572,38 @@ class Tries:
         found = {(b.name, b.version): b for b in (*self._built, *(m for m in made if m)) if b.name in names}
         return "\n".join(b.uv_toml() for b in found.values()) if found else None
 
-    def _result(self, future: Future[BuiltMetadata | None]) -> BuiltMetadata | None:
+    def _result(self, future: Future[T]) -> T:
         while True:
             try:
                 return future.result(timeout=0.1)
             except FutureTimeout:
                 if self.stopping.is_set():
                     raise KeyboardInterrupt from None
+
+
+class _Conflicts:
+    """The projects one wheels-only try's resolver could not fit, each suspected (see Tries.suspect) as it is met.
+
+    `found_wheel_less` is set once one of them turns out to publish no wheel; the resolver's other lines go on
+    to on_decision.
+    """
+
+    def __init__(self, tries: Tries, index_url: str | None, from_source: set[str], on_decision: Callable[[str], None]):
+        self.names: set[str] = set()
+        self.found_wheel_less = threading.Event()
+        self._tries = tries
+        self._index_url = index_url
+        self._from_source = frozenset(from_source)
+        self._on_decision = on_decision
+
+    def hear(self, line: str) -> None:
+        if conflict := _CONFLICT.match(line):
+            name = canonicalize_name(conflict.group(1))
+            if name not in self._from_source and name not in self.names:
+                self.names.add(name)
+                self._tries.suspect(name, self._index_url, self.found_wheel_less)
+        else:
+            self._on_decision(line)
 
 
 def _from_wheels(
@@ -569,33 +621,34 @@ def _from_wheels(
     release (pyramid-chameleon) is taken as its sdist, and built later. Most
     sets resolve so at once, and uv never builds an old sdist just to read its
     metadata while it backtracks: aiobotocore's cost 40 s of CPU per target
-    among the 200 most downloaded projects, to reach the same pins. uv names
-    the projects it wanted wheels of; those with none on the index may come
-    from source in the next try. Anything else (a compiled project, a release
-    only an sdist serves) is left to the rounds that allow sdists.
+    among the 200 most downloaded projects, to reach the same pins. A project
+    the resolver cannot fit that turns out to publish no wheel stops the try,
+    and comes from source in the next (see _Conflicts); so does one that uv,
+    failing, says it wanted a wheel of and the index has none of. Anything
+    else (a compiled project, a release only an sdist serves) is left to the
+    rounds that allow sdists.
     """
     before_first_try()
     from_source = tries.names()
-
-    def heard(line: str) -> None:
-        if conflict := _CONFLICT.match(line):
-            tries.suspect(canonicalize_name(conflict.group(1)))
-        else:
-            on_decision(line)
-
     for attempt in range(MAX_ROUNDS):
+        met = _Conflicts(tries, index_url, from_source, on_decision)
         extra = ("--only-binary", ":all:", *(arg for name in sorted(from_source) for arg in ("--no-binary", name)))
         config = tries.uv_config(from_source)
-        result, pins = _uv_round(resolution, platform, index_url, extra, tries, config, on_decision=heard)
-        sdist_only: set[str] = set()
-        if pins is None:
+        result, pins = _uv_round(
+            resolution, platform, index_url, extra, tries, config, on_decision=met.hear, stop=met.found_wheel_less
+        )
+        # A project that publishes no wheel is taken as its sdist wherever a resolver meets it, so that what a
+        # set pins does not hang on whether some try of the run had found that out before it started. A try
+        # that met one goes again, stopped the moment its page was read or, if it ended first, once it is.
+        sdist_only = tries.wheel_less(met.names)
+        if pins is None and not sdist_only:
             named = {canonicalize_name(name) for name in _WHEELS_REQUIRED.findall(result.stderr)} - from_source
             sdist_only = {n for n in named if not any(f.endswith(".whl") for f in index_listing(index_url, n))}
-            from_source |= sdist_only
-            tries.add(sdist_only)  # the other sets of the run need not find them out too
+            tries.add(sdist_only, index_url)  # the other sets of the run need not find them out too
+        from_source |= sdist_only
         if attempt == 0:
             after_first_try()
-        if pins is not None or not sdist_only:
+        if not sdist_only:
             return pins
     return None
 
@@ -625,17 +678,19 @@ def _uv_round(
     config: str | None = None,
     *,
     on_decision: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> tuple[subprocess.CompletedProcess, list[Pin] | None]:
     """One uv run, and its pins when it resolved.
 
-    `config` is more uv.toml for this run alone; on_decision hears the resolver's log (see uv_compile).
+    `config` is more uv.toml for this run alone; on_decision hears the resolver's log, and `stop` ends the
+    run unfinished (see uv_compile).
     """
     tries.wait_turn(first=platform.runs_natively())
     with tempfile.TemporaryDirectory(prefix=scratch_prefix(None, "airgap-resolve-")) as tmp:
         settings = index_toml(index_url or default_index_url(), _RUN_CACHE_CONTROL) + (config or "")
         (Path(tmp) / "uv.toml").write_text(settings, encoding="utf-8")
         extra += ("--config-file", str(Path(tmp) / "uv.toml"), "--cache-dir", tries.cache_dir)
-        result = uv_compile(resolution, platform, None, Path(tmp), extra, on_decision=on_decision)
+        result = uv_compile(resolution, platform, None, Path(tmp), extra, on_decision=on_decision, stop=stop)
         if result.returncode in (-signal.SIGINT, 128 + signal.SIGINT):
             # Ctrl-C reached uv as well: no other try may start, it would wait on the network unasked.
             raise KeyboardInterrupt

@@ -146,30 +146,39 @@ def test_a_project_known_to_have_no_wheels_is_taken_as_its_sdist_at_once(own_ind
     monkeypatch.setattr(resolve, "_uv_round", counted)
     learnt = Tries()
     resolve_set(ResolutionSet("t", ("app",)), platform, own_index, tries=learnt)
-    assert learnt.names() == {"sdistonly"}  # found out by a wheels-only try that failed, then a second
+    assert learnt.names() == {"sdistonly"}  # found out during a wheels-only try, then a second
     assert len(runs) == 2 and "sdistonly" not in runs[0] and "sdistonly" in runs[1]
     runs.clear()
     resolve_set(ResolutionSet("t", ("app",)), platform, own_index, tries=learnt)
     assert len(runs) == 1 and "sdistonly" in runs[0]  # another set of the run, told, resolves in one try
 
 
-def resolve_app_watching_prebuilds(tmp_path, dists: list[Dist]) -> tuple[dict[str, str], list[str], Tries]:
-    """`app` resolved for win313 from an index of these dists: its pins, the prebuilds asked for, the run's Tries."""
+def resolve_app_watching_prebuilds(
+    tmp_path, dists: list[Dist], known: set[str] = frozenset()
+) -> tuple[dict[str, str], list[str], Tries]:
+    """`app` resolved for win313 from an index of these dists: its pins, the prebuilds asked for, the run's Tries.
+
+    `known` are the projects the run knows from the start to publish no wheel, as from an earlier run's locks.
+    """
     asked: list[str] = []
     with serve_index(build_index(tmp_path / "index", dists)) as url:
         inventory = load_inventory(make_project(tmp_path, url, "app\n") / "inventory.yaml")
         platform = target_platform(inventory.targets["win313"])
-        tries = Tries(prebuild=lambda name: asked.append(name))
+        tries = Tries(known, prebuild=lambda pin: asked.append(pin.name))
         found = {pin.name: pin.version for pin in resolve_set(ResolutionSet("t", ("app",)), platform, url, tries=tries)}
         tries.settle()
     return found, asked, tries
 
 
-def test_a_wheel_less_project_the_resolver_meets_is_built_before_any_try_fails_on_it(tmp_path):
-    """uv names a project it cannot fit as it meets it; its prebuild starts then, yet what is pinned is uv's result.
+def test_a_wheel_less_project_the_resolver_meets_is_taken_as_its_sdist_whether_or_not_the_run_knew_it(
+    tmp_path, monkeypatch
+):
+    """What a set pins does not hang on whether the run had found out before that a project publishes no wheel.
 
-    Here the wheels-only try meets sdistonly through app 2.0, backtracks to app 1.0 and succeeds: no try
-    fails, so only the resolver's log can have started the prebuild.
+    The wheels-only try meets sdistonly through app 2.0, and could succeed by backtracking to app 1.0. A run
+    that knows sdistonly from the start (from an earlier run's locks, or another set's try) takes it as its
+    sdist and pins app 2.0. So does the run that meets it: its try goes again, taking sdistonly from source,
+    and the prebuild (started when the resolver named it, long before the try ended) builds it.
     """
     dists = [
         Dist("app", "1.0"),
@@ -177,10 +186,47 @@ def test_a_wheel_less_project_the_resolver_meets_is_built_before_any_try_fails_o
         Dist("sdistonly", "1.0", sdist=True, wheel=False),
         Dist("lib", "1.0"),
     ]
-    found, asked, tries = resolve_app_watching_prebuilds(tmp_path, dists)
-    assert found == {"app": "1.0"}
+    known, _, _ = resolve_app_watching_prebuilds(tmp_path / "known", dists, {"sdistonly"})
+    found, asked, tries = resolve_app_watching_prebuilds(tmp_path / "met", dists)
+    assert found == known == {"app": "2.0", "sdistonly": "1.0"}
     assert asked == ["sdistonly"]
-    assert tries.names() == set()  # a suspicion: no try takes it from source on that alone
+    assert tries.names() == {"sdistonly"}  # the run's other sets take it as an sdist in their first try
+
+    # The page read only once the try has ended (a slow index): the try's pins are still not taken.
+    first_try_over = threading.Event()
+    real_round, real_newest_sdist = resolve._uv_round, resolve.newest_sdist
+
+    def round_then_tell(*args, **kwargs):
+        try:
+            return real_round(*args, **kwargs)
+        finally:
+            first_try_over.set()
+
+    def newest_sdist_late(index_url, name):
+        assert first_try_over.wait(60)
+        return real_newest_sdist(index_url, name)
+
+    monkeypatch.setattr(resolve, "_uv_round", round_then_tell)
+    monkeypatch.setattr(resolve, "newest_sdist", newest_sdist_late)
+    late, _, _ = resolve_app_watching_prebuilds(tmp_path / "late", dists)
+    assert late == known
+
+
+def test_a_try_stops_the_moment_a_project_it_met_turns_out_to_publish_no_wheel(tmp_path):
+    """Tries.suspect reads the page once a run and tells each try that met the project; one with wheels tells none."""
+    dists = [Dist("sdistonly", "1.0", sdist=True, wheel=False), Dist("lib", "1.0")]
+    with serve_index(build_index(tmp_path / "index", dists)) as url:
+        tries = Tries()
+        first, second, neither = threading.Event(), threading.Event(), threading.Event()
+        tries.suspect("sdistonly", url, first)
+        tries.suspect("lib", url, neither)
+        assert first.wait(30)
+        tries.suspect("sdistonly", url, second)  # a try meeting it later hears at once
+        assert second.is_set()
+        assert tries.wheel_less({"sdistonly", "lib"}) == {"sdistonly"}
+        assert not neither.is_set()
+        assert url.counts["/simple/sdistonly/"] == 1
+        tries.settle()
 
 
 def test_a_release_that_needs_a_newer_python_starts_no_prebuild(tmp_path):
