@@ -1,6 +1,7 @@
 import pytest
 
 from testing.devpi_server import devpi_server  # noqa: F401  (fixture)
+from testing.disks import small_disk  # noqa: F401  (fixture)
 from testing.offline_host import offline_host  # noqa: F401  (fixture)
 
 

@@ -274,7 +274,14 @@ def _write_bundle(inventory: Inventory, audit: AuditReport, *, full: bool) -> Pa
                 # judged before the pieces go: on a full disk, their removal frees what they took
                 size_limit = _file_size_limit(exc, directory)
                 raise
-    except OSError:
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC and not size_limit:
+            # The write names no file, and the remedy is where the bundle goes.
+            raise FetchError(
+                f"{directory}: the disk is full ({exc.strerror}); it took {human_bytes(written.position)} of the "
+                "bundle and no more. Nothing half-written was kept. Free space there, or point bundles.dir at a "
+                "disk with room, and run again"
+            ) from None
         if size_limit:
             parts = (
                 "lower bundles.part_size below that"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import socket
 import subprocess
 import threading
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from testing.disks import resize
 from testing.download_project import DISTS, TARGETS, make_project
 from testing.environment import clean_env
 from testing.fakeindex import build_index, serve_index
@@ -227,25 +227,6 @@ def test_a_mistyped_command_line_exits_2_with_one_message(tmp_path, program, arg
     result = run_task(*argv, program=program, cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert fragment in result.stderr and result.stderr.count("error:") == 1 and "Traceback" not in result.stderr
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A tmpfs of its own, so that a test can fill the disk at a chosen moment; root only, as in CI."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], check=True)
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=True)
-
-
-def resize(disk: Path, room_kb: int) -> None:
-    used = int(subprocess.run(["du", "-sk", str(disk)], capture_output=True, text=True, check=True).stdout.split()[0])
-    subprocess.run(["mount", "-o", f"remount,size={used + room_kb}k", str(disk)], check=True)
 
 
 # Room left on the disk, and where the run then fails: uv's own cache during resolution (cache on the

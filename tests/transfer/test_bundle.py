@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from devpi_airgap.transfer.parts import join_parts
+from testing.disks import resize
 from testing.environment import clean_env
 from testing.fakeindex import Dist, add_release, build_index, serve_index, sha256_file
 from testing.signing import make_keys, manifest_of, resign
@@ -287,6 +288,26 @@ def test_a_file_system_that_limits_a_files_size_stops_the_bundle_with_the_remedy
         "app-1.0-py3-none-any.whl",
         "lib-1.0-py3-none-any.whl",
     }
+
+
+def test_a_full_disk_names_bundles_dir_keeps_nothing_and_a_rerun_writes_the_bundle(project, small_disk):
+    path, _ = project
+    assert task(path, "download").returncode == 0
+    inventory = path / "inventory.yaml"
+    inventory.write_text(inventory.read_text() + f"  dir: {small_disk}\n")
+    resize(small_disk, 16)  # the two small wheels and the tar's headers take more
+    full = task(path, "bundle")
+    message = " ".join(full.stderr.split())
+    assert full.returncode == 5, full.stdout + full.stderr
+    assert f"{small_disk}: the disk is full" in message and "point bundles.dir at a disk with room" in message
+    assert "Traceback" not in full.stderr and full.stderr.count("error:") == 1
+    assert list(small_disk.iterdir()) == []  # nothing half-written kept
+    assert not (path / "wheelhouse" / ".shipped.json").exists()  # nor recorded as shipped
+
+    resize(small_disk, 8192)
+    again = task(path, "bundle")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert Path(again.stdout.strip().splitlines()[-1]).parent == small_disk
 
 
 def test_a_key_that_cannot_sign_stops_the_bundle_with_its_words_and_records_nothing_shipped(project):
