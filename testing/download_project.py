@@ -71,15 +71,24 @@ def make_project(tmp_path: Path, index_url: str, requirements: str, targets: str
 
 @contextmanager
 def held_download(
-    index, project: Path, *args: str, held: str = "file", ignore_sighup: bool = False, task: str = "download"
+    index,
+    project: Path,
+    *args: str,
+    held: str = "file",
+    ignore_sighup: bool = False,
+    task: str = "download",
+    leader: bool = True,
 ) -> Iterator[subprocess.Popen[str]]:
     """`inv download` in a session of its own, yielded once it asks for a file (held="file"), or for a file's
     metadata, which only uv's resolver asks for (held="metadata"): each now takes 60 s from the index, so the
-    run is held where it asked."""
+    run is held where it asked. With leader=False the session's leader is a shell that started the run, as a
+    script does, and the run does not lead its process group."""
     index.clear()
     setattr(index, f"{held}_seconds", 60)
     command = [sys.executable, "-m", "invoke", "--search-root", str(REPO), task, "--inventory",
                str(project / "inventory.yaml"), *args]  # fmt: skip
+    if not leader:
+        command = ["sh", "-c", '"$@"; exit $?', "sh", *command]  # a command after it: sh cannot exec the run
     ignore = (lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if ignore_sighup else None  # as nohup does
     process = subprocess.Popen(command, env=clean_env(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True, preexec_fn=ignore)  # fmt: skip

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -456,12 +457,20 @@ class Tries:
         self.cache_dir = self._cache.name
         self._turns = threading.Condition()
         self.stopping = threading.Event()
+        self._running: set[threading.Event] = set()  # what ends each uv running now (see running)
         self._lock = threading.Lock()
 
     def stop(self) -> None:
-        """No try starts from now on, and a wait for one raises KeyboardInterrupt."""
+        """No try starts from now on, every uv running is ended, and a wait for one raises KeyboardInterrupt.
+
+        Ctrl-C reaches uv itself, as the terminal sends it to the whole job; `kill PID`, sent to the run
+        alone when it does not lead its process group (started from a script), used to leave each running
+        uv to end its try, up to a minute on a slow index, after the run had gone.
+        """
         with self._turns:
             self.stopping.set()
+            for stop in self._running:
+                stop.set()
             self._turns.notify_all()
 
     def wait_turn(self, *, first: bool = False) -> None:
@@ -490,6 +499,19 @@ class Tries:
                 heapq.heapify(self._waiting)
                 self._turns.notify_all()
                 raise
+
+    @contextmanager
+    def running(self, stop: threading.Event) -> Iterator[None]:
+        """A uv runs that `stop` ends (uv_compile): set by stop() too, from now on or at once if it came first."""
+        with self._turns:
+            self._running.add(stop)
+            if self.stopping.is_set():
+                stop.set()
+        try:
+            yield
+        finally:
+            with self._turns:
+                self._running.discard(stop)
 
     def names(self) -> set[str]:
         with self._lock:
@@ -686,13 +708,15 @@ def _uv_round(
     run unfinished (see uv_compile).
     """
     tries.wait_turn(first=platform.runs_natively())
-    with tempfile.TemporaryDirectory(prefix=scratch_prefix(None, "airgap-resolve-")) as tmp:
+    stop = stop or threading.Event()
+    with tries.running(stop), tempfile.TemporaryDirectory(prefix=scratch_prefix(None, "airgap-resolve-")) as tmp:
         settings = index_toml(index_url or default_index_url(), _RUN_CACHE_CONTROL) + (config or "")
         (Path(tmp) / "uv.toml").write_text(settings, encoding="utf-8")
         extra += ("--config-file", str(Path(tmp) / "uv.toml"), "--cache-dir", tries.cache_dir)
         result = uv_compile(resolution, platform, None, Path(tmp), extra, on_decision=on_decision, stop=stop)
-        if result.returncode in (-signal.SIGINT, 128 + signal.SIGINT):
-            # Ctrl-C reached uv as well: no other try may start, it would wait on the network unasked.
+        if tries.stopping.is_set() or result.returncode in (-signal.SIGINT, 128 + signal.SIGINT):
+            # The run is stopping, or Ctrl-C reached uv as well: no other try may start, it would wait on the
+            # network unasked.
             raise KeyboardInterrupt
         if result.returncode != 0:
             raise_if_disk_full(result.stderr)

@@ -432,6 +432,27 @@ def test_kill_or_a_closed_terminal_stops_a_download_as_ctrl_c_does(index, tmp_pa
     assert [p.name for p in (project / "wheelhouse").rglob("*") if p.name.endswith((".part", ".tmp"))] == []
 
 
+@pytest.mark.skipif(os.name != "posix", reason="Windows sends no SIGTERM")
+def test_kill_sent_to_a_run_that_a_script_started_ends_its_uv_too(index, tmp_path):
+    """Started from a script, the run does not lead its process group, and so does not pass the stop on to it:
+    the uv held in its try (60 s for a file's metadata) used to run on after the run had ended."""
+    project = make_project(tmp_path, index, "app\nlib<3\n")
+    with held_download(index, project, held="metadata", leader=False) as script:
+        run = int(subprocess.run(["pgrep", "-P", str(script.pid)], capture_output=True, text=True).stdout)
+        uv = subprocess.run(["pgrep", "-f", f"airgap-resolve-{run}-"], capture_output=True, text=True).stdout.split()
+        assert uv, "no uv try running"
+        os.kill(run, signal.SIGTERM)
+        try:
+            _, stderr = script.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("SIGTERM did not stop the download within 30 s") from None
+    assert script.returncode == 130 and "stopped by SIGTERM" in stderr, stderr
+    deadline = time.monotonic() + 10  # ended by the run as it stops; left alone, it would wait out its minute
+    while (running := [pid for pid in uv if Path(f"/proc/{pid}").exists()]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert running == []
+
+
 @pytest.mark.skipif(os.name != "posix", reason="Windows has no SIGHUP")
 def test_under_nohup_a_closed_terminal_does_not_stop_the_run(index, tmp_path):
     """nohup sets SIGHUP to be ignored, so that the run outlives its terminal; the run must leave it so."""
