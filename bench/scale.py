@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.download import clean_env
+from bench.download import clean_env, wait_for_detached_removals
 from bench.results import default_path, write_results
 from testing.environment import secrets_env
 from testing.tasks import REPO
@@ -44,6 +44,7 @@ def isolated(workdir: Path) -> dict[str, str]:
 
 def measured(label: str, command: list[str], env: dict, log: Path) -> dict:
     """Run once; the peak RSS is the process's own high-water mark (VmHWM), read until it exits."""
+    wait_for_detached_removals()
     start = time.perf_counter()
     with open(log, "w") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
