@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from functools import partial
 from importlib.metadata import version
 
@@ -17,7 +17,7 @@ from devpi_airgap.core.errors import ResolutionError
 from devpi_airgap.core.files import sha256_file
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.lock import LockedFile, lock_changes, read_lock, versions_by_name, write_lock
-from devpi_airgap.core.metadata import MetadataError, read_metadata
+from devpi_airgap.core.metadata import MetadataError, read_metadata, sdist_needs
 from devpi_airgap.core.platforms import TargetPlatform, target_platform
 from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.core.requirements import hash_problems, resolution_sets
@@ -461,18 +461,23 @@ def _download(
     def guess(name: str, project: str, version: str, filename: str) -> None:
         early.guess(name, project, version, filename, first=platforms[name].runs_natively())
 
-    def prebuild(pin: Pin) -> BuiltMetadata | None:
+    def prebuild(pin: Pin, declared: Callable[[BuiltMetadata | None], None]) -> BuiltMetadata | None:
         """A project that publishes no wheel (see Tries), built from its newest sdist while the tries go on.
 
-        Tries that take it from source wait for it and read the wheel's metadata. Otherwise they build the
-        sdist to read it, one after the other, as uv builds an sdist once at a time in its cache (three
-        targets' second tries, started apart: 5.2-6.6 s, against 2.2-2.3 s with the metadata). It is a
-        guess, like a round's pins: a try that pins another release builds that one itself, and the guess
-        is dropped at the end, as is a build no try took.
+        Tries that take it from source go on what the sdist declares (`declared`, said as soon as the sdist
+        is in), and the wheel's metadata is checked against it; an sdist that declares nothing sure has them
+        wait for the wheel. Otherwise they build the sdist to read it, one after the other, as uv builds an
+        sdist once at a time in its cache (three targets' second tries, started apart: 5.2-6.6 s, against
+        2.2-2.3 s with the metadata). It is a guess, like a round's pins: a try that pins another release
+        builds that one itself, and the guess is dropped at the end, as is a build no try took.
         """
         early.hand_over([pin], False, first=True)
-        if not early.wait_built(pin.file.filename, tries.stopping):
+        if not early.wait_arrived(pin.file.filename, tries.stopping):
             return None  # a failed guess fails nothing: uv builds the sdist itself, as without it
+        needs = sdist_needs(wheelhouse.sdists / pin.file.filename)
+        declared(BuiltMetadata(pin.name, pin.version, *astuple(needs)) if needs else None)
+        if not early.wait_built(pin.file.filename, tries.stopping):
+            return None
         made = built.get(pin.file.sha256)
         return next(iter(_built_metadata(wheelhouse, {pin.file.sha256: made}, {pin.name})), None) if made else None
 

@@ -171,6 +171,19 @@ class EarlyWork:
             # a failed build is built again, and reported, by the lock step
             return all(self.builds[name].done() for name in filenames if name in self.builds)
 
+    def wait_arrived(self, filename: str, stopping: threading.Event) -> bool:
+        """Wait for a file handed over to be in the pool; False if its download failed.
+
+        Raises KeyboardInterrupt once `stopping` is set: the run is being stopped.
+        """
+        while not stopping.wait(0.02):
+            with self.lock:
+                if filename in self.present or filename in self.arrived:
+                    return True
+                if filename in self.fetcher.failed:
+                    return False
+        raise KeyboardInterrupt
+
     def wait_built(self, sdist: str, stopping: threading.Event) -> bool:
         """Wait for an sdist handed over to arrive and its wheel to be built; False if either failed.
 

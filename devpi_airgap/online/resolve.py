@@ -29,7 +29,8 @@ from typing import TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 
 from packaging.markers import Marker
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 
@@ -389,6 +390,15 @@ class BuiltMetadata:
     requires_python: str | None
     provides_extras: tuple[str, ...]
 
+    def needs(self) -> tuple[frozenset[str], str | None, frozenset[str]]:
+        """What it says the project needs, in a form in which two sayings of the same compare equal."""
+        try:
+            requires = frozenset(str(Requirement(r)) for r in self.requires_dist)
+            python = str(SpecifierSet(self.requires_python)) if self.requires_python else None
+        except (InvalidRequirement, InvalidSpecifier):
+            requires, python = frozenset(self.requires_dist), self.requires_python  # compared as written
+        return requires, python, frozenset(canonicalize_name(extra) for extra in self.provides_extras)
+
     def uv_toml(self) -> str:
         # TOML basic strings take JSON's escapes, so json.dumps quotes them safely.
         lines = [
@@ -423,8 +433,11 @@ class Tries:
       (`suspect`): its page is read once a run, in a thread of its own, as
       soon as a resolver names it in a conflict. A project that publishes no
       wheel joins those taken as sdists then, and is built from its newest
-      sdist by `prebuild(pin)`, so that tries read the wheel's metadata instead
-      of each building the sdist itself.
+      sdist by `prebuild(pin, declared)`, so that tries read the wheel's
+      metadata instead of each building the sdist itself. The prebuild passes
+      on what the sdist itself declares it needs (`declared`), as soon as the
+      sdist is in: tries go on that word while the build runs, and the built
+      wheel's word is checked against it (see uv_config and confirmed).
     """
 
     def __init__(
@@ -432,14 +445,17 @@ class Tries:
         names: Iterable[str] = (),
         built: Iterable[BuiltMetadata] = (),
         *,
-        prebuild: Callable[[Pin], BuiltMetadata | None] = lambda pin: None,
+        prebuild: Callable[[Pin, Callable[[BuiltMetadata | None], None]], BuiltMetadata | None] = (
+            lambda pin, declared: None
+        ),
         spacing: float = TRY_SPACING,
     ):
         self._names = set(names)
         self._built = tuple(built)
         self._prebuild = prebuild
         self._wheel_less: dict[str, Future[bool]] = {}  # per suspect: whether it publishes no wheel at all
-        self._building: dict[str, Future[BuiltMetadata | None]] = {}
+        self._declared: dict[str, Future[BuiltMetadata | None]] = {}  # what its sdist says it needs
+        self._building: dict[str, Future[BuiltMetadata | None]] = {}  # what the wheel built from it says
         self._spacing = spacing
         self._next_start = 0.0
         self._waiting: list[tuple[bool, int]] = []  # a heap: the tries waiting for their turn, the next first
@@ -536,11 +552,10 @@ class Tries:
         """
         with self._lock:
             if name not in self._wheel_less:
-                wheel_less = self._wheel_less[name] = Future[bool]()
-                building = self._building[name] = Future[BuiltMetadata | None]()
-                threading.Thread(
-                    target=self._find_out, args=(name, index_url, wheel_less, building), daemon=True
-                ).start()
+                self._wheel_less[name] = Future[bool]()
+                self._declared[name] = Future[BuiltMetadata | None]()
+                self._building[name] = Future[BuiltMetadata | None]()
+                threading.Thread(target=self._find_out, args=(name, index_url), daemon=True).start()
         if found_wheel_less is not None:
             # Runs at once when the answer is in already; a failed reading is the try's to hear, not this.
             self._wheel_less[name].add_done_callback(
@@ -565,34 +580,63 @@ class Tries:
             future.exception()  # a stopped prebuild raised KeyboardInterrupt; nobody wants its answer
         self._cache.cleanup()
 
-    def _find_out(
-        self, name: str, index_url: str | None, wheel_less: Future[bool], building: Future[BuiltMetadata | None]
-    ) -> None:
+    def _find_out(self, name: str, index_url: str | None) -> None:
+        with self._lock:
+            wheel_less, declared, building = self._wheel_less[name], self._declared[name], self._building[name]
+
+        def tell(needs: BuiltMetadata | None) -> None:
+            if not declared.done():
+                declared.set_result(needs)
+
         try:
             pin = newest_sdist(index_url, name)  # None too when the page cannot say: the try finds out itself
             if pin is not None:
                 with self._lock:
                     self._names.add(name)  # before the tries waiting for this hear it
             wheel_less.set_result(pin is not None)
-            building.set_result(self._prebuild(pin) if pin is not None else None)
+            made = self._prebuild(pin, tell) if pin is not None else None
+            tell(None)  # a prebuild that said nothing of the sdist's own word
+            building.set_result(made)
         except BaseException as exc:  # a stop, or a bug: every try waiting for this hears it
-            for future in (wheel_less, building):
+            for future in (wheel_less, declared, building):
                 if not future.done():
                     future.set_exception(exc)
 
-    def uv_config(self, names: set[str]) -> str | None:
-        """uv settings giving the built metadata of these projects, once their prebuilds are done.
+    def uv_config(self, names: set[str]) -> tuple[str | None, dict[str, BuiltMetadata]]:
+        """uv settings giving the metadata of these projects, and which of it is only their sdists' word.
 
-        A try waits for them: uv builds an sdist once at a time in its cache, so tries building it themselves
-        wait for each other, and the build the prebuild does besides competes for the same two cores (the
-        sample's second try, building pyramid-chameleon beside the prebuild: 2.8 s; after it, given its
-        metadata: 1.9 s).
+        A try takes the built wheel's metadata once its prebuild is done, and while it runs, what the sdist
+        declares: uv builds an sdist once at a time in its cache, so tries building it themselves waited for
+        each other, and the build the prebuild does besides competes for the same two cores (the sample's
+        second try, building pyramid-chameleon beside the prebuild: 2.8 s; after it, given its metadata:
+        1.9 s). The try then went only once the build was done, about 1.2 s after the sdist was in. A try
+        that took an sdist's word is confirmed against the built wheel's before its pins count (confirmed).
+        A project whose sdist says nothing sure waits for its build, as before.
         """
         with self._lock:
-            building = [future for name, future in self._building.items() if name in names]
-        made = [self._result(future) for future in building]
-        found = {(b.name, b.version): b for b in (*self._built, *(m for m in made if m)) if b.name in names}
-        return "\n".join(b.uv_toml() for b in found.values()) if found else None
+            pending = {name: (self._declared[name], self._building[name]) for name in names if name in self._building}
+        found = {(b.name, b.version): b for b in self._built if b.name in names}
+        hinted: dict[str, BuiltMetadata] = {}
+        for name, (declared, building) in pending.items():
+            hint = None if building.done() else self._result(declared)
+            if hint is not None and not building.done():
+                hinted[name] = found[(hint.name, hint.version)] = hint
+            elif made := self._result(building):
+                found[(made.name, made.version)] = made
+        return ("\n".join(b.uv_toml() for b in found.values()) if found else None), hinted
+
+    def confirmed(self, hinted: dict[str, BuiltMetadata]) -> bool:
+        """Whether each sdist's word a try went on is what the wheel built from it says; waits for the builds.
+
+        A build that failed confirms nothing: the try goes again without that word, and uv builds the sdist.
+        """
+        with self._lock:
+            building = {name: self._building[name] for name in hinted}
+        for name, hint in hinted.items():
+            made = self._result(building[name])
+            if made is None or (made.name, made.version, made.needs()) != (hint.name, hint.version, hint.needs()):
+                return False
+        return True
 
     def _result(self, future: Future[T]) -> T:
         while True:
@@ -655,7 +699,7 @@ def _from_wheels(
     for attempt in range(MAX_ROUNDS):
         met = _Conflicts(tries, index_url, from_source, on_decision)
         extra = ("--only-binary", ":all:", *(arg for name in sorted(from_source) for arg in ("--no-binary", name)))
-        config = tries.uv_config(from_source)
+        config, hinted = tries.uv_config(from_source)
         result, pins = _uv_round(
             resolution, platform, index_url, extra, tries, config, on_decision=met.hear, stop=met.found_wheel_less
         )
@@ -670,7 +714,8 @@ def _from_wheels(
         from_source |= sdist_only
         if attempt == 0:
             after_first_try()
-        if not sdist_only:
+        # A try that went on an sdist's word where its wheel says otherwise goes again, on the wheel's word.
+        if not sdist_only and tries.confirmed(hinted):
             return pins
     return None
 

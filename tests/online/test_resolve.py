@@ -164,7 +164,7 @@ def resolve_app_watching_prebuilds(
     with serve_index(build_index(tmp_path / "index", dists)) as url:
         inventory = load_inventory(make_project(tmp_path, url, "app\n") / "inventory.yaml")
         platform = target_platform(inventory.targets["win313"])
-        tries = Tries(known, prebuild=lambda pin: asked.append(pin.name))
+        tries = Tries(known, prebuild=lambda pin, declared: asked.append(pin.name))
         found = {pin.name: pin.version for pin in resolve_set(ResolutionSet("t", ("app",)), platform, url, tries=tries)}
         tries.settle()
     return found, asked, tries
@@ -227,6 +227,57 @@ def test_a_try_stops_the_moment_a_project_it_met_turns_out_to_publish_no_wheel(t
         assert not neither.is_set()
         assert url.counts["/simple/sdistonly/"] == 1
         tries.settle()
+
+
+def resolve_app_on_the_sdists_word(
+    own_index, tmp_path, monkeypatch, declared: BuiltMetadata
+) -> tuple[dict[str, str], list[str | None], bool]:
+    """`app` resolved for win313 while sdistonly's prebuild says `declared` of its sdist and builds only once a
+    try has started on that word (or after 30 s): the pins, each try's uv.toml, and whether a try started on
+    the sdist's word before the build was done."""
+    built = BuiltMetadata("sdistonly", "1.0", ("lib<2",), None, ())  # what its wheel says
+    configs: list[str | None] = []
+    on_the_word = threading.Event()
+    real_round = resolve._uv_round
+
+    def round_noting_its_config(resolution, platform, index_url, extra, tries, config=None, **kwargs):
+        configs.append(config)
+        if config and "sdistonly" in config:
+            on_the_word.set()
+        return real_round(resolution, platform, index_url, extra, tries, config, **kwargs)
+
+    before_the_build: list[bool] = []
+
+    def prebuild(pin, tell):
+        tell(declared)
+        before_the_build.append(on_the_word.wait(30))  # a try that waited for this build would wait in vain
+        return built
+
+    monkeypatch.setattr(resolve, "_uv_round", round_noting_its_config)
+    inventory = load_inventory(make_project(tmp_path, own_index, "app\n") / "inventory.yaml")
+    platform = target_platform(inventory.targets["win313"])
+    tries = Tries(prebuild=prebuild)
+    found = {p.name: p.version for p in resolve_set(ResolutionSet("t", ("app",)), platform, own_index, tries=tries)}
+    tries.settle()
+    return found, configs, before_the_build == [True]
+
+
+def test_a_try_goes_on_what_the_sdist_declares_while_its_wheel_is_built(own_index, tmp_path, monkeypatch):
+    """The sdist's own word, in as soon as the sdist is (pyramid-chameleon's: its egg-info), spares the try the
+    wait for the build; what the built wheel says confirms it, and the pins stand."""
+    declared = BuiltMetadata("sdistonly", "1.0", ("lib < 2",), None, ())  # as the wheel says, written otherwise
+    found, configs, started_on_it = resolve_app_on_the_sdists_word(own_index, tmp_path, monkeypatch, declared)
+    assert started_on_it
+    assert found["lib"] == "1.0" and found["sdistonly"] == "1.0"
+    assert len(configs) == 2  # the first try, stopped on meeting sdistonly; the second, on its sdist's word
+
+
+def test_a_try_on_an_sdists_word_that_its_wheel_contradicts_goes_again_on_the_wheels(own_index, tmp_path, monkeypatch):
+    declared = BuiltMetadata("sdistonly", "1.0", (), None, ())  # the sdist says it needs nothing; its wheel: lib<2
+    found, configs, started_on_it = resolve_app_on_the_sdists_word(own_index, tmp_path, monkeypatch, declared)
+    assert started_on_it and len(configs) == 3
+    assert "requires-dist = []" in configs[1] and 'requires-dist = ["lib<2"]' in configs[2]
+    assert found["lib"] == "1.0"  # on the sdist's word alone, no lib at all
 
 
 def test_a_release_that_needs_a_newer_python_starts_no_prebuild(tmp_path):
