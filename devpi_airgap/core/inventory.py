@@ -470,7 +470,10 @@ def _expected(error: Mapping[str, Any]) -> str:
 
 
 def _first_error(exc: ValidationError) -> tuple[str, Any, str]:
-    error = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    # A misspelt key is an unknown key and a missing one at once: the unknown one names what the user wrote,
+    # and lists the keys allowed there. Reported first, `platfrom:` is named, not only `platform` as unset.
+    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     value = None if error["type"] == "missing" else error.get("input")
     return _keypath(error["loc"]), value, _expected(error)
 

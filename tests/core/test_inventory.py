@@ -67,6 +67,8 @@ def test_good_inventory_with_defaults(write, tmp_path):
         ),
         (GOOD.replace("requirements: [req.txt]", "requirements: []"), ["targets.win313.requirements", "non-empty"]),
         (GOOD.replace('    python: "3.13"\n', "", 1), ["targets.win313.python", "this key to be set"]),
+        # misspelt: named as written, with the keys allowed there, rather than only the right one as unset
+        (GOOD.replace('python: "3.13"', 'pyhton: "3.13"', 1), ["targets.win313.pyhton", "no such key", "python"]),
         (
             GOOD.replace("requirements: [req.txt]", "requirements: [req.txt]\n    implementation: pp"),
             ["targets.win313.implementation", "'pp'", "one of cp"],
