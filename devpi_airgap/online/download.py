@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import astuple, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from importlib.metadata import version
 
@@ -475,7 +475,11 @@ def _download(
         if not early.wait_arrived(pin.file.filename, tries.stopping):
             return None  # a failed guess fails nothing: uv builds the sdist itself, as without it
         needs = sdist_needs(wheelhouse.sdists / pin.file.filename)
-        declared(BuiltMetadata(pin.name, pin.version, *astuple(needs)) if needs else None)
+        declared(
+            BuiltMetadata(pin.name, pin.version, needs.requires_dist, needs.requires_python, needs.provides_extras)
+            if needs
+            else None
+        )
         if not early.wait_built(pin.file.filename, tries.stopping):
             return None
         made = built.get(pin.file.sha256)

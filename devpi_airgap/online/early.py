@@ -189,12 +189,14 @@ class EarlyWork:
 
         Raises KeyboardInterrupt once `stopping` is set: the run is being stopped.
         """
+        if not self.wait_arrived(sdist, stopping):
+            return False
+        with self.lock:  # queued before the sdist counted as arrived (see _arrived_whole)
+            build = self.builds.get(sdist)
+        if build is None:  # no sdist a prebuild handed over
+            return False
         while not stopping.wait(0.05):
-            with self.lock:
-                if sdist in self.fetcher.failed:
-                    return False
-                build = self.builds.get(sdist)
-            if build is not None and build.done():
+            if build.done():
                 return build.exception() is None
         raise KeyboardInterrupt
 
