@@ -131,30 +131,60 @@ def index_problem(index_url: str | None, resolution: ResolutionSet) -> str | Non
     names = [Requirement(line).name for line in resolution.lines]
     if not names:
         return None
-    url = f"{base}/{canonicalize_name(names[0])}/"
+    name = canonicalize_name(names[0])
+    url = f"{base}/{name}/"
     try:
         page = _read_page(url)
     except TransferError as exc:
         return f"the index {base} cannot be reached ({exc or 'no answer'})"
-    if page.status == 404:  # a real index saying it has no such project: the requirement's problem
-        return None
+    if page.status == 404:  # a real index saying it has no such project: the requirement's problem, unless
+        simple = _simple_api_below(base, name)  # index_url names the site whose simple API lies one step down
+        if simple is None:
+            return None
+        return (
+            f"index_url {base} is a site, not its package index: it has no page {url}, but {simple}/{name}/ is "
+            f"that project's page in a package index; set index_url to {simple}"
+        )
     kind = page.content_type.split(";")[0] or "?"
     if page.status in (401, 403):
         return f"the index {base} answered {url} with HTTP {page.status}: it wants credentials; {where_credentials_go(urlsplit(base).hostname)}"
     if page.status != 200:
         return f"the index {base} answered {url} with HTTP {page.status} ({kind})"
-    text = page.body.decode("utf-8", "replace")
-    if "json" in kind:
-        try:
-            if isinstance(json.loads(page.body).get("files"), list):
-                return None
-        except (ValueError, AttributeError):
-            pass
-    elif "pypi:repository-version" in text or _DISTRIBUTION_LINK.search(text):
+    if _is_project_page(page):
         return None
+    text = page.body.decode("utf-8", "replace")
     title = re.search(r"<title>\s*([^<]{1,80})", text, re.IGNORECASE)
     shown = title.group(1).strip() if title else " ".join(text.split())[:80]
     return f"the index {base} answered {url} with something that is not a package index ({kind}: {shown!r}); a proxy's login page, perhaps"
+
+
+def _is_project_page(page: Answer) -> bool:
+    """Whether a 200 answer is a simple-index project page, PEP 691 JSON or PEP 503 HTML."""
+    if "json" in page.content_type:
+        try:
+            return isinstance(json.loads(page.body).get("files"), list)
+        except (ValueError, AttributeError):
+            return False
+    text = page.body.decode("utf-8", "replace")
+    return "pypi:repository-version" in text or bool(_DISTRIBUTION_LINK.search(text))
+
+
+# Where a site keeps its simple API: pypi.org/simple, and a devpi index's +simple (http://host:3141/user/index).
+_SIMPLE_API_PATHS = ("simple", "+simple")
+
+
+def _simple_api_below(base: str, name: str) -> str | None:
+    """The simple API one step below `base` that has a page for project `name`; None if there is none."""
+    if base.rsplit("/", 1)[-1] in _SIMPLE_API_PATHS:
+        return None
+    for below in _SIMPLE_API_PATHS:
+        try:
+            page = _read_page(f"{base}/{below}/{name}/")
+        except TransferError:
+            continue
+        if page.status == 200 and _is_project_page(page):
+            return f"{base}/{below}"
+    return None
 
 
 def default_index_url() -> str:

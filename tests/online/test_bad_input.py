@@ -203,6 +203,16 @@ def test_an_index_answering_with_a_login_page_is_named_not_the_requirement(login
     assert "relax the requirement" not in message
 
 
+def test_an_index_url_naming_the_site_points_at_its_simple_api(index, tmp_path):
+    """index_url: https://pypi.org (the site) for https://pypi.org/simple: uv says only "natext was not found"."""
+    site = index.removesuffix("/simple")
+    project = make_project(tmp_path, site, "natext\n")
+    result = run_task("download", "--inventory", str(project / "inventory.yaml"), env=clean_env(project))
+    assert_clean_failure(result, 5, f"index_url {site} is a site, not its package index", project)
+    assert f"set index_url to {index}" in " ".join(result.stderr.split())
+    assert "relax the requirement" not in result.stderr
+
+
 def test_an_unreachable_index_is_named_not_the_requirement(tmp_path):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
