@@ -13,7 +13,7 @@ class ExitCode(IntEnum):
     FAILED = 1  # anything else that stopped a task; the message says what
     USAGE = 2  # a bad option, inventory, requirements file or secret
     RESOLUTION = 3  # requirements cannot be resolved for a target
-    VERIFICATION = 4  # a wheelhouse cannot install its target offline, or a locked file is missing
+    VERIFICATION = 4  # a wheelhouse cannot install its target offline, a locked file or every lock is missing
     FETCH = 5  # a download, the disk or another I/O failed
     REMOTE = 6  # a step on the server failed
     BUNDLE = 7  # a bundle was refused: checksum, signature, manifest or contents

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
-from devpi_airgap.core.errors import AirgapError
+from devpi_airgap.core.errors import AirgapError, VerificationError
 from devpi_airgap.core.files import write_if_changed
 
 
@@ -26,6 +26,14 @@ class LockedFile:
     size: int
     built_from: dict | None = None  # the sdist (filename, url, sha256) a pure wheel was built from
     sets: tuple[str, ...] = ()  # the resolution sets that need this file, e.g. "devpi server"
+
+
+def nothing_downloaded(targets: Iterable[str]) -> VerificationError:
+    """The error for a task that needs a lock when none of its targets has one yet (exit 4: no locked file)."""
+    names = ", ".join(targets) or "(none)"
+    return VerificationError(
+        f"no target has been downloaded yet ({names}: no lock file); run `inv download` first. Nothing was written."
+    )
 
 
 def write_lock(path: Path, header: dict, files: list[LockedFile]) -> bool:

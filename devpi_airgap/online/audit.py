@@ -14,19 +14,22 @@ from devpi_airgap.core.errors import UsageError
 from devpi_airgap.core.files import write_if_changed
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.licenses import LicenseCache
-from devpi_airgap.core.lock import read_lock
+from devpi_airgap.core.lock import nothing_downloaded, read_lock
 from devpi_airgap.core.wheelhouse import POOL
 from devpi_airgap.online.osv import snapshot_for
 
 
 def locked_wheels(inventory: Inventory, targets: list[Target]) -> dict[str, list[Path]]:
-    """Each downloaded target's locked files, in the pool where every file is kept once."""
+    """Each downloaded target's locked files, in the pool where every file is kept once; an error if none is."""
     pool = inventory.wheelhouse / POOL
-    return {
+    found = {
         t.name: [pool / f.filename for f in read_lock(inventory.lock_path(t))[1]]
         for t in targets
         if inventory.lock_path(t).exists()
     }
+    if not found:  # an audit of nothing would pass, and `inv bundle` would print that pass before it stopped
+        raise nothing_downloaded(t.name for t in targets)
+    return found
 
 
 def audit_inventory(

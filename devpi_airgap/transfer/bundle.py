@@ -28,10 +28,10 @@ from devpi_airgap import __version__
 from devpi_airgap.core.advisories import Snapshot
 from devpi_airgap.core.audit import AuditReport
 from devpi_airgap.core.console import human_bytes
-from devpi_airgap.core.errors import AirgapError, FetchError, ResolutionError, VerificationError
+from devpi_airgap.core.errors import FetchError, ResolutionError, VerificationError
 from devpi_airgap.core.files import atomic_write, scratch_prefix
 from devpi_airgap.core.inventory import Inventory, Target
-from devpi_airgap.core.lock import LockedFile, lock_changes, read_lock, versions_by_name
+from devpi_airgap.core.lock import LockedFile, lock_changes, nothing_downloaded, read_lock, versions_by_name
 from devpi_airgap.core.pip_versions import clients_pip_problems
 from devpi_airgap.core.platforms import target_platform
 from devpi_airgap.core.requirements import hash_problems, resolution_sets, served_wheel_problems
@@ -85,7 +85,7 @@ def _collect(inventory: Inventory, wheelhouse: Wheelhouse) -> _Collected:
         _, collected.locked[target.name] = read_lock(lock_path, collected.locks[target.name])
         for f in collected.locked[target.name]:
             if wheelhouse.sha256(wheelhouse.pool / f.filename) != f.sha256:
-                raise AirgapError(
+                raise VerificationError(
                     f"{f.filename} in {wheelhouse.pool} is missing or does not match "
                     f"{lock_path.name}; run `inv download --target {target.name}` first"
                 )
@@ -95,7 +95,7 @@ def _collect(inventory: Inventory, wheelhouse: Wheelhouse) -> _Collected:
             )
             entry["targets"].append(target.name)
     if not collected.locks:
-        raise AirgapError("no target has been downloaded yet; run `inv download` first")
+        raise nothing_downloaded(inventory.targets)
     return collected
 
 

@@ -203,6 +203,20 @@ def test_an_index_answering_with_a_login_page_is_named_not_the_requirement(login
     assert "relax the requirement" not in message
 
 
+@pytest.mark.parametrize("argv", [["audit"], ["bundle"], ["bundle", "--check"]])
+def test_a_task_that_needs_a_download_before_any_says_so_and_prints_no_pass(index, tmp_path, argv):
+    """An audit of nothing passed (exit 0), and `inv bundle` printed that empty pass before it stopped with exit 1."""
+    project = make_project(tmp_path, index, "app\n")
+    result = run_task(*argv, "--inventory", str(project / "inventory.yaml"), env=clean_env(project))
+    assert_clean_failure(
+        result,
+        4,
+        "no target has been downloaded yet (win313, mac312, lin311: no lock file); run `inv download`",
+        project,
+    )
+    assert result.stdout == ""
+
+
 def test_an_index_url_naming_the_site_points_at_its_simple_api(index, tmp_path):
     """index_url: https://pypi.org (the site) for https://pypi.org/simple: uv says only "natext was not found"."""
     site = index.removesuffix("/simple")
