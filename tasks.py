@@ -26,7 +26,7 @@ from devpi_airgap.cli.outcome import usage_errors_exit_2, user_errors
 from devpi_airgap.core.console import bar_progress, printable_anywhere
 from devpi_airgap.core.errors import UsageError
 from devpi_airgap.core.inventory import load_inventory
-from devpi_airgap.core.memory import give_back_large_blocks, no_final_collection
+from devpi_airgap.core.memory import collect_only_the_run, give_back_large_blocks
 from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.online.audit import audit_inventory, rescan_snapshot
 from devpi_airgap.online.download import download as download_targets
@@ -40,7 +40,7 @@ from devpi_airgap.transfer.recall import write_recall
 usage_errors_exit_2()
 printable_anywhere()  # output redirected on Windows is in a code page that lacks most characters
 give_back_large_blocks()  # pages read and parsed leave the process: a lower peak at scale (core/memory.py)
-no_final_collection()
+collect_only_the_run()  # last: what the imports made stays out of every collection
 
 INVENTORY_HELP = "inventory file (default: inventory.yaml in the current directory)"
 TARGET_HELP = "a target name from the inventory, several joined by commas, or 'all' (default)"
