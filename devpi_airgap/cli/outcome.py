@@ -6,9 +6,11 @@ import errno
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from invoke.exceptions import Exit
 
@@ -86,6 +88,16 @@ def user_errors(*, changes_nothing: bool = False):
 _WINDOWS_MAX_PATH = 260
 
 
+def _in_temporary_directory(path: object) -> bool:
+    """Whether path lies in the temporary directory, which users seldom choose and so do not think of."""
+    if not isinstance(path, (str, bytes, os.PathLike)) or not path:
+        return False
+    try:
+        return Path(os.fsdecode(path)).resolve().is_relative_to(Path(tempfile.gettempdir()).resolve())
+    except (OSError, ValueError):
+        return False
+
+
 def io_failure(exc: OSError) -> str:
     where = f" ({exc.filename})" if exc.filename else ""
     long_path = max((str(n) for n in (exc.filename, exc.filename2) if n), key=len, default="")
@@ -95,6 +107,12 @@ def io_failure(exc: OSError) -> str:
             f"fewer than {_WINDOWS_MAX_PATH} unless long paths are enabled. Move the inventory's folder (and so "
             "its wheelhouse) to a shorter path such as C:\\airgap, or have long paths enabled (Group Policy "
             "'Enable Win32 long paths'), and run again"
+        )
+    if exc.errno == errno.ENOSPC and _in_temporary_directory(exc.filename):
+        return (
+            f"the disk is full{where}: {exc.strerror}. That is in this machine's temporary directory, where the run "
+            "unpacks, builds and checks, and which it empties again: point TMPDIR (on Windows, TEMP) at a disk with "
+            "room, or free space there, and run again"
         )
     if exc.errno == errno.ENOSPC:
         return (

@@ -104,6 +104,34 @@ def _file_of(tar: tarfile.TarFile, member: tarfile.TarInfo):
     return content
 
 
+class _StagingFailed(Exception):
+    """Writing into staging failed (a full disk, say): the bundle may be sound, so it is not refused for it."""
+
+    def __init__(self, error: OSError, staging: Path):
+        self.error = OSError(error.errno, error.strerror, str(staging))  # a write's own error names no file
+
+
+def _write_out(src, dest: Path, digest, staging: Path) -> None:
+    """Copy a member's content to dest, hashing it on the way; a failed read is the bundle's, and passes through."""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        out = open(dest, "wb")  # not `with`: each write, and the close, can fail on their own
+    except OSError as exc:
+        raise _StagingFailed(exc, staging) from None
+    try:
+        while chunk := src.read(CHUNK):
+            digest.update(chunk)
+            try:
+                out.write(chunk)
+            except OSError as exc:
+                raise _StagingFailed(exc, staging) from None
+    finally:
+        try:
+            out.close()  # the last buffered bytes go out here
+        except OSError as exc:
+            raise _StagingFailed(exc, staging) from None
+
+
 def _safe_name(name: str) -> bool:
     normal = posixpath.normpath(name)
     return not (name.startswith("/") or normal != name or normal.startswith("..") or "\\" in name)
@@ -139,13 +167,9 @@ def extract_checked(bundle: Path, staging: Path) -> dict:
                 if entry is None or member.name in seen:
                     raise BundleError(f"{bundle.name}: member {member.name!r} is not in the manifest")
                 seen.add(member.name)
-                dest = staging / member.name
-                dest.parent.mkdir(parents=True, exist_ok=True)
                 digest = hashlib.sha256()
-                with _file_of(tar, member) as src, open(dest, "wb") as out:
-                    while chunk := src.read(CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
+                with _file_of(tar, member) as src:
+                    _write_out(src, staging / member.name, digest, staging)
                 if digest.hexdigest() != entry["sha256"]:
                     raise BundleError(f"{bundle.name}: {member.name} does not match the manifest's sha256")
             missing = sorted(set(expected) - seen)
@@ -154,10 +178,11 @@ def extract_checked(bundle: Path, staging: Path) -> dict:
                     f"{bundle.name}: the manifest lists {len(missing)} file{'s' if len(missing) != 1 else ''} "
                     f"the bundle lacks, such as {missing[0]}"
                 )
+    except _StagingFailed as failed:  # the place it is checked in, not the bundle: an I/O error (exit 5) names it
+        shutil.rmtree(staging, ignore_errors=True)
+        raise failed.error from None
     except (tarfile.TarError, EOFError, ValueError, KeyError, OSError) as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError) and not isinstance(exc, tarfile.TarError):
-            raise BundleError(f"{bundle.name}: cannot extract into {staging}: {exc}; free space and re-run") from None
         raise BundleError(f"{bundle.name}: not a readable bundle ({exc}); copy it again") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -192,6 +217,13 @@ def main(argv: list[str]) -> int:
     except BundleError as exc:
         print(str(exc), file=sys.stderr)
         return 1  # the caller on the other side of SSH raises its own BundleError from stderr
+    except OSError as exc:  # unpacking it to check it failed here (a full disk): the bundle is not at fault
+        print(
+            f"{bundle.name}: cannot unpack it into {exc.filename or staging} to check it: {exc.strerror or exc}; "
+            "free space there and run again",
+            file=sys.stderr,
+        )
+        return 1
     print(json.dumps({k: manifest[k] for k in ("bundle_id", "sha256", "signature", "inventory_id")}))
     return 0
 

@@ -9,6 +9,7 @@ so a part damaged or left behind on the way is named before the join, and
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import re
@@ -127,6 +128,9 @@ def listed_parts(bundle: Path) -> dict[str, str]:
     return {name: digest for digest, name in (line for line in lines if len(line) == 2) if _PART.search(name)}
 
 
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 def join_parts(bundle: Path, into: Path) -> Path:
     """The bundle, joined from the parts beside its name into the directory `into`, with its .sha256 and .sig.
 
@@ -146,20 +150,26 @@ def join_parts(bundle: Path, into: Path) -> Path:
             f"{bundle.parent}; copy every part across. Nothing was imported."
         )
     joined = into / bundle.name
-    with open(joined, "wb") as out:
-        for name in sorted(listed):
-            digest = hashlib.sha256()
-            with open(bundle.parent / name, "rb") as part:
-                while chunk := part.read(CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-            if digest.hexdigest() != listed[name]:
-                out.close()
-                joined.unlink()
-                raise BundleError(
-                    f"{name}: its sha256 does not match {bundle.name}.sha256; that part is truncated or altered. "
-                    "Copy it again; nothing was imported."
-                )
+    try:
+        with open(joined, "wb") as out:
+            for name in sorted(listed):
+                digest = hashlib.sha256()
+                with open(bundle.parent / name, "rb") as part:
+                    while chunk := part.read(CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+                if digest.hexdigest() != listed[name]:
+                    out.close()
+                    joined.unlink()
+                    raise BundleError(
+                        f"{name}: its sha256 does not match {bundle.name}.sha256; that part is truncated or altered. "
+                        "Copy it again; nothing was imported."
+                    )
+    except OSError as exc:
+        if exc.filename is not None or exc.errno not in _NO_ROOM:
+            raise
+        # a write refused for room names no file: it is the joined one, in `into`, that needs the room
+        raise OSError(exc.errno, exc.strerror, str(joined)) from None
     for beside in (".sha256", ".sig"):
         if (source := bundle.with_name(bundle.name + beside)).is_file():
             shutil.copyfile(source, joined.with_name(joined.name + beside))

@@ -320,3 +320,21 @@ def test_a_key_that_cannot_sign_stops_the_bundle_with_its_words_and_records_noth
     assert "Traceback" not in refused.stderr
     assert not list((path / "bundles").glob("*.sig"))
     assert not (path / "wheelhouse" / ".shipped.json").exists()  # the next bundle carries the files again
+
+
+def test_the_servers_checker_with_no_room_to_unpack_says_so_and_keeps_nothing(project, small_disk):
+    """On the server the checker runs alone, with the standard library; a full disk there is not the bundle's fault."""
+    path, _ = project
+    assert task(path, "download").returncode == 0
+    bundle = Path(task(path, "bundle").stdout.strip().splitlines()[-1])
+    resize(small_disk, 16)  # the two small wheels and the evidence take more
+    staging = small_disk / "staging"
+    checker = REPO / "devpi_airgap" / "transfer" / "bundle_check.py"
+    result = subprocess.run(
+        [sys.executable, "-I", str(checker), str(bundle), str(staging)], capture_output=True, text=True, cwd=path
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    message = " ".join(result.stderr.split())
+    assert f"{bundle.name}: cannot unpack it into {staging} to check it: No space left on device" in message
+    assert "free space there and run again" in message and "Traceback" not in result.stderr
+    assert list(small_disk.iterdir()) == []
