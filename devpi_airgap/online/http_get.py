@@ -51,9 +51,18 @@ UNTRUSTED_CA = (
 )
 
 
-def _failed(exc: BaseException) -> TransferError:
-    """The failure as a TransferError; one of the server's certificate says what to do."""
+def _failed(exc: BaseException, proxy: SplitResult | None = None) -> TransferError:
+    """The failure as a TransferError; one of the server's certificate says what to do, and a proxy is named.
+
+    Without the proxy's name, a proxy that refused the connection read as the index refusing it: the user
+    checked the index, not the variable that set the proxy.
+    """
     said = f"{type(exc).__name__}: {exc}"
+    if proxy is not None:
+        said += (
+            f", through the proxy {_without_credentials(proxy)} that the environment names "
+            "(HTTPS_PROXY or HTTP_PROXY; NO_PROXY lists the hosts reached without it)"
+        )
     return TransferError(f"{said}; {UNTRUSTED_CA}" if isinstance(exc, ssl.SSLCertVerificationError) else said)
 
 
@@ -229,7 +238,7 @@ class Session:
                 self._drop(key)
                 # a server may close a kept-open connection while it waits: that one is opened again, once
                 if not (reused and attempt == 1):
-                    raise _failed(exc) from exc
+                    raise _failed(exc, proxy) from exc
         raise AssertionError("unreachable")
 
     def _drop(self, key: tuple) -> None:

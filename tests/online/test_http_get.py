@@ -123,6 +123,18 @@ def test_https_goes_through_the_proxy_by_connect(monkeypatch):
     assert headers["Proxy-Authorization"] == "Basic " + base64.b64encode(b"me:pw").decode()
 
 
+def test_a_proxy_that_cannot_be_reached_is_named_without_its_credentials(monkeypatch):
+    """Not the index: the user must look at the environment's proxy variable, not at index_url."""
+    with serving(the_file) as (closed, seen):
+        pass  # the port is closed again: nothing listens there
+    monkeypatch.setenv("HTTPS_PROXY", f"http://me:secret@{closed}")
+    with pytest.raises(TransferError) as failed:
+        get("https://files.invalid/one.whl")
+    said = str(failed.value)
+    assert f"through the proxy http://{closed} that the environment names (HTTPS_PROXY or HTTP_PROXY" in said
+    assert "secret" not in said
+
+
 def test_no_proxy_names_the_hosts_reached_directly(monkeypatch):
     with serving(the_file) as (host, seen):
         monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
