@@ -217,12 +217,12 @@ def main(argv: list[str]) -> int:
     except BundleError as exc:
         print(str(exc), file=sys.stderr)
         return 1  # the caller on the other side of SSH raises its own BundleError from stderr
-    except OSError as exc:  # unpacking it to check it failed here (a full disk): the bundle is not at fault
-        print(
-            f"{bundle.name}: cannot unpack it into {exc.filename or staging} to check it: {exc.strerror or exc}; "
-            "free space there and run again",
-            file=sys.stderr,
-        )
+    except OSError as exc:  # reading it, or unpacking it to check it (a full disk), failed on this machine
+        if exc.filename == str(staging):  # as extract_checked names a write that failed
+            said = f"cannot unpack it into {staging} to check it: {exc.strerror}; free space there and run again"
+        else:
+            said = f"cannot be read here ({exc.filename or bundle}: {exc.strerror or exc}); copy it again"
+        print(f"{bundle.name}: {said}", file=sys.stderr)
         return 1
     print(json.dumps({k: manifest[k] for k in ("bundle_id", "sha256", "signature", "inventory_id")}))
     return 0

@@ -338,3 +338,17 @@ def test_the_servers_checker_with_no_room_to_unpack_says_so_and_keeps_nothing(pr
     assert f"{bundle.name}: cannot unpack it into {staging} to check it: No space left on device" in message
     assert "free space there and run again" in message and "Traceback" not in result.stderr
     assert list(small_disk.iterdir()) == []
+
+
+def test_the_servers_checker_names_a_bundle_it_cannot_read(tmp_path):
+    (tmp_path / "b.tar").mkdir()  # where the bundle should be: unreadable as a file
+    (tmp_path / "b.tar.sha256").write_text("0" * 64 + "  b.tar\n")
+    checker = REPO / "devpi_airgap" / "transfer" / "bundle_check.py"
+    result = subprocess.run(
+        [sys.executable, "-I", str(checker), str(tmp_path / "b.tar"), str(tmp_path / "staging")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"b.tar: cannot be read here ({tmp_path / 'b.tar'}: Is a directory); copy it again" in result.stderr
+    assert "Traceback" not in result.stderr
