@@ -28,7 +28,7 @@ from devpi_airgap.offline.backup import planned_backup, planned_restore
 from devpi_airgap.offline.backup import restore as restore_data
 from devpi_airgap.offline.bundle_import import deploy_bundle
 from devpi_airgap.offline.client_config import client_config as render_client_config
-from devpi_airgap.offline.credentials import load_credentials
+from devpi_airgap.offline.credentials import load_credentials, stored_credentials
 from devpi_airgap.offline.deploy import conflicts_error, upload_only
 from devpi_airgap.offline.deploy import deploy as deploy_server
 from devpi_airgap.offline.host_keys import known_hosts_files, trust
@@ -91,7 +91,7 @@ def trust_host_key(c, fingerprint=None, inventory="inventory.yaml"):
     help=dict(
         HELP,
         bundle="deploy from this bundle file (checked here and on the server first)",
-        check="show what would change on the server, and change nothing (no secrets needed)",
+        check="show what would change on the server, and change nothing (no secrets needed; given, passwords are compared)",
     )
 )
 def deploy(c, inventory="inventory.yaml", server=None, bundle=None, check=False):
@@ -115,7 +115,7 @@ def deploy(c, inventory="inventory.yaml", server=None, bundle=None, check=False)
             show.say_deploying(host.name, host.address, f"a replica of {entry.primary}", entry.target, check)
             show.print_deploy(deploy_replica(runner, inv, entry))
             return
-        credentials = None if check else load_credentials(entry.name)
+        credentials = stored_credentials(entry.name) if check else load_credentials(entry.name)
         show.say_deploying(host.name, host.address, "devpi", entry.target, check)
         if bundle:
             result = deploy_bundle(

@@ -76,3 +76,14 @@ def load_credentials(server: str, *, interactive: bool | None = None) -> Credent
     if missing:
         raise MissingSecret(f"missing secret for server {server!r}: " + "; ".join(missing) + ". Nothing was changed.")
     return Credentials(**values)
+
+
+def stored_credentials(server: str) -> Credentials | None:
+    """The secrets for `server` that the environment or the secrets file holds, never asked for; None if one is missing.
+
+    For `deploy --check`, which needs none, but with them shows a password the deploy would set.
+    """
+    try:
+        return load_credentials(server, interactive=False)
+    except MissingSecret:
+        return None

@@ -100,7 +100,7 @@ def deploy(
 ) -> DeployResult:
     """Converge one primary (or standalone) devpi server; `after` are steps that only a full success may run.
 
-    Under runner.check nothing on the server changes and no credentials are needed.
+    Under runner.check nothing on the server changes and no credentials are needed; given, passwords are compared.
     """
     host = runner.host
     host.become_root()

@@ -198,6 +198,17 @@ class DevpiClient:
         token = response.json()["result"]["password"]
         self._http.headers["X-Devpi-Auth"] = base64.b64encode(f"{user}:{token}".encode()).decode("ascii")
 
+    def logs_in(self, user: str, password: str) -> bool:
+        """Whether devpi takes this password for `user`; this client stays logged in as it was."""
+        response = self._request(
+            f"login as {user!r}", "POST", "/+login", json={"user": user, "password": password}, ok=(200, 401)
+        )
+        return response.status_code == 200
+
+    def set_password(self, user: str, password: str) -> None:
+        """Give `user` this password; the client must be logged in as root (or as that user)."""
+        self._request(f"set the password of {user!r}", "PATCH", f"/{user}", json={"password": password})
+
     def user_exists(self, user: str) -> bool:
         return self._request(f"read user {user!r}", "GET", f"/{user}", ok=(200, 404)).status_code == 200
 

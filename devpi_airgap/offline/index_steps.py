@@ -34,28 +34,48 @@ from devpi_airgap.offline.steps import Step
 class IndexFacts:
     user_exists: bool
     index: dict | None  # the index's configuration, None when absent
+    user_password_taken: bool = True  # whether devpi takes the secrets' user_password (True when not asked)
 
 
 class UserAndIndex(Step):
-    """The index owner and a stage index with `bases=` (never an upstream) and `volatile=False`."""
+    """The index owner, with the secrets' password, and a stage index with `bases=` (never an upstream) and
+    `volatile=False`.
+
+    A security office has passwords changed on a schedule: a changed user_password in the secrets is set on
+    the server (as root), so the secrets stay the one place the passwords live. The root password cannot be
+    set so, as root must log in first; one that devpi refuses stops the step, saying how to change it.
+    """
 
     name = "user and index"
 
     def __init__(self, client: DevpiClient | None, server: Server, credentials: Credentials | None):
         self.client = client  # None while devpi is not serving yet (only under --check)
         self.server = server
-        self.credentials = credentials
+        self.credentials = credentials  # None under --check without secrets: passwords are then not compared
 
     def read(self, host: Host) -> IndexFacts:
         if self.client is None:
             return IndexFacts(False, None)
-        return IndexFacts(
-            self.client.user_exists(self.server.user), self.client.index_config(self.server.user, self.server.index)
-        )
+        client, server, credentials = self.client, self.server, self.credentials
+        user_exists = client.user_exists(server.user)
+        taken = True
+        if credentials is not None:
+            if not client.logs_in("root", credentials.root_password):
+                raise RemoteError(
+                    f"{self.name}: devpi on {host.name} refuses the root_password of the secrets for its root user. "
+                    "Deploy sets devpi's root password only on a server's first deploy, and cannot change it "
+                    "without the old one. Put the server's root password back in the secrets; or, to change it, "
+                    "log in with the old one (`devpi login root`) and run `devpi passwd root`, which asks for the "
+                    "new one; then run again."
+                )
+            taken = not user_exists or client.logs_in(server.user, credentials.user_password)
+        return IndexFacts(user_exists, client.index_config(server.user, server.index), taken)
 
     def diff(self, facts: IndexFacts) -> list[str]:
         user, index = self.server.user, f"{self.server.user}/{self.server.index}"
         changes = [] if facts.user_exists else [f"user {user} created"]
+        if not facts.user_password_taken:
+            changes.append(f"password of {user} set from the secrets")
         if facts.index is None or not index_matches(facts.index, bases=(), volatile=False):
             changes.append(f"index {index} set to bases= volatile=False")
         return changes
@@ -64,6 +84,8 @@ class UserAndIndex(Step):
         server, client = self.server, self.client
         client.login("root", self.credentials.root_password)
         client.ensure_user(server.user, self.credentials.user_password)
+        if not facts.user_password_taken:
+            client.set_password(server.user, self.credentials.user_password)
         client.ensure_index(server.user, server.index, bases=(), volatile=False)
         return self.diff(facts)
 

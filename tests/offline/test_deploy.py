@@ -456,3 +456,36 @@ def test_broken_upgrade_rolls_back(deployed, project, host):
     assert index_files(host) == before
     again = fab(project, host, "deploy")
     assert again.returncode == 0 and "no changes" in again.stdout, again.stdout + again.stderr
+
+
+def test_a_changed_user_password_is_set_and_a_refused_root_password_is_named(deployed, project, host):
+    """Passwords are changed on a schedule where our users work: the secrets stay the one place they live."""
+    rotated = "user-Rotated-2026"
+
+    def password_taken(password: str) -> bool:
+        with DevpiClient(f"http://{host.address}:3141") as client:
+            return client.logs_in("myuser", password)
+
+    changed = clean_env(project, DEVPI_AIRGAP_ROOT_PASSWORD=ROOT_PASSWORD, DEVPI_AIRGAP_USER_PASSWORD=rotated)
+    try:
+        checked = fab(project, host, "deploy", "--check", env=changed)
+        assert checked.returncode == 0 and "password of myuser set from the secrets" in checked.stderr + checked.stdout
+        assert password_taken(USER_PASSWORD) and not password_taken(rotated)  # --check changed nothing
+        result = fab(project, host, "deploy", env=changed)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0 and "password of myuser set from the secrets" in output, output
+        assert password_taken(rotated) and not password_taken(USER_PASSWORD)
+        assert rotated not in output and ROOT_PASSWORD not in output
+        again = fab(project, host, "deploy", env=changed)
+        assert again.returncode == 0 and "no changes" in again.stdout, again.stdout + again.stderr
+
+        wrong_root = clean_env(project, DEVPI_AIRGAP_ROOT_PASSWORD="root-Guessed-1", DEVPI_AIRGAP_USER_PASSWORD=rotated)
+        refused = fab(project, host, "deploy", env=wrong_root)
+        message = " ".join(refused.stderr.split())
+        assert refused.returncode == 6, refused.stdout + refused.stderr
+        assert "user and index: devpi on devpi-host refuses the root_password of the secrets" in message
+        assert "`devpi passwd root`" in message and "root-Guessed-1" not in message and "Traceback" not in message
+        assert password_taken(rotated)
+    finally:
+        fab(project, host, "deploy")  # the module's other tests go on with the password they know
+    assert password_taken(USER_PASSWORD)

@@ -46,6 +46,17 @@ def test_bad_login_does_not_leak_password(devpi_server):  # noqa: F811
     assert "401" in str(excinfo.value)
 
 
+def test_a_password_is_told_apart_and_set_anew(devpi_server):  # noqa: F811
+    url, root_password = devpi_server
+    with DevpiClient(url) as c:
+        c.login("root", root_password)
+        c.ensure_user("rotated", "pw-old-1")
+        assert c.logs_in("rotated", "pw-old-1") and not c.logs_in("rotated", "pw-new-2")
+        c.set_password("rotated", "pw-new-2")  # still as root: logs_in did not log this client in
+        assert c.logs_in("rotated", "pw-new-2") and not c.logs_in("rotated", "pw-old-1")
+        assert c.logs_in("root", root_password) and not c.logs_in("root", "not-the-root-password")
+
+
 def test_ensure_user_and_index_idempotent(devpi_server):  # noqa: F811
     url, root_password = devpi_server
     with DevpiClient(url) as c:

@@ -125,6 +125,7 @@ def test_user_and_index_need_the_exact_index_settings():
         "index team/stable set to bases= volatile=False"
     ]
     assert step.diff(IndexFacts(True, dict(good, volatile=True)))
+    assert step.diff(IndexFacts(True, good, user_password_taken=False)) == ["password of team set from the secrets"]
 
 
 def test_upload_plans_missing_files_and_keeps_conflicts_apart(tmp_path):
