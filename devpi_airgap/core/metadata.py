@@ -121,13 +121,19 @@ def _from_requires_txt(text: str, headers: Message) -> DeclaredNeeds | None:
     return _declared(requires, headers, tuple(extras))
 
 
+def needs_in(headers: Message) -> DeclaredNeeds:
+    """What a METADATA or PKG-INFO says the project needs, as written."""
+    return DeclaredNeeds(
+        tuple(headers.get_all("Requires-Dist") or ()),
+        headers.get("Requires-Python"),
+        tuple(headers.get_all("Provides-Extra") or ()),
+    )
+
+
 def _declared(requires: Iterable[str], headers: Message, extras: tuple[str, ...] | None = None) -> DeclaredNeeds | None:
     try:
         parsed = tuple(str(Requirement(r)) for r in requires)
     except InvalidRequirement:
         return None
-    return DeclaredNeeds(
-        parsed,
-        headers.get("Requires-Python"),
-        tuple(headers.get_all("Provides-Extra") or ()) if extras is None else extras,
-    )
+    said = needs_in(headers)
+    return DeclaredNeeds(parsed, said.requires_python, said.provides_extras if extras is None else extras)

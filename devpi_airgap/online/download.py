@@ -17,7 +17,7 @@ from devpi_airgap.core.errors import ResolutionError
 from devpi_airgap.core.files import sha256_file
 from devpi_airgap.core.inventory import Inventory, Target
 from devpi_airgap.core.lock import LockedFile, lock_changes, read_lock, versions_by_name, write_lock
-from devpi_airgap.core.metadata import MetadataError, read_metadata, sdist_needs
+from devpi_airgap.core.metadata import MetadataError, needs_in, read_metadata, sdist_needs
 from devpi_airgap.core.platforms import TargetPlatform, target_platform
 from devpi_airgap.core.pools import stoppable_pool
 from devpi_airgap.core.requirements import hash_problems, resolution_sets
@@ -251,15 +251,7 @@ def _built_metadata(wheelhouse: Wheelhouse, built: dict[str, LockedFile], names:
             metadata = read_metadata(wheelhouse.pool / wheel.filename)
         except MetadataError:
             continue  # uv builds the sdist to read it, as it would without us
-        found.append(
-            BuiltMetadata(
-                wheel.name,
-                wheel.version,
-                tuple(metadata.get_all("Requires-Dist") or ()),
-                metadata.get("Requires-Python"),
-                tuple(metadata.get_all("Provides-Extra") or ()),
-            )
-        )
+        found.append(BuiltMetadata.of(wheel.name, wheel.version, needs_in(metadata)))
     return found
 
 
@@ -475,11 +467,7 @@ def _download(
         if not early.wait_arrived(pin.file.filename, tries.stopping):
             return None  # a failed guess fails nothing: uv builds the sdist itself, as without it
         needs = sdist_needs(wheelhouse.sdists / pin.file.filename)
-        declared(
-            BuiltMetadata(pin.name, pin.version, needs.requires_dist, needs.requires_python, needs.provides_extras)
-            if needs
-            else None
-        )
+        declared(BuiltMetadata.of(pin.name, pin.version, needs) if needs else None)
         if not early.wait_built(pin.file.filename, tries.stopping):
             return None
         made = built.get(pin.file.sha256)

@@ -37,6 +37,7 @@ from packaging.version import Version
 from devpi_airgap.core.errors import FetchError, ResolutionError
 from devpi_airgap.core.files import raise_if_disk_full, scratch_prefix, tmpfs_with_room
 from devpi_airgap.core.inventory import Target
+from devpi_airgap.core.metadata import DeclaredNeeds
 from devpi_airgap.core.platforms import TargetPlatform
 from devpi_airgap.core.requirements import ResolutionSet, uv_compile
 from devpi_airgap.online.http_get import UNTRUSTED_CA, Answer, Session, TransferError
@@ -419,6 +420,10 @@ class BuiltMetadata:
     requires_dist: tuple[str, ...]
     requires_python: str | None
     provides_extras: tuple[str, ...]
+
+    @classmethod
+    def of(cls, name: str, version: str, needs: DeclaredNeeds) -> BuiltMetadata:
+        return cls(name, version, needs.requires_dist, needs.requires_python, needs.provides_extras)
 
     def needs(self) -> tuple[frozenset[str], str | None, frozenset[str]]:
         """What it says the project needs, in a form in which two sayings of the same compare equal."""
